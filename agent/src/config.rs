@@ -1,0 +1,138 @@
+//! The daemon's configuration file (TOML). Every field has a default, so an
+//! empty file runs an agent against the quickstart cluster.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use sweep_proto::settings::humantime_serde_compat as dur;
+use sweep_proto::{EtcdSettings, KafkaSettings};
+
+use crate::engine::Limits;
+use crate::error::AgentError;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// This host's id in etcd and on every result; defaults to the hostname.
+    pub host_id: Option<String>,
+    /// Labels hunts can target (`role = "web"`, `dc = "sh1"`).
+    pub labels: BTreeMap<String, String>,
+    /// Where the agent keeps state across restarts: the ledger of hunts it ran
+    /// and the result spool.
+    pub state_dir: PathBuf,
+    pub etcd: EtcdSettings,
+    pub kafka: KafkaSettings,
+    pub heartbeat: HeartbeatConfig,
+    pub limits: Limits,
+    pub spool: SpoolConfig,
+    pub metrics: MetricsConfig,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            host_id: None,
+            labels: BTreeMap::new(),
+            state_dir: PathBuf::from("/var/lib/sweep-agent"),
+            etcd: EtcdSettings::default(),
+            kafka: KafkaSettings::default(),
+            heartbeat: HeartbeatConfig::default(),
+            limits: Limits::default(),
+            spool: SpoolConfig::default(),
+            metrics: MetricsConfig::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HeartbeatConfig {
+    /// Lease TTL: an agent that stops heartbeating vanishes from etcd after this.
+    #[serde(with = "dur")]
+    pub ttl: Duration,
+    /// How often the heartbeat value (resources, counters) is rewritten.
+    #[serde(with = "dur")]
+    pub interval: Duration,
+}
+
+impl Default for HeartbeatConfig {
+    fn default() -> Self {
+        Self { ttl: Duration::from_secs(10), interval: Duration::from_secs(3) }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SpoolConfig {
+    /// Most bytes kept on disk while the broker is away; past this, new records
+    /// are dropped, counted and logged.
+    pub max_bytes: u64,
+    /// How long the producer retries a record before it goes to the spool.
+    #[serde(with = "dur")]
+    pub delivery_timeout: Duration,
+}
+
+impl Default for SpoolConfig {
+    fn default() -> Self {
+        Self { max_bytes: 256 * 1024 * 1024, delivery_timeout: Duration::from_secs(15) }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsConfig {
+    /// Address of the Prometheus `/metrics` endpoint; empty turns it off.
+    pub listen: String,
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        Self { listen: "127.0.0.1:9465".into() }
+    }
+}
+
+impl Config {
+    pub fn load(path: &Path) -> Result<Self, AgentError> {
+        let text = std::fs::read_to_string(path).map_err(|e| AgentError::Config {
+            path: path.display().to_string(),
+            reason: e.to_string(),
+        })?;
+        Self::parse(&text).map_err(|reason| AgentError::Config {
+            path: path.display().to_string(),
+            reason,
+        })
+    }
+
+    pub fn parse(text: &str) -> Result<Self, String> {
+        toml::from_str(text).map_err(|e| e.to_string())
+    }
+
+    /// The configured host id, or the machine's hostname.
+    pub fn host_id(&self) -> String {
+        self.host_id.clone().unwrap_or_else(|| {
+            hostname::get()
+                .map(|h| h.to_string_lossy().into_owned())
+                .unwrap_or_else(|_| "localhost".into())
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_file_gives_defaults_and_unknown_fields_fail() {
+        let c = Config::parse("").unwrap();
+        assert_eq!(c, Config::default());
+        let c = Config::parse(
+            "host_id = \"web-1\"\n[labels]\nrole = \"web\"\n[heartbeat]\nttl = \"5s\"\n",
+        )
+        .unwrap();
+        assert_eq!(c.host_id(), "web-1");
+        assert_eq!(c.heartbeat.ttl, Duration::from_secs(5));
+        assert!(Config::parse("hostid = 1").unwrap_err().contains("unknown field"));
+    }
+}

@@ -1,0 +1,82 @@
+//! Liveness: a lease-bound key under `/sweep/agents/<host_id>`, rewritten with
+//! fresh resource figures every interval. If the agent dies the lease lapses
+//! and the key vanishes within one TTL; on a clean stop the lease is revoked
+//! so it vanishes at once.
+
+use std::time::Duration;
+
+use etcd_client::{Client, PutOptions};
+use tokio::sync::watch;
+use tracing::{info, warn};
+
+use super::selfstat::SelfStat;
+use super::Shared;
+use crate::error::AgentError;
+
+pub async fn run(shared: Shared, client: Client, mut shutdown: watch::Receiver<bool>) {
+    let mut selfstat = SelfStat::new();
+    let mut backoff = Duration::from_millis(500);
+    loop {
+        match hold(&shared, client.clone(), &mut selfstat, &mut shutdown).await {
+            Ok(()) => return,
+            Err(e) => {
+                shared.metrics.etcd_errors.with_label_values(&["heartbeat"]).inc();
+                warn!(error = %e, retry_in = ?backoff, "heartbeat lost; re-registering");
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(backoff) => {}
+            _ = shutdown.changed() => return,
+        }
+        backoff = (backoff * 2).min(Duration::from_secs(5));
+    }
+}
+
+/// Holds one lease until shutdown (Ok) or an etcd failure (Err).
+async fn hold(
+    shared: &Shared,
+    mut client: Client,
+    selfstat: &mut SelfStat,
+    shutdown: &mut watch::Receiver<bool>,
+) -> Result<(), AgentError> {
+    let cfg = &shared.config.heartbeat;
+    let ttl = cfg.ttl.as_secs().max(2) as i64;
+    let lease = client.lease_grant(ttl, None).await?.id();
+    let key = shared.config.etcd.keyspace().agent(&shared.host_id);
+    let kv = client.clone();
+    let put = |value: String| {
+        let mut client = kv.clone();
+        let key = key.clone();
+        async move { client.put(key, value, Some(PutOptions::new().with_lease(lease))).await }
+    };
+    put(shared.heartbeat(selfstat.sample()).to_json()).await?;
+    info!(host_id = %shared.host_id, lease, ttl, "registered");
+    let (mut keeper, mut responses) = client.lease_keep_alive(lease).await?;
+    // Keep-alives at a third of the TTL survive one lost round trip.
+    let mut keep_tick = tokio::time::interval(Duration::from_secs((ttl as u64 / 3).max(1)));
+    let mut beat_tick = tokio::time::interval(cfg.interval.max(Duration::from_millis(200)));
+    loop {
+        tokio::select! {
+            _ = keep_tick.tick() => {
+                keeper.keep_alive().await?;
+                match responses.message().await? {
+                    Some(r) if r.ttl() > 0 => {}
+                    _ => return Err(AgentError::LeaseExpired(lease)),
+                }
+            }
+            _ = beat_tick.tick() => {
+                let res = selfstat.sample();
+                shared.record_resources(&res);
+                put(shared.heartbeat(res).to_json()).await?;
+            }
+            _ = shutdown.changed() => {
+                if let Err(e) = client.lease_revoke(lease).await {
+                    warn!(error = %e, "could not revoke the lease; it will lapse within its TTL");
+                } else {
+                    info!(host_id = %shared.host_id, "lease revoked");
+                }
+                return Ok(());
+            }
+        }
+    }
+}

@@ -1,0 +1,116 @@
+//! Every metric the agent exports, defined in one place. Names follow
+//! `sweep_agent_<name>_<unit>`; labels are few and low-cardinality (no host
+//! ids, no query text).
+
+use prometheus::{
+    Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Gauge, Opts, Registry,
+    TextEncoder,
+};
+
+use crate::error::AgentError;
+
+#[derive(Clone)]
+pub struct Metrics {
+    registry: Registry,
+    /// Queries run, by kind (`hunt`) and outcome (`ok`, `error`, `refused`, `limit`).
+    pub queries: IntCounterVec,
+    pub query_duration: Histogram,
+    pub result_rows: IntCounter,
+    /// Hunts not run, by reason (`expired`, `not_targeted`, `invalid`).
+    pub hunts_skipped: IntCounterVec,
+    pub records_sent: IntCounter,
+    pub delivery_errors: IntCounter,
+    pub spool_records: IntGauge,
+    pub spool_bytes: IntGauge,
+    pub spool_dropped: IntCounter,
+    pub etcd_errors: IntCounterVec,
+    pub cpu_percent: Gauge,
+    pub rss_bytes: IntGauge,
+    pub threads: IntGauge,
+    pub open_fds: IntGauge,
+}
+
+impl Metrics {
+    pub fn new() -> Result<Self, AgentError> {
+        let registry = Registry::new();
+        let queries = IntCounterVec::new(
+            Opts::new("sweep_agent_queries_total", "Queries run, by kind and outcome."),
+            &["kind", "outcome"],
+        )?;
+        let query_duration = Histogram::with_opts(
+            HistogramOpts::new("sweep_agent_query_duration_seconds", "Wall time of one query.")
+                .buckets(vec![0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 30.0]),
+        )?;
+        let result_rows =
+            IntCounter::new("sweep_agent_result_rows_total", "Result rows produced by queries.")?;
+        let hunts_skipped = IntCounterVec::new(
+            Opts::new("sweep_agent_hunts_skipped_total", "Hunts seen but not run, by reason."),
+            &["reason"],
+        )?;
+        let records_sent = IntCounter::new(
+            "sweep_agent_kafka_records_sent_total",
+            "Records the broker acknowledged.",
+        )?;
+        let delivery_errors = IntCounter::new(
+            "sweep_agent_kafka_delivery_errors_total",
+            "Records the broker did not take in time (then spooled).",
+        )?;
+        let spool_records =
+            IntGauge::new("sweep_agent_spool_records", "Records waiting in the disk spool.")?;
+        let spool_bytes = IntGauge::new("sweep_agent_spool_bytes", "Bytes in the disk spool.")?;
+        let spool_dropped = IntCounter::new(
+            "sweep_agent_spool_dropped_records_total",
+            "Records dropped because the spool was full.",
+        )?;
+        let etcd_errors = IntCounterVec::new(
+            Opts::new("sweep_agent_etcd_errors_total", "etcd failures, by task."),
+            &["task"],
+        )?;
+        let cpu_percent = Gauge::new(
+            "sweep_agent_cpu_usage_percent",
+            "CPU used by the agent over the last sample, percent of one core.",
+        )?;
+        let rss_bytes = IntGauge::new("sweep_agent_memory_rss_bytes", "Resident memory of the agent.")?;
+        let threads = IntGauge::new("sweep_agent_threads", "Threads of the agent.")?;
+        let open_fds = IntGauge::new("sweep_agent_open_fds", "Open file descriptors of the agent.")?;
+        registry.register(Box::new(queries.clone()))?;
+        registry.register(Box::new(query_duration.clone()))?;
+        registry.register(Box::new(result_rows.clone()))?;
+        registry.register(Box::new(hunts_skipped.clone()))?;
+        registry.register(Box::new(records_sent.clone()))?;
+        registry.register(Box::new(delivery_errors.clone()))?;
+        registry.register(Box::new(spool_records.clone()))?;
+        registry.register(Box::new(spool_bytes.clone()))?;
+        registry.register(Box::new(spool_dropped.clone()))?;
+        registry.register(Box::new(etcd_errors.clone()))?;
+        registry.register(Box::new(cpu_percent.clone()))?;
+        registry.register(Box::new(rss_bytes.clone()))?;
+        registry.register(Box::new(threads.clone()))?;
+        registry.register(Box::new(open_fds.clone()))?;
+        Ok(Self {
+            registry,
+            queries,
+            query_duration,
+            result_rows,
+            hunts_skipped,
+            records_sent,
+            delivery_errors,
+            spool_records,
+            spool_bytes,
+            spool_dropped,
+            etcd_errors,
+            cpu_percent,
+            rss_bytes,
+            threads,
+            open_fds,
+        })
+    }
+
+    /// The Prometheus text exposition of every metric.
+    pub fn encode(&self) -> String {
+        let mut buf = Vec::new();
+        // Encoding into a Vec cannot fail for the text format.
+        let _ = TextEncoder::new().encode(&self.registry.gather(), &mut buf);
+        String::from_utf8(buf).unwrap_or_default()
+    }
+}

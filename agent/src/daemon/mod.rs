@@ -1,0 +1,216 @@
+//! The long-running agent (`sweep-agent run`).
+//!
+//! - [`heartbeat`]: the lease-bound liveness key with resource figures.
+//! - [`hunts`]: the etcd watch on hunts and the runner that answers them.
+//! - [`ledger`]: hunts already run, across restarts.
+//! - [`sink`] and [`spool`]: the Kafka producer and its disk spool.
+//! - [`metrics`], [`http`]: Prometheus metrics and their endpoint.
+//! - [`selfstat`]: the agent's own CPU and memory.
+//!
+//! Life cycle: start every task, wait for SIGTERM or SIGINT, then signal the
+//! tasks, revoke the lease (so the agent leaves `sweep agents` at once) and
+//! flush the producer.
+
+pub mod heartbeat;
+pub mod http;
+pub mod hunts;
+pub mod ledger;
+pub mod metrics;
+pub mod selfstat;
+pub mod sink;
+pub mod spool;
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use sweep_proto::heartbeat::Counters;
+use sweep_proto::time::{unix_now, unix_now_ms};
+use sweep_proto::{topics, Heartbeat, Resources};
+use tokio::sync::{mpsc, watch};
+use tracing::{info, warn};
+
+use crate::config::Config;
+use crate::engine::Engine;
+use crate::error::AgentError;
+use crate::tables::{AgentFacts, Registry, TableEnv};
+use metrics::Metrics;
+use sink::Sink;
+
+#[derive(Default)]
+pub struct AtomicCounters {
+    pub hunts_run: AtomicU64,
+    pub queries_failed: AtomicU64,
+    pub rows_sent: AtomicU64,
+}
+
+/// What every task of one agent shares.
+#[derive(Clone)]
+pub struct Shared {
+    inner: Arc<SharedInner>,
+}
+
+pub struct SharedInner {
+    pub config: Config,
+    pub host_id: String,
+    pub started_at: u64,
+    pub engine: Engine,
+    pub sink: Sink,
+    pub metrics: Metrics,
+    pub counters: AtomicCounters,
+    /// Added to every result row, as osquery's decorators do.
+    pub decorations: BTreeMap<String, String>,
+}
+
+impl std::ops::Deref for Shared {
+    type Target = SharedInner;
+    fn deref(&self) -> &SharedInner {
+        &self.inner
+    }
+}
+
+impl Shared {
+    pub fn heartbeat(&self, resources: Resources) -> Heartbeat {
+        Heartbeat {
+            host_id: self.host_id.clone(),
+            version: sweep_proto::VERSION.to_string(),
+            labels: self.config.labels.clone(),
+            started_at: self.started_at,
+            sent_at_ms: unix_now_ms(),
+            resources,
+            counters: Counters {
+                hunts_run: self.counters.hunts_run.load(Ordering::Relaxed),
+                queries_failed: self.counters.queries_failed.load(Ordering::Relaxed),
+                rows_sent: self.counters.rows_sent.load(Ordering::Relaxed),
+            },
+            spool_depth: self.sink.spool_depth(),
+        }
+    }
+
+    pub fn record_resources(&self, r: &Resources) {
+        self.metrics.cpu_percent.set(r.cpu_percent);
+        self.metrics.rss_bytes.set(r.rss_bytes as i64);
+        self.metrics.threads.set(r.threads as i64);
+        self.metrics.open_fds.set(r.fds as i64);
+    }
+}
+
+/// Runs the agent until SIGTERM or SIGINT.
+pub async fn run(config: Config) -> Result<(), AgentError> {
+    let (tx, rx) = watch::channel(false);
+    let agent = start(config, rx).await?;
+    wait_for_signal().await;
+    info!("shutting down");
+    let _ = tx.send(true);
+    agent.stopped().await;
+    Ok(())
+}
+
+/// A started agent; tests drive it in-process.
+pub struct Running {
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+    shared: Shared,
+}
+
+impl Running {
+    /// Waits for the tasks to finish after shutdown was signalled.
+    pub async fn stopped(self) {
+        for t in self.tasks {
+            let _ = tokio::time::timeout(Duration::from_secs(5), t).await;
+        }
+        self.shared.sink.flush(Duration::from_secs(5));
+    }
+
+    pub fn host_id(&self) -> &str {
+        &self.shared.host_id
+    }
+}
+
+/// Starts every task; they stop when `shutdown` turns true.
+pub async fn start(config: Config, shutdown: watch::Receiver<bool>) -> Result<Running, AgentError> {
+    let host_id = config.host_id();
+    let started_at = unix_now();
+    std::fs::create_dir_all(&config.state_dir)
+        .map_err(|e| AgentError::io(format!("creating {}", config.state_dir.display()), e))?;
+    let metrics = Metrics::new()?;
+    let facts = AgentFacts {
+        instance_id: format!("{host_id}-{started_at}"),
+        host_id: host_id.clone(),
+        start_time: started_at,
+        config_hash: String::new(),
+    };
+    let registry = Arc::new(Registry::new(TableEnv { facts, ..TableEnv::default() }));
+    let engine = Engine::new(registry, config.limits.clone());
+    let sink = Sink::new(&config, topics::RESULTS, metrics.clone())?;
+    let ledger = ledger::Ledger::open(&config.state_dir.join("hunts.json"))?;
+    let mut decorations = config.labels.clone();
+    decorations.insert("host_id".into(), host_id.clone());
+    let shared = Shared {
+        inner: Arc::new(SharedInner {
+            config: config.clone(),
+            host_id: host_id.clone(),
+            started_at,
+            engine,
+            sink: sink.clone(),
+            metrics: metrics.clone(),
+            counters: AtomicCounters::default(),
+            decorations,
+        }),
+    };
+    if let Err(e) = topics::ensure(&config.kafka, &[topics::RESULTS], 1).await {
+        // Not fatal: the topic may exist already, or be created by an operator
+        // on a broker that refuses us admin rights. Records spool meanwhile.
+        warn!(error = %e, "could not make sure the results topic exists");
+    }
+    let client = connect_etcd(&config, shutdown.clone()).await?;
+    let mut tasks = Vec::new();
+    if !config.metrics.listen.is_empty() {
+        let listener = tokio::net::TcpListener::bind(&config.metrics.listen)
+            .await
+            .map_err(|e| AgentError::io(format!("binding metrics on {}", config.metrics.listen), e))?;
+        tasks.push(tokio::spawn(http::serve(listener, metrics.clone(), shutdown.clone())));
+    }
+    let (queue_tx, queue_rx) = mpsc::channel(256);
+    tasks.push(tokio::spawn(heartbeat::run(shared.clone(), client.clone(), shutdown.clone())));
+    tasks.push(tokio::spawn(hunts::watch_hunts(shared.clone(), client, queue_tx, shutdown.clone())));
+    tasks.push(tokio::spawn(hunts::run_hunts(shared.clone(), ledger, queue_rx)));
+    tasks.push(tokio::spawn(sink.drain(shutdown)));
+    info!(host_id = %host_id, version = sweep_proto::VERSION, "agent started");
+    Ok(Running { tasks, shared })
+}
+
+/// Connects to etcd, retrying until it answers or shutdown: an agent that
+/// boots before etcd must still come up.
+async fn connect_etcd(
+    config: &Config,
+    mut shutdown: watch::Receiver<bool>,
+) -> Result<etcd_client::Client, AgentError> {
+    let mut backoff = Duration::from_millis(500);
+    loop {
+        match config.etcd.connect().await {
+            Ok(c) => return Ok(c),
+            Err(e) => warn!(error = %e, endpoints = ?config.etcd.endpoints, retry_in = ?backoff, "etcd unreachable"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(backoff) => {}
+            _ = shutdown.changed() => return Err(AgentError::Shutdown),
+        }
+        backoff = (backoff * 2).min(Duration::from_secs(10));
+    }
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
+        (Ok(mut term), Ok(mut int)) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
+        }
+        _ => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}

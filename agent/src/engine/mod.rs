@@ -1,0 +1,321 @@
+//! The query engine: guard, then run one SQL text on a fresh SQLite connection
+//! whose only tables are ours, under an authorizer and limits.
+//!
+//! A connection per query is cheap (an in-memory database and a few module
+//! registrations) and means no query can leave state behind for the next.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rusqlite::hooks::{AuthAction, AuthContext, Authorization};
+use rusqlite::limits::Limit;
+use rusqlite::types::{Value, ValueRef};
+use rusqlite::{Connection, OpenFlags};
+use serde::{Deserialize, Serialize};
+
+use crate::tables::vtab::{self, ScanShared};
+use crate::tables::{Budget, Registry};
+
+/// Limits every query runs under.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    /// Wall time from start to last row, e.g. "30s".
+    #[serde(with = "sweep_proto::settings::humantime_serde_compat")]
+    pub wall_time: Duration,
+    /// Rows a query may return.
+    pub max_rows: u64,
+    /// Bytes of result values a query may return.
+    pub max_bytes: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            wall_time: Duration::from_secs(30),
+            max_rows: 100_000,
+            max_bytes: 64 * 1024 * 1024,
+        }
+    }
+}
+
+/// Why a query did not complete.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum QueryError {
+    /// The guard refused it; nothing ran.
+    Refused(String),
+    /// SQLite (or a table) failed it.
+    Sql(String),
+    /// A limit cut it short; the rows up to then are kept.
+    Limit(String),
+}
+
+impl std::fmt::Display for QueryError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Refused(why) => write!(f, "query refused: {why}"),
+            Self::Sql(why) => write!(f, "query failed: {why}"),
+            Self::Limit(why) => write!(f, "query stopped: {why}"),
+        }
+    }
+}
+
+/// A query's result: the rows it produced, and the error that ended it early.
+#[derive(Debug, Clone, Default)]
+pub struct QueryOutput {
+    pub columns: Vec<String>,
+    pub rows: Vec<Vec<Value>>,
+    pub error: Option<QueryError>,
+    pub elapsed: Duration,
+    /// Rows generated per table before SQLite filtered them.
+    pub generated: BTreeMap<&'static str, u64>,
+}
+
+impl QueryOutput {
+    fn failed(error: QueryError, started: Instant) -> Self {
+        Self { error: Some(error), elapsed: started.elapsed(), ..Self::default() }
+    }
+
+    /// Rows as `column -> text` maps, NULL as "", the way osquery logs them.
+    pub fn string_rows(&self) -> impl Iterator<Item = BTreeMap<String, String>> + '_ {
+        self.rows.iter().map(|row| {
+            self.columns
+                .iter()
+                .zip(row)
+                .map(|(c, v)| (c.clone(), value_to_string(v)))
+                .collect()
+        })
+    }
+}
+
+/// A value as osquery prints it.
+pub fn value_to_string(v: &Value) -> String {
+    match v {
+        Value::Null => String::new(),
+        Value::Integer(i) => i.to_string(),
+        Value::Real(f) => f.to_string(),
+        Value::Text(t) => t.clone(),
+        Value::Blob(b) => String::from_utf8_lossy(b).into_owned(),
+    }
+}
+
+fn value_bytes(v: &ValueRef<'_>) -> u64 {
+    match v {
+        ValueRef::Null => 1,
+        ValueRef::Integer(_) | ValueRef::Real(_) => 8,
+        ValueRef::Text(t) | ValueRef::Blob(t) => t.len() as u64,
+    }
+}
+
+/// Runs queries on this host's tables.
+#[derive(Clone)]
+pub struct Engine {
+    registry: Arc<Registry>,
+    limits: Limits,
+}
+
+impl Engine {
+    pub fn new(registry: Arc<Registry>, limits: Limits) -> Self {
+        Self { registry, limits }
+    }
+
+    pub fn registry(&self) -> &Arc<Registry> {
+        &self.registry
+    }
+
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// Guards and runs `sql`. Never panics on bad input: every failure is in
+    /// the output's `error`, with whatever rows came before it.
+    pub fn run(&self, sql: &str) -> QueryOutput {
+        self.run_with(sql, Budget::unlimited())
+    }
+
+    /// As [`run`](Self::run), with a budget the caller can cancel (the
+    /// watchdog does, when the agent goes over its limits).
+    pub fn run_with(&self, sql: &str, cancel: Arc<Budget>) -> QueryOutput {
+        let started = Instant::now();
+        if let Err(e) = sweep_proto::guard::check(sql, &|t| self.registry.contains(t)) {
+            let why = match e {
+                sweep_proto::ProtoError::Refused(why) => why,
+                other => other.to_string(),
+            };
+            return QueryOutput::failed(QueryError::Refused(why), started);
+        }
+        let budget = Arc::new(Budget {
+            deadline: Some(started + self.limits.wall_time),
+            cancelled: std::sync::atomic::AtomicBool::new(false),
+        });
+        let shared = ScanShared::new(budget.clone(), self.registry.env().clone());
+        let conn = match self.connect(&budget, &cancel, shared.clone()) {
+            Ok(c) => c,
+            Err(e) => return QueryOutput::failed(QueryError::Sql(e.to_string()), started),
+        };
+        let mut out = self.execute(&conn, sql, &budget, &cancel, started);
+        out.generated = shared.generated.lock().map(|g| g.clone()).unwrap_or_default();
+        out.elapsed = started.elapsed();
+        out
+    }
+
+    fn connect(
+        &self,
+        budget: &Arc<Budget>,
+        cancel: &Arc<Budget>,
+        shared: Arc<ScanShared>,
+    ) -> rusqlite::Result<Connection> {
+        let mut conn = Connection::open_with_flags(
+            ":memory:",
+            OpenFlags::SQLITE_OPEN_READ_WRITE
+                | OpenFlags::SQLITE_OPEN_MEMORY
+                | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        // Belt and braces with the guard: no attached databases, bounded sizes.
+        conn.set_limit(Limit::SQLITE_LIMIT_ATTACHED, 0)?;
+        conn.set_limit(Limit::SQLITE_LIMIT_LENGTH, 16 * 1024 * 1024)?;
+        conn.set_limit(Limit::SQLITE_LIMIT_SQL_LENGTH, sweep_proto::guard::MAX_SQL_BYTES as i32)?;
+        conn.set_limit(Limit::SQLITE_LIMIT_EXPR_DEPTH, 200)?;
+        conn.set_limit(Limit::SQLITE_LIMIT_COMPOUND_SELECT, 50)?;
+        for table in self.registry.tables() {
+            vtab::register(&conn, table.clone(), shared.clone())?;
+        }
+        let registry = self.registry.clone();
+        conn.authorizer(Some(move |ctx: AuthContext<'_>| authorize(&registry, ctx)))?;
+        let (budget, cancel) = (budget.clone(), cancel.clone());
+        conn.progress_handler(
+            1_000,
+            Some(move || {
+                if cancel.is_over() {
+                    budget.cancelled.store(true, Ordering::Relaxed);
+                }
+                budget.is_over()
+            }),
+        )?;
+        Ok(conn)
+    }
+
+    fn execute(
+        &self,
+        conn: &Connection,
+        sql: &str,
+        budget: &Budget,
+        cancel: &Budget,
+        started: Instant,
+    ) -> QueryOutput {
+        let mut out = QueryOutput::default();
+        let limit_error = |budget: &Budget| {
+            if cancel.is_over() {
+                QueryError::Limit("cancelled by the agent's watchdog".into())
+            } else if budget.is_over() {
+                QueryError::Limit(format!(
+                    "wall time limit of {} reached",
+                    humantime::format_duration(self.limits.wall_time)
+                ))
+            } else {
+                QueryError::Sql("interrupted".into())
+            }
+        };
+        let mut stmt = match conn.prepare(sql) {
+            Ok(s) => s,
+            Err(e) => {
+                out.error = Some(QueryError::Sql(sqlite_message(&e)));
+                return out;
+            }
+        };
+        if !stmt.readonly() {
+            out.error = Some(QueryError::Refused("the statement is not read-only".into()));
+            return out;
+        }
+        out.columns = stmt.column_names().into_iter().map(str::to_string).collect();
+        let width = out.columns.len();
+        let mut rows = match stmt.query([]) {
+            Ok(r) => r,
+            Err(e) => {
+                out.error = Some(QueryError::Sql(sqlite_message(&e)));
+                return out;
+            }
+        };
+        let mut bytes = 0u64;
+        loop {
+            match rows.next() {
+                Ok(Some(row)) => {
+                    if out.rows.len() as u64 >= self.limits.max_rows {
+                        out.error = Some(QueryError::Limit(format!(
+                            "row limit of {} reached",
+                            self.limits.max_rows
+                        )));
+                        break;
+                    }
+                    let mut values = Vec::with_capacity(width);
+                    for i in 0..width {
+                        let v = row.get_ref(i).unwrap_or(ValueRef::Null);
+                        bytes += value_bytes(&v);
+                        values.push(crate::tables::owned(v));
+                    }
+                    if bytes > self.limits.max_bytes {
+                        out.error = Some(QueryError::Limit(format!(
+                            "result size limit of {} bytes reached",
+                            self.limits.max_bytes
+                        )));
+                        break;
+                    }
+                    out.rows.push(values);
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    out.error = Some(if is_interrupt(&e) || budget.is_over() {
+                        limit_error(budget)
+                    } else {
+                        QueryError::Sql(sqlite_message(&e))
+                    });
+                    break;
+                }
+            }
+        }
+        out.elapsed = started.elapsed();
+        out
+    }
+}
+
+fn is_interrupt(e: &rusqlite::Error) -> bool {
+    matches!(e, rusqlite::Error::SqliteFailure(f, _) if f.code == rusqlite::ErrorCode::OperationInterrupted)
+        || matches!(e, rusqlite::Error::ModuleError(m) if m == "interrupted")
+}
+
+/// SQLite's own message, without rusqlite's wrapping.
+fn sqlite_message(e: &rusqlite::Error) -> String {
+    match e {
+        rusqlite::Error::SqliteFailure(_, Some(msg)) => msg.clone(),
+        rusqlite::Error::SqlInputError { msg, .. } => msg.clone(),
+        rusqlite::Error::ModuleError(msg) => msg.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// SQLite's run-time check, the same rules as the guard: read our tables,
+/// call allowed functions, nothing else.
+fn authorize(registry: &Registry, ctx: AuthContext<'_>) -> Authorization {
+    match ctx.action {
+        AuthAction::Select | AuthAction::Recursive => Authorization::Allow,
+        AuthAction::Read { table_name, .. } => {
+            // CTEs are read by name too. Nothing else exists on this private
+            // in-memory connection but SQLite's own schema tables.
+            if registry.contains(table_name) || !table_name.to_ascii_lowercase().starts_with("sqlite_") {
+                Authorization::Allow
+            } else {
+                Authorization::Deny
+            }
+        }
+        AuthAction::Function { function_name } => {
+            if sweep_proto::guard::is_allowed_function(&function_name.to_ascii_lowercase()) {
+                Authorization::Allow
+            } else {
+                Authorization::Deny
+            }
+        }
+        _ => Authorization::Deny,
+    }
+}

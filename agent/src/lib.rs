@@ -1,0 +1,23 @@
+//! sweep-agent: the operating system as SQL, on every host.
+//!
+//! - [`tables`]: osquery-compatible tables over /proc and host files, one file
+//!   per table, and the SQLite virtual-table glue ([`tables::vtab`]).
+//! - [`engine`]: the guarded, limited query runner every path goes through.
+//! - [`output`]: result formatting for `query` and the shell.
+//! - [`shell`]: the interactive console (`sweep-agent shell`).
+//! - [`config`]: the daemon's TOML configuration.
+//! - [`daemon`]: the long-running agent: etcd heartbeat and hunt watch,
+//!   Kafka sink with disk spool, self-monitoring, `/metrics`.
+#![deny(unsafe_code)]
+
+pub mod config;
+pub mod daemon;
+pub mod engine;
+pub mod error;
+pub mod output;
+pub mod shell;
+pub mod tables;
+
+pub use config::Config;
+pub use engine::{Engine, Limits, QueryError, QueryOutput};
+pub use error::AgentError;

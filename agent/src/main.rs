@@ -1,0 +1,102 @@
+//! `sweep-agent`: parse the command line, set up logging, hand over to the library.
+#![forbid(unsafe_code)]
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::{Parser, Subcommand};
+use sweep_agent::output::{self, Mode};
+use sweep_agent::tables::Registry;
+use sweep_agent::{Config, Engine, Limits};
+
+#[derive(Parser)]
+#[command(name = "sweep-agent", version, about = "The operating system as SQL, answering sweep hunts")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run one query on this host and print the rows (no etcd, no Kafka).
+    Query {
+        /// The SQL text.
+        sql: String,
+        /// Print a JSON array of row objects.
+        #[arg(long)]
+        json: bool,
+        /// Output mode: table, line, json or csv.
+        #[arg(long, default_value = "table", conflicts_with = "json")]
+        mode: Mode,
+    },
+    /// An interactive SQL console over this host's tables (reads a pipe too).
+    Shell,
+    /// Run the agent daemon.
+    Run {
+        /// The TOML configuration file.
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing();
+    match cli.command {
+        Command::Query { sql, json, mode } => {
+            let engine = Engine::new(Arc::new(Registry::default()), Limits::default());
+            let out = engine.run(&sql);
+            let mode = if json { Mode::Json } else { mode };
+            print!("{}", output::render(&out, mode));
+            match out.error {
+                Some(e) => {
+                    eprintln!("Error: {e}");
+                    ExitCode::from(1)
+                }
+                None => ExitCode::SUCCESS,
+            }
+        }
+        Command::Shell => match sweep_agent::shell::run(Limits::default()) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("Error: {e}");
+                ExitCode::from(1)
+            }
+        },
+        Command::Run { config } => {
+            let config = match Config::load(&config) {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("Error: {e}");
+                    return ExitCode::from(2);
+                }
+            };
+            let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+                Ok(rt) => rt,
+                Err(e) => {
+                    eprintln!("Error: cannot start the runtime: {e}");
+                    return ExitCode::from(1);
+                }
+            };
+            match runtime.block_on(sweep_agent::daemon::run(config)) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    tracing::error!(error = %e, "agent stopped");
+                    ExitCode::from(1)
+                }
+            }
+        }
+    }
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("SWEEP_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
+}

@@ -1,0 +1,267 @@
+//! What a table's generator is told about the query: which columns it uses and
+//! which constraints were pushed down, and where its rows go.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use rusqlite::types::Value;
+
+use super::{Column, TableEnv};
+use crate::error::AgentError;
+
+/// A pushed-down constraint operator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    /// `=` or one value of an `IN (…)` list.
+    Eq,
+    /// `LIKE`, with `%` and `_` wildcards.
+    Like,
+}
+
+#[derive(Debug, Clone)]
+pub struct Constraint {
+    pub column: usize,
+    pub op: Op,
+    /// Several values for an `IN (…)` list handed over whole.
+    pub values: Vec<Value>,
+}
+
+/// Cancellation and deadline shared by every table scan of one query, so a
+/// long generator (a recursive `file` walk) stops when the query's limits do.
+#[derive(Debug)]
+pub struct Budget {
+    pub deadline: Option<Instant>,
+    pub cancelled: AtomicBool,
+}
+
+impl Budget {
+    pub fn unlimited() -> Arc<Self> {
+        Arc::new(Self { deadline: None, cancelled: AtomicBool::new(false) })
+    }
+
+    pub fn is_over(&self) -> bool {
+        self.cancelled.load(Ordering::Relaxed) || self.deadline.is_some_and(|d| Instant::now() >= d)
+    }
+}
+
+pub struct ScanContext<'a> {
+    pub(crate) table: &'static str,
+    pub(crate) columns: &'static [Column],
+    pub(crate) col_used: u64,
+    pub(crate) constraints: Vec<Constraint>,
+    pub(crate) budget: &'a Budget,
+    pub(crate) env: &'a TableEnv,
+}
+
+impl<'a> ScanContext<'a> {
+    /// A context for tests and direct calls: every column used, no constraint.
+    pub fn all(
+        table: &'static str,
+        columns: &'static [Column],
+        budget: &'a Budget,
+        env: &'a TableEnv,
+    ) -> Self {
+        Self { table, columns, col_used: u64::MAX, constraints: Vec::new(), budget, env }
+    }
+
+    /// Paths and agent facts.
+    pub fn env(&self) -> &TableEnv {
+        self.env
+    }
+
+    pub fn with_constraint(mut self, column: &str, op: Op, values: Vec<Value>) -> Self {
+        let column = self.index_of(column);
+        self.constraints.push(Constraint { column, op, values });
+        self
+    }
+
+    pub fn index_of(&self, column: &str) -> usize {
+        self.columns
+            .iter()
+            .position(|c| c.name == column)
+            .unwrap_or_else(|| panic!("table {} has no column {column}", self.table))
+    }
+
+    /// Whether the query reads `column`. Generators skip expensive reads the
+    /// query does not need.
+    pub fn used(&self, column: &str) -> bool {
+        let i = self.index_of(column);
+        // SQLite sets bit 63 for "column 63 or later".
+        let bit = i.min(63);
+        self.col_used & (1u64 << bit) != 0
+    }
+
+    /// Whether any of `columns` is read.
+    pub fn any_used(&self, columns: &[&str]) -> bool {
+        columns.iter().any(|c| self.used(c))
+    }
+
+    /// The values `column` must equal, if the query says so (`=` or `IN`).
+    /// Several `=` constraints on one column intersect; here they are merged,
+    /// and SQLite re-checks every row, so a superset is always correct.
+    pub fn eq_values(&self, column: &str) -> Option<Vec<Value>> {
+        let i = self.index_of(column);
+        let mut out: Option<Vec<Value>> = None;
+        for c in self.constraints.iter().filter(|c| c.column == i && c.op == Op::Eq) {
+            out.get_or_insert_with(Vec::new).extend(c.values.iter().cloned());
+        }
+        out
+    }
+
+    /// Integer values `column` must equal; values that are not integers match nothing.
+    pub fn eq_integers(&self, column: &str) -> Option<Vec<i64>> {
+        self.eq_values(column).map(|vals| {
+            let mut out: Vec<i64> = vals
+                .iter()
+                .filter_map(|v| match v {
+                    Value::Integer(i) => Some(*i),
+                    Value::Real(f) if f.fract() == 0.0 => Some(*f as i64),
+                    Value::Text(t) => t.trim().parse().ok(),
+                    _ => None,
+                })
+                .collect();
+            out.sort_unstable();
+            out.dedup();
+            out
+        })
+    }
+
+    /// Text values `column` must equal.
+    pub fn eq_texts(&self, column: &str) -> Option<Vec<String>> {
+        self.eq_values(column).map(|vals| {
+            let mut out: Vec<String> = vals.iter().filter_map(value_text).collect();
+            out.sort();
+            out.dedup();
+            out
+        })
+    }
+
+    /// `LIKE` patterns on `column`.
+    pub fn like_patterns(&self, column: &str) -> Vec<String> {
+        let i = self.index_of(column);
+        self.constraints
+            .iter()
+            .filter(|c| c.column == i && c.op == Op::Like)
+            .flat_map(|c| c.values.iter().filter_map(value_text))
+            .collect()
+    }
+
+    /// Fails when the query's time is up, so long scans end with the query.
+    pub fn check(&self) -> Result<(), AgentError> {
+        if self.budget.is_over() {
+            Err(AgentError::Interrupted)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// A new row of this table, every value NULL.
+    pub fn row(&self) -> Row {
+        Row { columns: self.columns, values: vec![Value::Null; self.columns.len()] }
+    }
+
+    pub fn table(&self) -> &'static str {
+        self.table
+    }
+}
+
+fn value_text(v: &Value) -> Option<String> {
+    match v {
+        Value::Text(t) => Some(t.clone()),
+        Value::Integer(i) => Some(i.to_string()),
+        Value::Real(f) => Some(f.to_string()),
+        _ => None,
+    }
+}
+
+/// One row under construction. Setting a column the table does not have is a
+/// programming error and panics in tests.
+#[derive(Debug, Clone)]
+pub struct Row {
+    columns: &'static [Column],
+    pub(crate) values: Vec<Value>,
+}
+
+impl Row {
+    pub fn set(&mut self, column: &str, value: impl IntoValue) -> &mut Self {
+        let i = self
+            .columns
+            .iter()
+            .position(|c| c.name == column)
+            .unwrap_or_else(|| panic!("no column {column}"));
+        self.values[i] = value.into_value();
+        self
+    }
+
+    /// Sets a value that may be missing (permission denied, absent): NULL then.
+    pub fn set_opt<V: IntoValue>(&mut self, column: &str, value: Option<V>) -> &mut Self {
+        self.set(column, value)
+    }
+
+    pub fn get(&self, column: &str) -> Option<&Value> {
+        self.columns.iter().position(|c| c.name == column).map(|i| &self.values[i])
+    }
+
+    pub fn values(&self) -> &[Value] {
+        &self.values
+    }
+}
+
+/// Anything a table may store in a column.
+pub trait IntoValue {
+    fn into_value(self) -> Value;
+}
+
+impl IntoValue for Value {
+    fn into_value(self) -> Value {
+        self
+    }
+}
+
+impl IntoValue for &str {
+    fn into_value(self) -> Value {
+        Value::Text(self.to_string())
+    }
+}
+
+impl IntoValue for String {
+    fn into_value(self) -> Value {
+        Value::Text(self)
+    }
+}
+
+impl IntoValue for &String {
+    fn into_value(self) -> Value {
+        Value::Text(self.clone())
+    }
+}
+
+impl IntoValue for f64 {
+    fn into_value(self) -> Value {
+        Value::Real(self)
+    }
+}
+
+impl IntoValue for bool {
+    fn into_value(self) -> Value {
+        Value::Integer(i64::from(self))
+    }
+}
+
+macro_rules! int_value {
+    ($($t:ty),*) => {$(
+        impl IntoValue for $t {
+            fn into_value(self) -> Value {
+                Value::Integer(self as i64)
+            }
+        }
+    )*};
+}
+int_value!(i8, i16, i32, i64, u8, u16, u32, u64, usize, isize);
+
+impl<T: IntoValue> IntoValue for Option<T> {
+    fn into_value(self) -> Value {
+        self.map_or(Value::Null, IntoValue::into_value)
+    }
+}

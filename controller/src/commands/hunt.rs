@@ -1,0 +1,250 @@
+//! `sweep hunt "SQL"`: guard the SQL, write the hunt to etcd on a lease that
+//! ends at its expiry, read the answers from `sweep.results`, show progress,
+//! print the rows with the host id first, then name every live agent that
+//! failed or did not answer.
+//!
+//! Exit codes: 0 when every live targeted agent answered without error,
+//! 1 when some failed or did not answer (or none was targeted), 2 when the
+//! query was refused before it was sent.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{IsTerminal, Write};
+use std::time::{Duration, Instant};
+
+use etcd_client::PutOptions;
+use rdkafka::Offset;
+use sweep_proto::record::StatusBody;
+use sweep_proto::time::unix_now;
+use sweep_proto::{guard, tables, topics, Hunt, ResultsRecord, Targets};
+
+use crate::cli::HuntArgs;
+use crate::config::Settings;
+use crate::kafka::TopicReader;
+use crate::{fleet, render, ControllerError};
+
+/// How often the set of live agents is re-read while waiting: agents that
+/// come online during the hunt run it too, and are waited for.
+const FLEET_REFRESH: Duration = Duration::from_secs(1);
+
+pub async fn run(settings: &Settings, args: HuntArgs) -> Result<u8, ControllerError> {
+    if let Err(e) = guard::check(&args.sql, &tables::is_known) {
+        eprintln!("Error: {e}");
+        return Ok(2);
+    }
+    let targets = Targets {
+        hosts: args.hosts.clone(),
+        labels: match &args.labels {
+            Some(sel) => Targets::parse_selector(sel)?,
+            None => Default::default(),
+        },
+    };
+    let keys = settings.etcd.keyspace();
+    let mut client = settings.etcd.connect().await?;
+    topics::ensure(&settings.kafka, &[topics::RESULTS], 1).await?;
+
+    // Take the topic's end before the hunt exists, so no answer is missed.
+    let reader = TopicReader::new(&settings.kafka, topics::RESULTS)?;
+    let starts: BTreeMap<i32, Offset> =
+        reader.end_offsets()?.into_iter().map(|(p, o)| (p, Offset::Offset(o))).collect();
+    reader.assign(&starts)?;
+
+    let now = unix_now();
+    let hunt = Hunt {
+        id: uuid::Uuid::new_v4().simple().to_string()[..16].to_string(),
+        sql: args.sql.clone(),
+        targets: targets.clone(),
+        issued_at: now,
+        expires_at: now + args.expiry.as_secs().max(1),
+        issuer: issuer(),
+        signature: None,
+    };
+    let lease = client.lease_grant(args.expiry.as_secs().max(1) as i64, None).await?.id();
+    client
+        .put(keys.hunt(&hunt.id), hunt.to_json(), Some(PutOptions::new().with_lease(lease)))
+        .await?;
+    let started = Instant::now();
+    let mut progress = Progress::new(&hunt.id);
+
+    let mut expected: BTreeSet<String> = fleet::targeted(&mut client, &keys, &targets)
+        .await?
+        .into_iter()
+        .map(|a| a.host_id)
+        .collect();
+    let mut rows: Vec<(String, BTreeMap<String, String>)> = Vec::new();
+    let mut answered: BTreeMap<String, StatusBody> = BTreeMap::new();
+    let mut columns: Vec<String> = Vec::new();
+    let mut last_refresh = Instant::now();
+    let deadline = started + args.timeout;
+
+    loop {
+        progress.show(answered.len(), expected.len(), rows.len(), started.elapsed());
+        if !expected.is_empty() && expected.iter().all(|h| answered.contains_key(h)) {
+            break;
+        }
+        let now = Instant::now();
+        if now >= deadline {
+            break;
+        }
+        if last_refresh.elapsed() >= FLEET_REFRESH {
+            // Only grow the set: an agent that died mid-hunt is still reported
+            // as not having answered.
+            for a in fleet::targeted(&mut client, &keys, &targets).await? {
+                expected.insert(a.host_id);
+            }
+            last_refresh = Instant::now();
+        }
+        let wait = (deadline - now).min(Duration::from_millis(200));
+        let Some(rec) = reader.next(wait).await? else { continue };
+        match ResultsRecord::from_json(&rec.payload) {
+            Ok(r) if r.hunt_id() == Some(hunt.id.as_str()) => match r {
+                ResultsRecord::Row(row) => rows.push((row.host_identifier, row.columns)),
+                ResultsRecord::Status(s) => {
+                    if columns.is_empty() {
+                        columns = s.status.columns.clone();
+                    }
+                    expected.insert(s.host_identifier.clone());
+                    answered.insert(s.host_identifier, s.status);
+                }
+            },
+            Ok(_) => {}
+            Err(e) => tracing::debug!(error = %e, "skipping a record that is not sweep's"),
+        }
+    }
+    let elapsed = started.elapsed();
+    progress.finish(answered.len(), expected.len(), rows.len(), elapsed);
+
+    // A host's rows only count once its status arrived: rows without a status
+    // would be a partial answer.
+    rows.retain(|(host, _)| answered.contains_key(host));
+    rows.sort_by(|a, b| a.0.cmp(&b.0));
+    if columns.is_empty() {
+        let mut seen = BTreeSet::new();
+        for (_, r) in &rows {
+            for c in r.keys() {
+                if seen.insert(c.clone()) {
+                    columns.push(c.clone());
+                }
+            }
+        }
+    }
+    print_rows(&columns, &rows, args.json)?;
+
+    let failed: Vec<(&String, &String)> = answered
+        .iter()
+        .filter_map(|(h, s)| s.error.as_ref().map(|e| (h, e)))
+        .collect();
+    let silent: Vec<&String> = expected.iter().filter(|h| !answered.contains_key(*h)).collect();
+    let mut err = std::io::stderr().lock();
+    for (host, error) in &failed {
+        writeln!(err, "{host}: {error}")?;
+    }
+    for host in &silent {
+        writeln!(err, "{host}: did not answer within {}", humantime::format_duration(args.timeout))?;
+    }
+    writeln!(
+        err,
+        "hunt {}: {} row(s) from {} of {} agent(s) in {:.2}s; {} failed, {} did not answer",
+        hunt.id,
+        rows.len(),
+        answered.len(),
+        expected.len(),
+        elapsed.as_secs_f64(),
+        failed.len(),
+        silent.len()
+    )?;
+    if expected.is_empty() {
+        writeln!(err, "no live agent matches the targets")?;
+        return Ok(1);
+    }
+    Ok(if failed.is_empty() && silent.is_empty() { 0 } else { 1 })
+}
+
+fn print_rows(
+    columns: &[String],
+    rows: &[(String, BTreeMap<String, String>)],
+    json: bool,
+) -> Result<(), ControllerError> {
+    let mut out = std::io::stdout().lock();
+    if json {
+        for (host, cols) in rows {
+            let mut obj = serde_json::Map::new();
+            obj.insert("host_id".into(), host.clone().into());
+            for c in columns {
+                obj.insert(c.clone(), cols.get(c).cloned().unwrap_or_default().into());
+            }
+            writeln!(out, "{}", serde_json::Value::Object(obj))?;
+        }
+        return Ok(());
+    }
+    let mut header = vec!["host_id".to_string()];
+    header.extend(columns.iter().cloned());
+    let cells: Vec<Vec<String>> = rows
+        .iter()
+        .map(|(host, cols)| {
+            std::iter::once(host.clone())
+                .chain(columns.iter().map(|c| cols.get(c).cloned().unwrap_or_default()))
+                .collect()
+        })
+        .collect();
+    write!(out, "{}", render::table(&header, &cells))?;
+    Ok(())
+}
+
+/// Who issued the hunt: user@host of the operator.
+fn issuer() -> String {
+    let user = std::env::var("USER")
+        .or_else(|_| std::env::var("LOGNAME"))
+        .unwrap_or_else(|_| "unknown".into());
+    let host = hostname_of_this_machine();
+    format!("{user}@{host}")
+}
+
+fn hostname_of_this_machine() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| "localhost".into())
+}
+
+/// The live progress line on stderr: rewritten in place on a terminal, a
+/// line every few seconds otherwise.
+struct Progress {
+    hunt_id: String,
+    tty: bool,
+    last: Option<Instant>,
+}
+
+impl Progress {
+    fn new(hunt_id: &str) -> Self {
+        Self { hunt_id: hunt_id.to_string(), tty: std::io::stderr().is_terminal(), last: None }
+    }
+
+    fn text(&self, answered: usize, alive: usize, rows: usize, elapsed: Duration) -> String {
+        format!(
+            "hunt {}: {answered}/{alive} agents answered, {rows} rows, {:.1}s",
+            self.hunt_id,
+            elapsed.as_secs_f64()
+        )
+    }
+
+    fn show(&mut self, answered: usize, alive: usize, rows: usize, elapsed: Duration) {
+        let every = if self.tty { Duration::from_millis(100) } else { Duration::from_secs(2) };
+        if self.last.is_some_and(|l| l.elapsed() < every) {
+            return;
+        }
+        self.last = Some(Instant::now());
+        let text = self.text(answered, alive, rows, elapsed);
+        if self.tty {
+            eprint!("\r\x1b[2K{text}");
+        } else {
+            eprintln!("{text}");
+        }
+    }
+
+    fn finish(&mut self, answered: usize, alive: usize, rows: usize, elapsed: Duration) {
+        if self.tty {
+            eprint!("\r\x1b[2K");
+        } else {
+            eprintln!("{}", self.text(answered, alive, rows, elapsed));
+        }
+    }
+}

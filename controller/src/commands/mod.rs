@@ -1,0 +1,5 @@
+//! One file per subcommand.
+
+pub mod agents;
+pub mod hunt;
+pub mod matches;

@@ -1,0 +1,53 @@
+//! Resolving connection settings: flag or environment variable, then the
+//! config file, then the defaults (the quickstart cluster).
+
+use serde::Deserialize;
+use sweep_proto::{EtcdSettings, KafkaSettings};
+
+use crate::cli::ConnectionArgs;
+use crate::ControllerError;
+
+/// The controller's config file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FileConfig {
+    pub etcd: EtcdSettings,
+    pub kafka: KafkaSettings,
+}
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub etcd: EtcdSettings,
+    pub kafka: KafkaSettings,
+}
+
+impl Settings {
+    pub fn resolve(args: &ConnectionArgs) -> Result<Self, ControllerError> {
+        let file = match &args.config {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|e| ControllerError::Config {
+                    path: path.display().to_string(),
+                    reason: e.to_string(),
+                })?;
+                toml::from_str::<FileConfig>(&text).map_err(|e| ControllerError::Config {
+                    path: path.display().to_string(),
+                    reason: e.to_string(),
+                })?
+            }
+            None => FileConfig::default(),
+        };
+        let mut etcd = file.etcd;
+        let mut kafka = file.kafka;
+        if let Some(endpoints) = &args.etcd {
+            etcd.endpoints = endpoints.clone();
+        }
+        if let Some(prefix) = &args.prefix {
+            etcd.prefix = prefix.clone();
+        }
+        if let Some(brokers) = &args.kafka {
+            kafka.brokers = brokers.clone();
+        }
+        kafka.add_properties(args.kafka_properties.iter().map(String::as_str))?;
+        Ok(Self { etcd, kafka })
+    }
+}

@@ -1,0 +1,31 @@
+//! `sweep`, the operator's CLI.
+//!
+//! - [`cli`]: the command line (clap), shared connection flags.
+//! - [`config`]: where connection settings come from: flags, environment,
+//!   a TOML file, defaults that reach the quickstart cluster.
+//! - [`commands`]: one file per subcommand (`hunt`, `agents`, `matches`).
+//! - [`fleet`]: reading live agents from etcd.
+//! - [`kafka`]: reading records from a topic without joining a group.
+//! - [`render`]: tables and NDJSON for the terminal.
+#![forbid(unsafe_code)]
+
+pub mod cli;
+pub mod commands;
+pub mod config;
+pub mod error;
+pub mod fleet;
+pub mod kafka;
+pub mod render;
+
+pub use cli::Cli;
+pub use error::ControllerError;
+
+/// Runs one parsed command line; returns the process exit code.
+pub async fn run(cli: Cli) -> Result<u8, ControllerError> {
+    let settings = config::Settings::resolve(&cli.connection)?;
+    match cli.command {
+        cli::Command::Hunt(args) => commands::hunt::run(&settings, args).await,
+        cli::Command::Agents(args) => commands::agents::run(&settings, args).await,
+        cli::Command::Matches(args) => commands::matches::run(&settings, args).await,
+    }
+}

@@ -1,0 +1,22 @@
+use thiserror::Error;
+
+/// Errors from the shared layer: the guard, record decoding, connections.
+#[derive(Debug, Error)]
+pub enum ProtoError {
+    /// The query guard refused a SQL text; the message says why.
+    #[error("query refused: {0}")]
+    Refused(String),
+    /// A record or command could not be decoded.
+    #[error("bad {what}: {source}")]
+    Decode {
+        what: &'static str,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("etcd: {0}")]
+    Etcd(#[from] etcd_client::Error),
+    #[error("kafka: {0}")]
+    Kafka(#[from] rdkafka::error::KafkaError),
+    #[error("invalid setting {name}: {reason}")]
+    Setting { name: &'static str, reason: String },
+}

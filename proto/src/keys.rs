@@ -1,0 +1,79 @@
+//! The etcd keyspace. Every key lives under one configurable prefix so several
+//! sweep installations can share an etcd cluster.
+
+/// Builds and parses keys under a prefix such as `/sweep/`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Keyspace {
+    prefix: String,
+}
+
+pub const DEFAULT_PREFIX: &str = "/sweep/";
+
+impl Default for Keyspace {
+    fn default() -> Self {
+        Self::new(DEFAULT_PREFIX)
+    }
+}
+
+impl Keyspace {
+    /// A keyspace rooted at `prefix`; a missing trailing slash is added.
+    pub fn new(prefix: &str) -> Self {
+        let mut prefix = prefix.to_string();
+        if !prefix.ends_with('/') {
+            prefix.push('/');
+        }
+        Self { prefix }
+    }
+
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    /// `<prefix>agents/` — one heartbeat key per live agent.
+    pub fn agents(&self) -> String {
+        format!("{}agents/", self.prefix)
+    }
+
+    pub fn agent(&self, host_id: &str) -> String {
+        format!("{}{}", self.agents(), host_id)
+    }
+
+    /// `<prefix>hunts/` — one key per live hunt, on a lease that ends at its expiry.
+    pub fn hunts(&self) -> String {
+        format!("{}hunts/", self.prefix)
+    }
+
+    pub fn hunt(&self, hunt_id: &str) -> String {
+        format!("{}{}", self.hunts(), hunt_id)
+    }
+
+    /// `<prefix>schedule/` — scheduled queries.
+    pub fn schedules(&self) -> String {
+        format!("{}schedule/", self.prefix)
+    }
+
+    /// `<prefix>packs/` — osquery-format packs.
+    pub fn packs(&self) -> String {
+        format!("{}packs/", self.prefix)
+    }
+
+    /// The last path segment of `key` if it lies directly under `dir`.
+    pub fn leaf<'a>(dir: &str, key: &'a str) -> Option<&'a str> {
+        key.strip_prefix(dir).filter(|rest| !rest.is_empty() && !rest.contains('/'))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_are_rooted_at_the_prefix() {
+        let ks = Keyspace::new("/corp/sweep");
+        assert_eq!(ks.agent("web-1"), "/corp/sweep/agents/web-1");
+        assert_eq!(ks.hunt("h1"), "/corp/sweep/hunts/h1");
+        assert_eq!(Keyspace::leaf(&ks.hunts(), "/corp/sweep/hunts/h1"), Some("h1"));
+        assert_eq!(Keyspace::leaf(&ks.hunts(), "/corp/sweep/hunts/"), None);
+        assert_eq!(Keyspace::leaf(&ks.hunts(), "/corp/sweep/agents/x"), None);
+    }
+}

@@ -1,0 +1,36 @@
+//! sweep's shared vocabulary: what the agent, the controller and the rules
+//! consumer must agree on, and nothing else.
+//!
+//! - [`keys`]: the etcd keyspace (`/sweep/agents/…`, `/sweep/hunts/…`, …).
+//! - [`topics`]: Kafka topic names and the topic bootstrap.
+//! - [`command`]: commands written to etcd: [`Hunt`] and its [`Targets`].
+//! - [`heartbeat`]: what an agent publishes under its lease.
+//! - [`record`]: records on `sweep.results` (osquery result-log rows and hunt
+//!   status) and on `sweep.matches`.
+//! - [`guard`]: the query guard run before any SQL, on the controller and again
+//!   on the agent.
+//! - [`tables`]: the names of the tables every agent serves.
+//! - [`settings`]: etcd and Kafka connection settings shared by all binaries.
+//! - [`time`]: osquery's time formats.
+#![forbid(unsafe_code)]
+
+pub mod command;
+pub mod error;
+pub mod guard;
+pub mod heartbeat;
+pub mod keys;
+pub mod record;
+pub mod settings;
+pub mod tables;
+pub mod time;
+pub mod topics;
+
+pub use command::{Hunt, Targets};
+pub use error::ProtoError;
+pub use heartbeat::{Heartbeat, Resources};
+pub use keys::Keyspace;
+pub use record::{HuntStatus, MatchRecord, ResultRow, ResultsRecord};
+pub use settings::{EtcdSettings, KafkaSettings};
+
+/// The version every sweep binary reports.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -1,0 +1,133 @@
+//! Connection settings for etcd and Kafka, shared by every binary so that one
+//! TOML section means the same thing everywhere. The defaults reach the
+//! quickstart cluster (`ops/quickstart`).
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use etcd_client::{Client, ConnectOptions};
+use rdkafka::ClientConfig;
+use serde::{Deserialize, Serialize};
+
+use crate::keys::{Keyspace, DEFAULT_PREFIX};
+use crate::ProtoError;
+
+/// The quickstart's etcd client URL.
+pub const DEFAULT_ETCD: &str = "http://127.0.0.1:12379";
+/// The quickstart's Kafka bootstrap address.
+pub const DEFAULT_KAFKA: &str = "127.0.0.1:19092";
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EtcdSettings {
+    /// Client URLs of the etcd cluster.
+    pub endpoints: Vec<String>,
+    /// Root of sweep's keys; several installations can share one cluster.
+    pub prefix: String,
+    /// etcd user, when authentication is on.
+    pub username: Option<String>,
+    pub password: Option<String>,
+    /// How long to wait for a connection, e.g. "5s".
+    #[serde(with = "humantime_serde_compat")]
+    pub connect_timeout: Duration,
+}
+
+impl Default for EtcdSettings {
+    fn default() -> Self {
+        Self {
+            endpoints: vec![DEFAULT_ETCD.to_string()],
+            prefix: DEFAULT_PREFIX.to_string(),
+            username: None,
+            password: None,
+            connect_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+impl EtcdSettings {
+    pub fn keyspace(&self) -> Keyspace {
+        Keyspace::new(&self.prefix)
+    }
+
+    pub async fn connect(&self) -> Result<Client, ProtoError> {
+        if self.endpoints.is_empty() {
+            return Err(ProtoError::Setting {
+                name: "etcd.endpoints",
+                reason: "no endpoint given".into(),
+            });
+        }
+        let mut opts = ConnectOptions::new()
+            .with_connect_timeout(self.connect_timeout)
+            .with_timeout(Duration::from_secs(10))
+            .with_keep_alive(Duration::from_secs(5), Duration::from_secs(5));
+        if let Some(user) = &self.username {
+            opts = opts.with_user(user.clone(), self.password.clone().unwrap_or_default());
+        }
+        Ok(Client::connect(&self.endpoints, Some(opts)).await?)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct KafkaSettings {
+    /// Bootstrap servers, comma-separated `host:port`.
+    pub brokers: String,
+    /// Extra librdkafka properties (`security.protocol`, `sasl.*`, …), passed
+    /// through unchanged; they override sweep's own choices.
+    pub properties: BTreeMap<String, String>,
+}
+
+impl Default for KafkaSettings {
+    fn default() -> Self {
+        Self {
+            brokers: DEFAULT_KAFKA.to_string(),
+            properties: BTreeMap::new(),
+        }
+    }
+}
+
+impl KafkaSettings {
+    /// A librdkafka configuration with the brokers and the extra properties.
+    pub fn client_config(&self) -> ClientConfig {
+        let mut cfg = ClientConfig::new();
+        cfg.set("bootstrap.servers", &self.brokers);
+        // librdkafka logs through the rdkafka crate's `log` facade; keep it quiet
+        // unless asked, the callers report errors themselves.
+        cfg.set("log_level", "3");
+        for (k, v) in &self.properties {
+            cfg.set(k, v);
+        }
+        cfg
+    }
+
+    /// Parses `key=value` pairs given on a command line.
+    pub fn add_properties<'a>(
+        &mut self,
+        pairs: impl IntoIterator<Item = &'a str>,
+    ) -> Result<(), ProtoError> {
+        for pair in pairs {
+            let (k, v) = pair.split_once('=').ok_or_else(|| ProtoError::Setting {
+                name: "kafka property",
+                reason: format!("`{pair}` is not key=value"),
+            })?;
+            self.properties.insert(k.trim().to_string(), v.trim().to_string());
+        }
+        Ok(())
+    }
+}
+
+/// Durations in TOML as humantime strings ("10s", "1m 30s").
+pub mod humantime_serde_compat {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&humantime::format_duration(*d).to_string())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let text = String::deserialize(d)?;
+        humantime::parse_duration(&text).map_err(serde::de::Error::custom)
+    }
+}

@@ -1,0 +1,43 @@
+//! Kafka topic names and their creation.
+
+use std::time::Duration;
+
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::types::RDKafkaErrorCode;
+
+use crate::settings::KafkaSettings;
+use crate::ProtoError;
+
+/// Result rows and hunt status records; key = host id.
+pub const RESULTS: &str = "sweep.results";
+/// Rule matches; key = rule id.
+pub const MATCHES: &str = "sweep.matches";
+
+/// Creates the topics that do not exist yet. Creation is idempotent: a topic
+/// that already exists is not an error, so every component may call this at
+/// start-up and the first one wins.
+pub async fn ensure(
+    kafka: &KafkaSettings,
+    topics: &[&str],
+    partitions: i32,
+) -> Result<(), ProtoError> {
+    let admin: AdminClient<DefaultClientContext> = kafka.client_config().create()?;
+    let new: Vec<NewTopic<'_>> = topics
+        .iter()
+        .map(|t| NewTopic::new(t, partitions, TopicReplication::Fixed(1)))
+        .collect();
+    let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
+    for result in admin.create_topics(new.iter(), &opts).await? {
+        match result {
+            Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+            Err((topic, code)) => {
+                return Err(ProtoError::Setting {
+                    name: "kafka topic",
+                    reason: format!("cannot create {topic}: {code}"),
+                })
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,88 @@
+//! The consume → evaluate → produce → commit loop. Offsets are stored only
+//! after every match a record produced is acknowledged by the broker, so a
+//! crash re-evaluates rather than loses (at-least-once).
+
+use std::time::Duration;
+
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::message::Message;
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use sweep_proto::{topics, ResultsRecord};
+use tokio::sync::watch;
+use tracing::{debug, info, warn};
+
+use crate::config::Config;
+use crate::ruleset::RuleSet;
+use crate::RulesError;
+
+/// Runs until `shutdown` turns true.
+pub async fn run(config: Config, rules: RuleSet, mut shutdown: watch::Receiver<bool>) -> Result<(), RulesError> {
+    topics::ensure(&config.kafka, &[topics::RESULTS, topics::MATCHES], 1).await?;
+    let mut ccfg = config.kafka.client_config();
+    ccfg.set("group.id", &config.group_id)
+        .set("enable.auto.commit", "true")
+        .set("auto.commit.interval.ms", "1000")
+        // Offsets are stored by hand once matches are delivered.
+        .set("enable.auto.offset.store", "false")
+        .set("auto.offset.reset", "earliest");
+    let mut pcfg = config.kafka.client_config();
+    pcfg.set("enable.idempotence", "true").set("acks", "all").set("linger.ms", "5");
+    for (k, v) in &config.kafka.properties {
+        ccfg.set(k, v);
+        pcfg.set(k, v);
+    }
+    let consumer: StreamConsumer = ccfg.create()?;
+    let producer: FutureProducer = pcfg.create()?;
+    consumer.subscribe(&[topics::RESULTS])?;
+    info!(rules = rules.len(), group = %config.group_id, "evaluating rules");
+    loop {
+        let msg = tokio::select! {
+            m = consumer.recv() => m,
+            _ = shutdown.changed() => break,
+        };
+        let msg = match msg {
+            Ok(m) => m,
+            Err(e) => {
+                warn!(error = %e, "consume failed");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                continue;
+            }
+        };
+        let matches = match msg.payload().map(ResultsRecord::from_json) {
+            Some(Ok(ResultsRecord::Row(row))) => rules.evaluate(&row),
+            Some(Ok(ResultsRecord::Status(_))) | None => Vec::new(),
+            Some(Err(e)) => {
+                debug!(error = %e, "skipping a record that is not a result row");
+                Vec::new()
+            }
+        };
+        for m in &matches {
+            let payload = serde_json::to_string(m).expect("matches serialize");
+            // Retry until delivered: storing the offset past an undelivered
+            // match would lose it.
+            loop {
+                let rec = FutureRecord::to(topics::MATCHES).key(&m.rule_id).payload(&payload);
+                match producer.send(rec, Duration::from_secs(5)).await {
+                    Ok(_) => break,
+                    Err((e, _)) => {
+                        warn!(rule = %m.rule_id, error = %e, "match not delivered; retrying");
+                        tokio::select! {
+                            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                            _ = shutdown.changed() => return Ok(()),
+                        }
+                    }
+                }
+            }
+            info!(rule = %m.rule_id, host = %m.host, severity = %m.severity, "match");
+        }
+        if let Err(e) = consumer.store_offset_from_message(&msg) {
+            warn!(error = %e, "cannot store the offset");
+        }
+        drop(msg);
+    }
+    // Commit what was stored before leaving the group.
+    if let Err(e) = consumer.commit_consumer_state(rdkafka::consumer::CommitMode::Sync) {
+        debug!(error = %e, "final commit");
+    }
+    Ok(())
+}

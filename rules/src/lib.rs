@@ -1,0 +1,22 @@
+//! sweep-rules: a Kafka consumer group that evaluates detection rules on
+//! result rows and produces matches.
+//!
+//! - [`rule`]: the rule file format (TOML) and loading a directory of rules.
+//! - [`condition`]: compiling a rule's SQL boolean expression into a matcher
+//!   tree once, at load time, and evaluating it on a row.
+//! - [`ruleset`]: the loaded rules, indexed by the query they watch, turning a
+//!   result row into matches.
+//! - [`consumer`]: the consume → evaluate → produce → commit loop.
+//! - [`config`]: the TOML configuration.
+#![forbid(unsafe_code)]
+
+pub mod condition;
+pub mod config;
+pub mod consumer;
+pub mod error;
+pub mod rule;
+pub mod ruleset;
+
+pub use config::Config;
+pub use error::RulesError;
+pub use ruleset::RuleSet;
