@@ -59,7 +59,10 @@ pub struct HeartbeatConfig {
 
 impl Default for HeartbeatConfig {
     fn default() -> Self {
-        Self { ttl: Duration::from_secs(10), interval: Duration::from_secs(3) }
+        Self {
+            ttl: Duration::from_secs(10),
+            interval: Duration::from_secs(3),
+        }
     }
 }
 
@@ -76,7 +79,10 @@ pub struct SpoolConfig {
 
 impl Default for SpoolConfig {
     fn default() -> Self {
-        Self { max_bytes: 256 * 1024 * 1024, delivery_timeout: Duration::from_secs(15) }
+        Self {
+            max_bytes: 256 * 1024 * 1024,
+            delivery_timeout: Duration::from_secs(15),
+        }
     }
 }
 
@@ -89,7 +95,9 @@ pub struct MetricsConfig {
 
 impl Default for MetricsConfig {
     fn default() -> Self {
-        Self { listen: "127.0.0.1:9465".into() }
+        Self {
+            listen: "127.0.0.1:9465".into(),
+        }
     }
 }
 
@@ -133,6 +141,8 @@ mod tests {
         .unwrap();
         assert_eq!(c.host_id(), "web-1");
         assert_eq!(c.heartbeat.ttl, Duration::from_secs(5));
-        assert!(Config::parse("hostid = 1").unwrap_err().contains("unknown field"));
+        assert!(Config::parse("hostid = 1")
+            .unwrap_err()
+            .contains("unknown field"));
     }
 }

@@ -12,7 +12,11 @@ use sweep_agent::tables::Registry;
 use sweep_agent::{Config, Engine, Limits};
 
 #[derive(Parser)]
-#[command(name = "sweep-agent", version, about = "The operating system as SQL, answering sweep hunts")]
+#[command(
+    name = "sweep-agent",
+    version,
+    about = "The operating system as SQL, answering sweep hunts"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -73,7 +77,10 @@ fn main() -> ExitCode {
                     return ExitCode::from(2);
                 }
             };
-            let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+            let runtime = match tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+            {
                 Ok(rt) => rt,
                 Err(e) => {
                     eprintln!("Error: cannot start the runtime: {e}");

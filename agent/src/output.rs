@@ -29,7 +29,9 @@ impl FromStr for Mode {
             "line" => Ok(Self::Line),
             "json" => Ok(Self::Json),
             "csv" => Ok(Self::Csv),
-            other => Err(format!("unknown mode {other:?}: use table, line, json or csv")),
+            other => Err(format!(
+                "unknown mode {other:?}: use table, line, json or csv"
+            )),
         }
     }
 }
@@ -48,16 +50,27 @@ fn table(columns: &[String], rows: &[Vec<Value>]) -> String {
     if columns.is_empty() {
         return String::new();
     }
-    let cells: Vec<Vec<String>> =
-        rows.iter().map(|r| r.iter().map(value_to_string).collect()).collect();
+    let cells: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| r.iter().map(value_to_string).collect())
+        .collect();
     let widths: Vec<usize> = columns
         .iter()
         .enumerate()
         .map(|(i, c)| {
-            cells.iter().map(|r| r[i].chars().count()).chain([c.chars().count()]).max().unwrap_or(0)
+            cells
+                .iter()
+                .map(|r| r[i].chars().count())
+                .chain([c.chars().count()])
+                .max()
+                .unwrap_or(0)
         })
         .collect();
-    let rule: String = widths.iter().map(|w| format!("+{}", "-".repeat(w + 2))).collect::<String>() + "+\n";
+    let rule: String = widths
+        .iter()
+        .map(|w| format!("+{}", "-".repeat(w + 2)))
+        .collect::<String>()
+        + "+\n";
     let mut s = rule.clone();
     let write_row = |s: &mut String, vals: &mut dyn Iterator<Item = &String>| {
         for (v, w) in vals.zip(&widths) {
@@ -108,7 +121,11 @@ fn json(columns: &[String], rows: &[Vec<Value>]) -> String {
         .iter()
         .map(|r| {
             serde_json::Value::Object(
-                columns.iter().cloned().zip(r.iter().map(json_value)).collect(),
+                columns
+                    .iter()
+                    .cloned()
+                    .zip(r.iter().map(json_value))
+                    .collect(),
             )
         })
         .collect();
@@ -126,10 +143,19 @@ fn csv_field(v: &str) -> String {
 }
 
 fn csv(columns: &[String], rows: &[Vec<Value>]) -> String {
-    let mut s = columns.iter().map(|c| csv_field(c)).collect::<Vec<_>>().join(",");
+    let mut s = columns
+        .iter()
+        .map(|c| csv_field(c))
+        .collect::<Vec<_>>()
+        .join(",");
     s.push('\n');
     for r in rows {
-        s.push_str(&r.iter().map(|v| csv_field(&value_to_string(v))).collect::<Vec<_>>().join(","));
+        s.push_str(
+            &r.iter()
+                .map(|v| csv_field(&value_to_string(v)))
+                .collect::<Vec<_>>()
+                .join(","),
+        );
         s.push('\n');
     }
     s
@@ -151,7 +177,7 @@ mod tests {
     fn formats_agree_on_values() {
         let out = sample();
         let t = render(&out, Mode::Table);
-        assert!(t.contains("| pid | name       |"), "{t}");
+        assert!(t.contains("| pid | name      |"), "{t}");
         assert!(t.contains("| 1   | init, \"x\" |"), "{t}");
         assert_eq!(render(&out, Mode::Csv), "pid,name\n1,\"init, \"\"x\"\"\"\n");
         let j: serde_json::Value = serde_json::from_str(&render(&out, Mode::Json)).unwrap();

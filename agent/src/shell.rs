@@ -1,2 +1,4 @@
 //! placeholder
-pub fn run(_l: crate::Limits) -> Result<(), crate::AgentError> { Ok(()) }
+pub fn run(_l: crate::Limits) -> Result<(), crate::AgentError> {
+    Ok(())
+}

@@ -41,6 +41,8 @@ pub enum Command {
     Hunt(HuntArgs),
     /// List live agents.
     Agents(AgentsArgs),
+    /// Show what a hunt has got so far, and who has not answered.
+    Results(ResultsArgs),
     /// Read rule matches.
     Matches(MatchesArgs),
 }
@@ -79,6 +81,15 @@ pub struct MatchesArgs {
     #[arg(long)]
     pub follow: bool,
     /// Print NDJSON, one match per line.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct ResultsArgs {
+    /// The hunt id `sweep hunt` printed.
+    pub hunt_id: String,
+    /// Print rows as NDJSON, one object per row.
     #[arg(long)]
     pub json: bool,
 }

@@ -7,13 +7,20 @@ use tracing::warn;
 use crate::ControllerError;
 
 /// Every agent with a live lease, sorted by host id.
-pub async fn live_agents(client: &mut Client, keys: &Keyspace) -> Result<Vec<Heartbeat>, ControllerError> {
-    let resp = client.get(keys.agents(), Some(GetOptions::new().with_prefix())).await?;
+pub async fn live_agents(
+    client: &mut Client,
+    keys: &Keyspace,
+) -> Result<Vec<Heartbeat>, ControllerError> {
+    let resp = client
+        .get(keys.agents(), Some(GetOptions::new().with_prefix()))
+        .await?;
     let mut agents = Vec::new();
     for kv in resp.kvs() {
         match Heartbeat::from_json(kv.value()) {
             Ok(hb) => agents.push(hb),
-            Err(e) => warn!(key = %String::from_utf8_lossy(kv.key()), error = %e, "skipping a bad heartbeat"),
+            Err(e) => {
+                warn!(key = %String::from_utf8_lossy(kv.key()), error = %e, "skipping a bad heartbeat")
+            }
         }
     }
     agents.sort_by(|a, b| a.host_id.cmp(&b.host_id));

@@ -40,12 +40,17 @@ impl TopicReader {
             cfg.set(k, v);
         }
         let consumer: StreamConsumer = cfg.create()?;
-        Ok(Self { consumer, topic: topic.to_string() })
+        Ok(Self {
+            consumer,
+            topic: topic.to_string(),
+        })
     }
 
     /// The topic's partitions and, for each, the offset of the next record.
     pub fn end_offsets(&self) -> Result<BTreeMap<i32, i64>, ControllerError> {
-        let meta = self.consumer.fetch_metadata(Some(&self.topic), META_TIMEOUT)?;
+        let meta = self
+            .consumer
+            .fetch_metadata(Some(&self.topic), META_TIMEOUT)?;
         let mut out = BTreeMap::new();
         for t in meta.topics() {
             if let Some(err) = t.error() {
@@ -56,12 +61,17 @@ impl TopicReader {
                 )));
             }
             for p in t.partitions() {
-                let (_, high) = self.consumer.fetch_watermarks(&self.topic, p.id(), META_TIMEOUT)?;
+                let (_, high) =
+                    self.consumer
+                        .fetch_watermarks(&self.topic, p.id(), META_TIMEOUT)?;
                 out.insert(p.id(), high);
             }
         }
         if out.is_empty() {
-            return Err(ControllerError::Usage(format!("topic {} has no partitions", self.topic)));
+            return Err(ControllerError::Usage(format!(
+                "topic {} has no partitions",
+                self.topic
+            )));
         }
         Ok(out)
     }

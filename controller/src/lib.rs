@@ -3,7 +3,8 @@
 //! - [`cli`]: the command line (clap), shared connection flags.
 //! - [`config`]: where connection settings come from: flags, environment,
 //!   a TOML file, defaults that reach the quickstart cluster.
-//! - [`commands`]: one file per subcommand (`hunt`, `agents`, `matches`).
+//! - [`commands`]: one file per subcommand (`hunt`, `results`, `agents`,
+//!   `matches`).
 //! - [`fleet`]: reading live agents from etcd.
 //! - [`kafka`]: reading records from a topic without joining a group.
 //! - [`render`]: tables and NDJSON for the terminal.
@@ -26,6 +27,7 @@ pub async fn run(cli: Cli) -> Result<u8, ControllerError> {
     match cli.command {
         cli::Command::Hunt(args) => commands::hunt::run(&settings, args).await,
         cli::Command::Agents(args) => commands::agents::run(&settings, args).await,
+        cli::Command::Results(args) => commands::results::run(&settings, args).await,
         cli::Command::Matches(args) => commands::matches::run(&settings, args).await,
     }
 }

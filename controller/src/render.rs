@@ -18,7 +18,11 @@ pub fn table(columns: &[String], rows: &[Vec<String>]) -> String {
                 .unwrap_or(0)
         })
         .collect();
-    let rule: String = widths.iter().map(|w| format!("+{}", "-".repeat(w + 2))).collect::<String>() + "+\n";
+    let rule: String = widths
+        .iter()
+        .map(|w| format!("+{}", "-".repeat(w + 2)))
+        .collect::<String>()
+        + "+\n";
     let line = |cells: &mut dyn Iterator<Item = &str>| {
         let mut s = String::new();
         for (v, w) in cells.zip(&widths) {
@@ -76,7 +80,13 @@ mod tests {
         assert_eq!(bytes(3 * 1024 * 1024), "3.0 MiB");
         assert_eq!(age(59), "59s");
         assert_eq!(age(3725), "1h2m");
-        let t = table(&["a".into(), "bb".into()], &[vec!["xyz".into(), "1".into()]]);
-        assert_eq!(t, "+-----+----+\n| a   | bb |\n+-----+----+\n| xyz | 1  |\n+-----+----+\n");
+        let t = table(
+            &["a".into(), "bb".into()],
+            &[vec!["xyz".into(), "1".into()]],
+        );
+        assert_eq!(
+            t,
+            "+-----+----+\n| a   | bb |\n+-----+----+\n| xyz | 1  |\n+-----+----+\n"
+        );
     }
 }

@@ -81,7 +81,10 @@ impl Hunt {
     }
 
     pub fn from_json(bytes: &[u8]) -> Result<Self, ProtoError> {
-        serde_json::from_slice(bytes).map_err(|source| ProtoError::Decode { what: "hunt", source })
+        serde_json::from_slice(bytes).map_err(|source| ProtoError::Decode {
+            what: "hunt",
+            source,
+        })
     }
 
     /// The `name` result rows of this hunt carry, in osquery's result log.
@@ -100,8 +103,9 @@ mod tests {
 
     #[test]
     fn targets_match_hosts_and_labels() {
-        let labels: BTreeMap<String, String> =
-            [("role".to_string(), "web".to_string())].into_iter().collect();
+        let labels: BTreeMap<String, String> = [("role".to_string(), "web".to_string())]
+            .into_iter()
+            .collect();
         assert!(Targets::all().matches("a", &labels));
         let t = Targets {
             hosts: vec!["a".into()],

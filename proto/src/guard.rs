@@ -27,19 +27,111 @@ const MAX_NESTING: usize = 64;
 /// SQLite built-ins that read nothing but their arguments. `load_extension`,
 /// `readfile`, `fts3_tokenizer` and the like are absent on purpose.
 const FUNCTIONS: &[&str] = &[
-    "abs", "acos", "acosh", "asin", "asinh", "atan", "atan2", "atanh", "avg", "ceil", "ceiling",
-    "char", "coalesce", "concat", "concat_ws", "cos", "cosh", "count", "cume_dist", "date",
-    "datetime", "degrees", "dense_rank", "exp", "first_value", "floor", "format", "glob",
-    "group_concat", "hex", "ifnull", "iif", "instr", "json", "json_array", "json_array_length",
-    "json_each", "json_extract", "json_group_array", "json_group_object", "json_insert",
-    "json_object", "json_patch", "json_quote", "json_remove", "json_replace", "json_set",
-    "json_tree", "json_type", "json_valid", "julianday", "lag", "last_value", "lead", "length",
-    "like", "likelihood", "likely", "ln", "log", "log10", "log2", "lower", "ltrim", "max", "min",
-    "mod", "nth_value", "ntile", "nullif", "octet_length", "percent_rank", "pi", "pow", "power",
-    "printf", "quote", "radians", "rank", "replace", "round", "row_number", "rtrim", "sign", "sin",
-    "sinh", "sqrt", "strftime", "string_agg", "substr", "substring", "sum", "tan", "tanh",
-    "time", "timediff", "total", "trim", "trunc", "typeof", "unhex", "unicode", "unixepoch",
-    "unlikely", "upper",
+    "abs",
+    "acos",
+    "acosh",
+    "asin",
+    "asinh",
+    "atan",
+    "atan2",
+    "atanh",
+    "avg",
+    "ceil",
+    "ceiling",
+    "char",
+    "coalesce",
+    "concat",
+    "concat_ws",
+    "cos",
+    "cosh",
+    "count",
+    "cume_dist",
+    "date",
+    "datetime",
+    "degrees",
+    "dense_rank",
+    "exp",
+    "first_value",
+    "floor",
+    "format",
+    "glob",
+    "group_concat",
+    "hex",
+    "ifnull",
+    "iif",
+    "instr",
+    "json",
+    "json_array",
+    "json_array_length",
+    "json_each",
+    "json_extract",
+    "json_group_array",
+    "json_group_object",
+    "json_insert",
+    "json_object",
+    "json_patch",
+    "json_quote",
+    "json_remove",
+    "json_replace",
+    "json_set",
+    "json_tree",
+    "json_type",
+    "json_valid",
+    "julianday",
+    "lag",
+    "last_value",
+    "lead",
+    "length",
+    "like",
+    "likelihood",
+    "likely",
+    "ln",
+    "log",
+    "log10",
+    "log2",
+    "lower",
+    "ltrim",
+    "max",
+    "min",
+    "mod",
+    "nth_value",
+    "ntile",
+    "nullif",
+    "octet_length",
+    "percent_rank",
+    "pi",
+    "pow",
+    "power",
+    "printf",
+    "quote",
+    "radians",
+    "rank",
+    "replace",
+    "round",
+    "row_number",
+    "rtrim",
+    "sign",
+    "sin",
+    "sinh",
+    "sqrt",
+    "strftime",
+    "string_agg",
+    "substr",
+    "substring",
+    "sum",
+    "tan",
+    "tanh",
+    "time",
+    "timediff",
+    "total",
+    "trim",
+    "trunc",
+    "typeof",
+    "unhex",
+    "unicode",
+    "unixepoch",
+    "unlikely",
+    "upper",
 ];
 
 /// Table-valued functions allowed in FROM.
@@ -86,7 +178,12 @@ pub fn check(sql: &str, known: &dyn Fn(&str) -> bool) -> Result<Checked, ProtoEr
     };
     let query = match statement {
         Statement::Query(q) => q,
-        other => return refuse(format!("only SELECT is allowed, not {}", statement_kind(other))),
+        other => {
+            return refuse(format!(
+                "only SELECT is allowed, not {}",
+                statement_kind(other)
+            ))
+        }
     };
     let mut walker = Walker::default();
     if let ControlFlow::Break(why) = query.visit(&mut walker) {
@@ -113,8 +210,17 @@ fn statement_kind(s: &Statement) -> String {
     let text = s.to_string();
     let words: Vec<&str> = text.split_whitespace().take(2).collect();
     match words.as_slice() {
-        [first, second, ..] if matches!(first.to_ascii_uppercase().as_str(), "CREATE" | "DROP" | "ALTER") => {
-            format!("{} {}", first.to_ascii_uppercase(), second.to_ascii_uppercase())
+        [first, second, ..]
+            if matches!(
+                first.to_ascii_uppercase().as_str(),
+                "CREATE" | "DROP" | "ALTER"
+            ) =>
+        {
+            format!(
+                "{} {}",
+                first.to_ascii_uppercase(),
+                second.to_ascii_uppercase()
+            )
         }
         [first, ..] => first.to_ascii_uppercase(),
         [] => "an empty statement".into(),
@@ -164,7 +270,12 @@ impl Visitor for Walker {
     }
 
     fn pre_visit_table_factor(&mut self, factor: &TableFactor) -> ControlFlow<String> {
-        if let TableFactor::Table { name, args: Some(_), .. } = factor {
+        if let TableFactor::Table {
+            name,
+            args: Some(_),
+            ..
+        } = factor
+        {
             let name = object_name(name);
             if !TABLE_FUNCTIONS.contains(&name.as_str()) {
                 return ControlFlow::Break(format!("table function not allowed: {name}"));
@@ -228,6 +339,8 @@ mod tests {
         assert!(refused("CREATE TEMP TABLE t(x)").contains("CREATE"));
         assert!(refused("").contains("empty"));
         assert!(refused(&"x".repeat(MAX_SQL_BYTES + 1)).contains("limit"));
-        assert!(refused(&format!("SELECT {}1{}", "(".repeat(500), ")".repeat(500))).contains("parse"));
+        assert!(
+            refused(&format!("SELECT {}1{}", "(".repeat(500), ")".repeat(500))).contains("parse")
+        );
     }
 }

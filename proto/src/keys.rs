@@ -59,7 +59,8 @@ impl Keyspace {
 
     /// The last path segment of `key` if it lies directly under `dir`.
     pub fn leaf<'a>(dir: &str, key: &'a str) -> Option<&'a str> {
-        key.strip_prefix(dir).filter(|rest| !rest.is_empty() && !rest.contains('/'))
+        key.strip_prefix(dir)
+            .filter(|rest| !rest.is_empty() && !rest.contains('/'))
     }
 }
 
@@ -72,7 +73,10 @@ mod tests {
         let ks = Keyspace::new("/corp/sweep");
         assert_eq!(ks.agent("web-1"), "/corp/sweep/agents/web-1");
         assert_eq!(ks.hunt("h1"), "/corp/sweep/hunts/h1");
-        assert_eq!(Keyspace::leaf(&ks.hunts(), "/corp/sweep/hunts/h1"), Some("h1"));
+        assert_eq!(
+            Keyspace::leaf(&ks.hunts(), "/corp/sweep/hunts/h1"),
+            Some("h1")
+        );
         assert_eq!(Keyspace::leaf(&ks.hunts(), "/corp/sweep/hunts/"), None);
         assert_eq!(Keyspace::leaf(&ks.hunts(), "/corp/sweep/agents/x"), None);
     }

@@ -103,7 +103,10 @@ pub struct MatchRecord {
 
 impl MatchRecord {
     pub fn from_json(bytes: &[u8]) -> Result<Self, ProtoError> {
-        serde_json::from_slice(bytes).map_err(|source| ProtoError::Decode { what: "match", source })
+        serde_json::from_slice(bytes).map_err(|source| ProtoError::Decode {
+            what: "match",
+            source,
+        })
     }
 }
 
@@ -117,10 +120,18 @@ mod tests {
             hunt_id: "h".into(),
             host_identifier: "a".into(),
             unix_time: 1,
-            status: StatusBody { rows: 2, error: None, duration_ms: 3, columns: vec![] },
+            status: StatusBody {
+                rows: 2,
+                error: None,
+                duration_ms: 3,
+                columns: vec![],
+            },
         };
         let json = serde_json::to_vec(&status).unwrap();
-        assert_eq!(ResultsRecord::from_json(&json).unwrap(), ResultsRecord::Status(status));
+        assert_eq!(
+            ResultsRecord::from_json(&json).unwrap(),
+            ResultsRecord::Status(status)
+        );
         let row = ResultRow {
             name: "hunt:h".into(),
             host_identifier: "a".into(),
@@ -135,6 +146,9 @@ mod tests {
         };
         let json = serde_json::to_string(&row).unwrap();
         assert!(json.contains("\"hostIdentifier\":\"a\""));
-        assert_eq!(ResultsRecord::from_json(json.as_bytes()).unwrap(), ResultsRecord::Row(row));
+        assert_eq!(
+            ResultsRecord::from_json(json.as_bytes()).unwrap(),
+            ResultsRecord::Row(row)
+        );
     }
 }

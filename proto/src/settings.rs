@@ -110,7 +110,8 @@ impl KafkaSettings {
                 name: "kafka property",
                 reason: format!("`{pair}` is not key=value"),
             })?;
-            self.properties.insert(k.trim().to_string(), v.trim().to_string());
+            self.properties
+                .insert(k.trim().to_string(), v.trim().to_string());
         }
         Ok(())
     }

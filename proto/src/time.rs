@@ -30,6 +30,9 @@ mod tests {
     #[test]
     fn calendar_time_matches_osquery() {
         assert_eq!(super::calendar_time(0), "Thu Jan  1 00:00:00 1970 UTC");
-        assert_eq!(super::calendar_time(1_795_410_577), "Mon Nov 23 05:09:37 2026 UTC");
+        assert_eq!(
+            super::calendar_time(1_795_410_577),
+            "Mon Nov 23 05:09:37 2026 UTC"
+        );
     }
 }

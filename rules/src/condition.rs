@@ -48,10 +48,26 @@ pub enum Node {
     Or(Box<Node>, Box<Node>),
     Not(Box<Node>),
     Compare(Operand, Cmp, Operand),
-    Like { operand: Operand, pattern: Operand, negated: bool },
-    In { operand: Operand, list: Vec<Operand>, negated: bool },
-    Between { operand: Operand, low: Operand, high: Operand, negated: bool },
-    IsNull { operand: Operand, negated: bool },
+    Like {
+        operand: Operand,
+        pattern: Operand,
+        negated: bool,
+    },
+    In {
+        operand: Operand,
+        list: Vec<Operand>,
+        negated: bool,
+    },
+    Between {
+        operand: Operand,
+        low: Operand,
+        high: Operand,
+        negated: bool,
+    },
+    IsNull {
+        operand: Operand,
+        negated: bool,
+    },
     /// A bare operand used as a boolean (`WHERE 1`, `WHERE enabled`).
     Truthy(Operand),
 }
@@ -97,27 +113,59 @@ fn node(e: &Expr) -> Result<Node, String> {
             BinaryOperator::GtEq => Node::Compare(operand(left)?, Cmp::Ge, operand(right)?),
             other => return Err(format!("operator {other} is not supported in conditions")),
         },
-        Expr::UnaryOp { op: UnaryOperator::Not, expr } => Node::Not(Box::new(node(expr)?)),
-        Expr::Like { negated, expr, pattern, escape_char: None, any: false }
-        | Expr::ILike { negated, expr, pattern, escape_char: None, any: false } => Node::Like {
+        Expr::UnaryOp {
+            op: UnaryOperator::Not,
+            expr,
+        } => Node::Not(Box::new(node(expr)?)),
+        Expr::Like {
+            negated,
+            expr,
+            pattern,
+            escape_char: None,
+            any: false,
+        }
+        | Expr::ILike {
+            negated,
+            expr,
+            pattern,
+            escape_char: None,
+            any: false,
+        } => Node::Like {
             operand: operand(expr)?,
             pattern: operand(pattern)?,
             negated: *negated,
         },
-        Expr::InList { expr, list, negated } => Node::In {
+        Expr::InList {
+            expr,
+            list,
+            negated,
+        } => Node::In {
             operand: operand(expr)?,
             list: list.iter().map(operand).collect::<Result<_, _>>()?,
             negated: *negated,
         },
-        Expr::Between { expr, negated, low, high } => Node::Between {
+        Expr::Between {
+            expr,
+            negated,
+            low,
+            high,
+        } => Node::Between {
             operand: operand(expr)?,
             low: operand(low)?,
             high: operand(high)?,
             negated: *negated,
         },
-        Expr::IsNull(e) => Node::IsNull { operand: operand(e)?, negated: false },
-        Expr::IsNotNull(e) => Node::IsNull { operand: operand(e)?, negated: true },
-        other => Node::Truthy(operand(other).map_err(|_| format!("`{other}` is not supported in conditions"))?),
+        Expr::IsNull(e) => Node::IsNull {
+            operand: operand(e)?,
+            negated: false,
+        },
+        Expr::IsNotNull(e) => Node::IsNull {
+            operand: operand(e)?,
+            negated: true,
+        },
+        other => Node::Truthy(
+            operand(other).map_err(|_| format!("`{other}` is not supported in conditions"))?,
+        ),
     })
 }
 
@@ -138,7 +186,10 @@ fn operand(e: &Expr) -> Result<Operand, String> {
             Value::Null => Operand::Null,
             other => return Err(format!("literal {other} is not supported")),
         },
-        Expr::UnaryOp { op: UnaryOperator::Minus, expr } => match operand(expr)? {
+        Expr::UnaryOp {
+            op: UnaryOperator::Minus,
+            expr,
+        } => match operand(expr)? {
             Operand::Number(n) => Operand::Number(-n),
             _ => return Err(format!("cannot negate `{expr}`")),
         },
@@ -252,12 +303,20 @@ fn eval(n: &Node, row: &BTreeMap<String, String>) -> Option<bool> {
                 Cmp::Ge => ord != Less,
             })
         }
-        Node::Like { operand, pattern, negated } => {
+        Node::Like {
+            operand,
+            pattern,
+            negated,
+        } => {
             let text = value(operand, row).as_text()?;
             let pat = value(pattern, row).as_text()?;
             Some(like(&pat, &text) != *negated)
         }
-        Node::In { operand, list, negated } => {
+        Node::In {
+            operand,
+            list,
+            negated,
+        } => {
             let v = value(operand, row);
             if matches!(v, Val::Null) {
                 return None;
@@ -276,7 +335,12 @@ fn eval(n: &Node, row: &BTreeMap<String, String>) -> Option<bool> {
                 Some(*negated)
             }
         }
-        Node::Between { operand, low, high, negated } => {
+        Node::Between {
+            operand,
+            low,
+            high,
+            negated,
+        } => {
             let v = value(operand, row);
             let lo = compare(&v, &value(low, row))?;
             let hi = compare(&v, &value(high, row))?;
@@ -323,11 +387,16 @@ mod tests {
     use super::*;
 
     fn row(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     fn m(cond: &str, r: &BTreeMap<String, String>) -> bool {
-        Condition::compile(cond).unwrap_or_else(|e| panic!("{cond}: {e}")).matches(r)
+        Condition::compile(cond)
+            .unwrap_or_else(|e| panic!("{cond}: {e}"))
+            .matches(r)
     }
 
     #[test]
@@ -344,11 +413,17 @@ mod tests {
         assert!(m("name IN ('sh', 'bash') AND remote_port > 0", &r));
         assert!(m("remote_port > 80", &r), "numbers compare as numbers");
         assert!(!m("remote_port > 1000", &r));
-        assert!(m("remote_address NOT LIKE '10.%' AND remote_address NOT LIKE '192.168.%'", &r));
+        assert!(m(
+            "remote_address NOT LIKE '10.%' AND remote_address NOT LIKE '192.168.%'",
+            &r
+        ));
         assert!(m("upper(name) LIKE 'BA_H'", &r));
         assert!(m("parent_name <> 'sshd'", &r));
         assert!(m("remote_port BETWEEN 400 AND 500", &r));
-        assert!(m("empty IS NULL AND missing IS NULL AND name IS NOT NULL", &r));
+        assert!(m(
+            "empty IS NULL AND missing IS NULL AND name IS NOT NULL",
+            &r
+        ));
         // Unknown is not true, and NOT unknown is still not true.
         assert!(!m("missing = 'x'", &r));
         assert!(!m("NOT (missing = 'x')", &r));

@@ -30,7 +30,10 @@ impl Default for Config {
 
 impl Config {
     pub fn load(path: &Path) -> Result<Self, RulesError> {
-        let err = |reason: String| RulesError::Config { path: path.display().to_string(), reason };
+        let err = |reason: String| RulesError::Config {
+            path: path.display().to_string(),
+            reason,
+        };
         let text = std::fs::read_to_string(path).map_err(|e| err(e.to_string()))?;
         toml::from_str(&text).map_err(|e| err(e.to_string()))
     }

@@ -16,7 +16,11 @@ use crate::ruleset::RuleSet;
 use crate::RulesError;
 
 /// Runs until `shutdown` turns true.
-pub async fn run(config: Config, rules: RuleSet, mut shutdown: watch::Receiver<bool>) -> Result<(), RulesError> {
+pub async fn run(
+    config: Config,
+    rules: RuleSet,
+    mut shutdown: watch::Receiver<bool>,
+) -> Result<(), RulesError> {
     topics::ensure(&config.kafka, &[topics::RESULTS, topics::MATCHES], 1).await?;
     let mut ccfg = config.kafka.client_config();
     ccfg.set("group.id", &config.group_id)
@@ -26,7 +30,9 @@ pub async fn run(config: Config, rules: RuleSet, mut shutdown: watch::Receiver<b
         .set("enable.auto.offset.store", "false")
         .set("auto.offset.reset", "earliest");
     let mut pcfg = config.kafka.client_config();
-    pcfg.set("enable.idempotence", "true").set("acks", "all").set("linger.ms", "5");
+    pcfg.set("enable.idempotence", "true")
+        .set("acks", "all")
+        .set("linger.ms", "5");
     for (k, v) in &config.kafka.properties {
         ccfg.set(k, v);
         pcfg.set(k, v);
@@ -61,7 +67,9 @@ pub async fn run(config: Config, rules: RuleSet, mut shutdown: watch::Receiver<b
             // Retry until delivered: storing the offset past an undelivered
             // match would lose it.
             loop {
-                let rec = FutureRecord::to(topics::MATCHES).key(&m.rule_id).payload(&payload);
+                let rec = FutureRecord::to(topics::MATCHES)
+                    .key(&m.rule_id)
+                    .payload(&payload);
                 match producer.send(rec, Duration::from_secs(5)).await {
                     Ok(_) => break,
                     Err((e, _)) => {

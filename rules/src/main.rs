@@ -10,7 +10,11 @@ use clap::Parser;
 use sweep_rules::{rule, Config, RuleSet};
 
 #[derive(Parser)]
-#[command(name = "sweep-rules", version, about = "Evaluate detection rules on sweep's result rows")]
+#[command(
+    name = "sweep-rules",
+    version,
+    about = "Evaluate detection rules on sweep's result rows"
+)]
 struct Cli {
     /// The TOML configuration file.
     #[arg(long, short)]
@@ -54,7 +58,11 @@ async fn main() -> ExitCode {
         }
     };
     if cli.check {
-        println!("{} rule(s) OK in {}", rules.len(), config.rules_dir.display());
+        println!(
+            "{} rule(s) OK in {}",
+            rules.len(),
+            config.rules_dir.display()
+        );
         return ExitCode::SUCCESS;
     }
     let (tx, rx) = tokio::sync::watch::channel(false);
@@ -73,7 +81,10 @@ async fn main() -> ExitCode {
 
 async fn wait_for_signal() {
     use tokio::signal::unix::{signal, SignalKind};
-    match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
+    match (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) {
         (Ok(mut term), Ok(mut int)) => {
             tokio::select! {
                 _ = term.recv() => {}

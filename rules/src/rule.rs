@@ -89,9 +89,18 @@ impl Rule {
             reason,
         })?;
         if spec.id.trim().is_empty() {
-            return Err(RulesError::Rule { id: spec.id, reason: "empty id".into() });
+            return Err(RulesError::Rule {
+                id: spec.id,
+                reason: "empty id".into(),
+            });
         }
-        Ok(Self { id: spec.id, title: spec.title, severity: spec.severity, query: spec.query, condition })
+        Ok(Self {
+            id: spec.id,
+            title: spec.title,
+            severity: spec.severity,
+            query: spec.query,
+            condition,
+        })
     }
 }
 
@@ -101,13 +110,20 @@ pub fn parse(text: &str, origin: &str) -> Result<Vec<Rule>, RulesError> {
         path: origin.to_string(),
         reason: e.to_string(),
     })?;
-    file.rule.into_iter().filter(|r| r.enabled).map(Rule::compile).collect()
+    file.rule
+        .into_iter()
+        .filter(|r| r.enabled)
+        .map(Rule::compile)
+        .collect()
 }
 
 /// Loads every `*.toml` file in `dir`, sorted by name. Any bad rule fails the
 /// load: a detection silently missing is worse than a refusal to start.
 pub fn load_dir(dir: &Path) -> Result<Vec<Rule>, RulesError> {
-    let err = |reason: String| RulesError::RuleFile { path: dir.display().to_string(), reason };
+    let err = |reason: String| RulesError::RuleFile {
+        path: dir.display().to_string(),
+        reason,
+    };
     let mut paths: Vec<_> = std::fs::read_dir(dir)
         .map_err(|e| err(e.to_string()))?
         .filter_map(|e| e.ok().map(|e| e.path()))
@@ -125,7 +141,10 @@ pub fn load_dir(dir: &Path) -> Result<Vec<Rule>, RulesError> {
     let mut ids = std::collections::BTreeSet::new();
     for r in &rules {
         if !ids.insert(r.id.clone()) {
-            return Err(RulesError::Rule { id: r.id.clone(), reason: "defined twice".into() });
+            return Err(RulesError::Rule {
+                id: r.id.clone(),
+                reason: "defined twice".into(),
+            });
         }
     }
     Ok(rules)
@@ -158,9 +177,15 @@ enabled = false
         .unwrap();
         assert_eq!(rules.len(), 1);
         assert_eq!(rules[0].query, "*");
-        let bad = parse("[[rule]]\nid='x'\ntitle='x'\nseverity='high'\ncondition='name ='\n", "t");
+        let bad = parse(
+            "[[rule]]\nid='x'\ntitle='x'\nseverity='high'\ncondition='name ='\n",
+            "t",
+        );
         assert!(bad.unwrap_err().to_string().contains("rule x"));
-        let typo = parse("[[rule]]\nid='x'\ntitle='x'\nseverity='high'\ncondtion='1=1'\n", "t");
+        let typo = parse(
+            "[[rule]]\nid='x'\ntitle='x'\nseverity='high'\ncondtion='1=1'\n",
+            "t",
+        );
         assert!(typo.is_err());
     }
 }

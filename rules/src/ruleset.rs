@@ -26,7 +26,11 @@ impl RuleSet {
                 exact.entry(r.query.clone()).or_default().push(i);
             }
         }
-        Self { exact, patterned, rules }
+        Self {
+            exact,
+            patterned,
+            rules,
+        }
     }
 
     pub fn len(&self) -> usize {
@@ -45,7 +49,12 @@ impl RuleSet {
             .into_iter()
             .flatten()
             .copied()
-            .chain(self.patterned.iter().copied().filter(|i| glob(&self.rules[*i].query, &row.name)))
+            .chain(
+                self.patterned
+                    .iter()
+                    .copied()
+                    .filter(|i| glob(&self.rules[*i].query, &row.name)),
+            )
             .filter(|i| self.rules[*i].condition.matches(&row.columns))
             .collect();
         hits.sort_unstable();
@@ -101,7 +110,10 @@ mod tests {
             epoch: 0,
             counter: 0,
             decorations: BTreeMap::new(),
-            columns: cols.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            columns: cols
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
             action: "snapshot".into(),
             hunt_id: Some("h1".into()),
         }
@@ -134,8 +146,14 @@ condition = "username = 'douge'"
         assert_eq!(hits[0].rule_id, "douge");
         assert_eq!(hits[0].host, "web-1");
         assert_eq!(hits[0].severity, "critical");
-        assert_eq!(set.evaluate(&row("pack_users", &[("username", "douge")])).len(), 1);
-        assert!(set.evaluate(&row("hunt:h1", &[("username", "root")])).is_empty());
+        assert_eq!(
+            set.evaluate(&row("pack_users", &[("username", "douge")]))
+                .len(),
+            1
+        );
+        assert!(set
+            .evaluate(&row("hunt:h1", &[("username", "root")]))
+            .is_empty());
         assert!(glob("hunt:*", "hunt:abc") && glob("*", "x") && !glob("a*c", "ab"));
     }
 }

@@ -20,7 +20,11 @@ pub async fn run(shared: Shared, client: Client, mut shutdown: watch::Receiver<b
         match hold(&shared, client.clone(), &mut selfstat, &mut shutdown).await {
             Ok(()) => return,
             Err(e) => {
-                shared.metrics.etcd_errors.with_label_values(&["heartbeat"]).inc();
+                shared
+                    .metrics
+                    .etcd_errors
+                    .with_label_values(&["heartbeat"])
+                    .inc();
                 warn!(error = %e, retry_in = ?backoff, "heartbeat lost; re-registering");
             }
         }
@@ -47,14 +51,23 @@ async fn hold(
     let put = |value: String| {
         let mut client = kv.clone();
         let key = key.clone();
-        async move { client.put(key, value, Some(PutOptions::new().with_lease(lease))).await }
+        async move {
+            client
+                .put(key, value, Some(PutOptions::new().with_lease(lease)))
+                .await
+        }
     };
     put(shared.heartbeat(selfstat.sample()).to_json()).await?;
     info!(host_id = %shared.host_id, lease, ttl, "registered");
     let (mut keeper, mut responses) = client.lease_keep_alive(lease).await?;
     // Keep-alives at a third of the TTL survive one lost round trip.
-    let mut keep_tick = tokio::time::interval(Duration::from_secs((ttl as u64 / 3).max(1)));
-    let mut beat_tick = tokio::time::interval(cfg.interval.max(Duration::from_millis(200)));
+    // Both ticks start one period from now: the lease was just granted and the
+    // first value just written, and a CPU sample over a few milliseconds is noise.
+    let keep_every = Duration::from_secs((ttl as u64 / 3).max(1));
+    let beat_every = cfg.interval.max(Duration::from_millis(200));
+    let start = tokio::time::Instant::now();
+    let mut keep_tick = tokio::time::interval_at(start + keep_every, keep_every);
+    let mut beat_tick = tokio::time::interval_at(start + beat_every, beat_every);
     loop {
         tokio::select! {
             _ = keep_tick.tick() => {

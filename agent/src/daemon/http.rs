@@ -38,11 +38,19 @@ async fn answer(mut stream: TcpStream, metrics: &Metrics) -> std::io::Result<()>
     // Read the request head; a client that sends nothing in 5 s is dropped.
     while !buf[..len].windows(4).any(|w| w == b"\r\n\r\n") {
         if len == buf.len() {
-            return respond(&mut stream, "431 Request Header Fields Too Large", "text/plain", "").await;
+            return respond(
+                &mut stream,
+                "431 Request Header Fields Too Large",
+                "text/plain",
+                "",
+            )
+            .await;
         }
         let n = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buf[len..]))
             .await
-            .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "request timed out"))??;
+            .map_err(|_| {
+                std::io::Error::new(std::io::ErrorKind::TimedOut, "request timed out")
+            })??;
         if n == 0 {
             return Ok(());
         }
@@ -54,7 +62,13 @@ async fn answer(mut stream: TcpStream, metrics: &Metrics) -> std::io::Result<()>
     let path = target.split('?').next().unwrap_or("");
     match (method, path) {
         ("GET", "/metrics") => {
-            respond(&mut stream, "200 OK", "text/plain; version=0.0.4", &metrics.encode()).await
+            respond(
+                &mut stream,
+                "200 OK",
+                "text/plain; version=0.0.4",
+                &metrics.encode(),
+            )
+            .await
         }
         ("GET", "/healthz") => respond(&mut stream, "200 OK", "text/plain", "ok\n").await,
         ("GET", _) => respond(&mut stream, "404 Not Found", "text/plain", "not found\n").await,
@@ -62,7 +76,12 @@ async fn answer(mut stream: TcpStream, metrics: &Metrics) -> std::io::Result<()>
     }
 }
 
-async fn respond(stream: &mut TcpStream, status: &str, ctype: &str, body: &str) -> std::io::Result<()> {
+async fn respond(
+    stream: &mut TcpStream,
+    status: &str,
+    ctype: &str,
+    body: &str,
+) -> std::io::Result<()> {
     let head = format!(
         "HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
         body.len()

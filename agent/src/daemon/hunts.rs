@@ -38,7 +38,11 @@ pub async fn watch_hunts(
         match result {
             Ok(()) => backoff = Duration::from_millis(500),
             Err(e) => {
-                shared.metrics.etcd_errors.with_label_values(&["watch"]).inc();
+                shared
+                    .metrics
+                    .etcd_errors
+                    .with_label_values(&["watch"])
+                    .inc();
                 warn!(error = %e, retry_in = ?backoff, "hunt watch interrupted");
                 tokio::select! {
                     _ = tokio::time::sleep(backoff) => {}
@@ -62,7 +66,9 @@ async fn watch_once(
     let start = match *last_rev {
         Some(rev) => rev + 1,
         None => {
-            let resp = client.get(prefix.as_str(), Some(GetOptions::new().with_prefix())).await?;
+            let resp = client
+                .get(prefix.as_str(), Some(GetOptions::new().with_prefix()))
+                .await?;
             let rev = resp.header().map_or(0, |h| h.revision());
             for kv in resp.kvs() {
                 offer(shared, kv.value(), queue).await;
@@ -75,7 +81,10 @@ async fn watch_once(
     let mut stream = client.watch(prefix.as_str(), Some(opts)).await?;
     while let Some(resp) = stream.message().await? {
         if resp.canceled() || resp.compact_revision() > 0 {
-            warn!(compact_revision = resp.compact_revision(), "hunt watch compacted; re-reading");
+            warn!(
+                compact_revision = resp.compact_revision(),
+                "hunt watch compacted; re-reading"
+            );
             *last_rev = None;
             return Ok(());
         }
@@ -90,7 +99,9 @@ async fn watch_once(
             *last_rev = Some(h.revision());
         }
     }
-    Err(AgentError::Etcd(etcd_client::Error::WatchError("watch stream ended".into())))
+    Err(AgentError::Etcd(etcd_client::Error::WatchError(
+        "watch stream ended".into(),
+    )))
 }
 
 async fn offer(shared: &Shared, value: &[u8], queue: &mpsc::Sender<Hunt>) {
@@ -100,7 +111,11 @@ async fn offer(shared: &Shared, value: &[u8], queue: &mpsc::Sender<Hunt>) {
             let _ = queue.send(hunt).await;
         }
         Err(e) => {
-            shared.metrics.hunts_skipped.with_label_values(&["invalid"]).inc();
+            shared
+                .metrics
+                .hunts_skipped
+                .with_label_values(&["invalid"])
+                .inc();
             warn!(error = %e, "ignoring an undecodable hunt");
         }
     }
@@ -117,11 +132,19 @@ pub async fn run_hunts(shared: Shared, mut ledger: Ledger, mut queue: mpsc::Rece
             continue;
         }
         if hunt.is_expired(now) {
-            shared.metrics.hunts_skipped.with_label_values(&["expired"]).inc();
+            shared
+                .metrics
+                .hunts_skipped
+                .with_label_values(&["expired"])
+                .inc();
             continue;
         }
         if !hunt.targets.matches(&shared.host_id, &shared.config.labels) {
-            shared.metrics.hunts_skipped.with_label_values(&["not_targeted"]).inc();
+            shared
+                .metrics
+                .hunts_skipped
+                .with_label_values(&["not_targeted"])
+                .inc();
             continue;
         }
         if let Err(e) = run_one(&shared, &hunt).await {
@@ -154,9 +177,15 @@ async fn run_one(shared: &Shared, hunt: &Hunt) -> Result<(), AgentError> {
     m.queries.with_label_values(&["hunt", outcome]).inc();
     m.query_duration.observe(out.elapsed.as_secs_f64());
     m.result_rows.inc_by(out.rows.len() as u64);
-    shared.counters.hunts_run.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    shared
+        .counters
+        .hunts_run
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     if out.error.is_some() {
-        shared.counters.queries_failed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        shared
+            .counters
+            .queries_failed
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     }
 
     let now = unix_now();
@@ -198,7 +227,10 @@ async fn run_one(shared: &Shared, hunt: &Hunt) -> Result<(), AgentError> {
     });
     let rows = out.rows.len();
     shared.sink.send(records).await?;
-    shared.counters.rows_sent.fetch_add(rows as u64, std::sync::atomic::Ordering::Relaxed);
+    shared
+        .counters
+        .rows_sent
+        .fetch_add(rows as u64, std::sync::atomic::Ordering::Relaxed);
     info!(
         hunt_id = %hunt.id,
         rows,

@@ -22,7 +22,10 @@ impl Ledger {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => BTreeMap::new(),
             Err(e) => return Err(AgentError::io(format!("reading {}", path.display()), e)),
         };
-        Ok(Self { path: path.to_path_buf(), ran })
+        Ok(Self {
+            path: path.to_path_buf(),
+            ran,
+        })
     }
 
     pub fn has_run(&self, hunt_id: &str) -> bool {

@@ -3,7 +3,7 @@
 //! ids, no query text).
 
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Gauge, Opts, Registry,
+    Encoder, Gauge, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
     TextEncoder,
 };
 
@@ -34,17 +34,28 @@ impl Metrics {
     pub fn new() -> Result<Self, AgentError> {
         let registry = Registry::new();
         let queries = IntCounterVec::new(
-            Opts::new("sweep_agent_queries_total", "Queries run, by kind and outcome."),
+            Opts::new(
+                "sweep_agent_queries_total",
+                "Queries run, by kind and outcome.",
+            ),
             &["kind", "outcome"],
         )?;
         let query_duration = Histogram::with_opts(
-            HistogramOpts::new("sweep_agent_query_duration_seconds", "Wall time of one query.")
-                .buckets(vec![0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 30.0]),
+            HistogramOpts::new(
+                "sweep_agent_query_duration_seconds",
+                "Wall time of one query.",
+            )
+            .buckets(vec![0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 30.0]),
         )?;
-        let result_rows =
-            IntCounter::new("sweep_agent_result_rows_total", "Result rows produced by queries.")?;
+        let result_rows = IntCounter::new(
+            "sweep_agent_result_rows_total",
+            "Result rows produced by queries.",
+        )?;
         let hunts_skipped = IntCounterVec::new(
-            Opts::new("sweep_agent_hunts_skipped_total", "Hunts seen but not run, by reason."),
+            Opts::new(
+                "sweep_agent_hunts_skipped_total",
+                "Hunts seen but not run, by reason.",
+            ),
             &["reason"],
         )?;
         let records_sent = IntCounter::new(
@@ -55,8 +66,10 @@ impl Metrics {
             "sweep_agent_kafka_delivery_errors_total",
             "Records the broker did not take in time (then spooled).",
         )?;
-        let spool_records =
-            IntGauge::new("sweep_agent_spool_records", "Records waiting in the disk spool.")?;
+        let spool_records = IntGauge::new(
+            "sweep_agent_spool_records",
+            "Records waiting in the disk spool.",
+        )?;
         let spool_bytes = IntGauge::new("sweep_agent_spool_bytes", "Bytes in the disk spool.")?;
         let spool_dropped = IntCounter::new(
             "sweep_agent_spool_dropped_records_total",
@@ -70,9 +83,15 @@ impl Metrics {
             "sweep_agent_cpu_usage_percent",
             "CPU used by the agent over the last sample, percent of one core.",
         )?;
-        let rss_bytes = IntGauge::new("sweep_agent_memory_rss_bytes", "Resident memory of the agent.")?;
+        let rss_bytes = IntGauge::new(
+            "sweep_agent_memory_rss_bytes",
+            "Resident memory of the agent.",
+        )?;
         let threads = IntGauge::new("sweep_agent_threads", "Threads of the agent.")?;
-        let open_fds = IntGauge::new("sweep_agent_open_fds", "Open file descriptors of the agent.")?;
+        let open_fds = IntGauge::new(
+            "sweep_agent_open_fds",
+            "Open file descriptors of the agent.",
+        )?;
         registry.register(Box::new(queries.clone()))?;
         registry.register(Box::new(query_duration.clone()))?;
         registry.register(Box::new(result_rows.clone()))?;

@@ -140,7 +140,10 @@ pub async fn start(config: Config, shutdown: watch::Receiver<bool>) -> Result<Ru
         start_time: started_at,
         config_hash: String::new(),
     };
-    let registry = Arc::new(Registry::new(TableEnv { facts, ..TableEnv::default() }));
+    let registry = Arc::new(Registry::new(TableEnv {
+        facts,
+        ..TableEnv::default()
+    }));
     let engine = Engine::new(registry, config.limits.clone());
     let sink = Sink::new(&config, topics::RESULTS, metrics.clone())?;
     let ledger = ledger::Ledger::open(&config.state_dir.join("hunts.json"))?;
@@ -168,13 +171,32 @@ pub async fn start(config: Config, shutdown: watch::Receiver<bool>) -> Result<Ru
     if !config.metrics.listen.is_empty() {
         let listener = tokio::net::TcpListener::bind(&config.metrics.listen)
             .await
-            .map_err(|e| AgentError::io(format!("binding metrics on {}", config.metrics.listen), e))?;
-        tasks.push(tokio::spawn(http::serve(listener, metrics.clone(), shutdown.clone())));
+            .map_err(|e| {
+                AgentError::io(format!("binding metrics on {}", config.metrics.listen), e)
+            })?;
+        tasks.push(tokio::spawn(http::serve(
+            listener,
+            metrics.clone(),
+            shutdown.clone(),
+        )));
     }
     let (queue_tx, queue_rx) = mpsc::channel(256);
-    tasks.push(tokio::spawn(heartbeat::run(shared.clone(), client.clone(), shutdown.clone())));
-    tasks.push(tokio::spawn(hunts::watch_hunts(shared.clone(), client, queue_tx, shutdown.clone())));
-    tasks.push(tokio::spawn(hunts::run_hunts(shared.clone(), ledger, queue_rx)));
+    tasks.push(tokio::spawn(heartbeat::run(
+        shared.clone(),
+        client.clone(),
+        shutdown.clone(),
+    )));
+    tasks.push(tokio::spawn(hunts::watch_hunts(
+        shared.clone(),
+        client,
+        queue_tx,
+        shutdown.clone(),
+    )));
+    tasks.push(tokio::spawn(hunts::run_hunts(
+        shared.clone(),
+        ledger,
+        queue_rx,
+    )));
     tasks.push(tokio::spawn(sink.drain(shutdown)));
     info!(host_id = %host_id, version = sweep_proto::VERSION, "agent started");
     Ok(Running { tasks, shared })
@@ -190,7 +212,9 @@ async fn connect_etcd(
     loop {
         match config.etcd.connect().await {
             Ok(c) => return Ok(c),
-            Err(e) => warn!(error = %e, endpoints = ?config.etcd.endpoints, retry_in = ?backoff, "etcd unreachable"),
+            Err(e) => {
+                warn!(error = %e, endpoints = ?config.etcd.endpoints, retry_in = ?backoff, "etcd unreachable")
+            }
         }
         tokio::select! {
             _ = tokio::time::sleep(backoff) => {}
@@ -202,7 +226,10 @@ async fn connect_etcd(
 
 async fn wait_for_signal() {
     use tokio::signal::unix::{signal, SignalKind};
-    match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
+    match (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) {
         (Ok(mut term), Ok(mut int)) => {
             tokio::select! {
                 _ = term.recv() => {}

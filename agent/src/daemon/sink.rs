@@ -39,7 +39,10 @@ impl Sink {
         cfg.set("enable.idempotence", "true")
             .set("acks", "all")
             .set("linger.ms", "5")
-            .set("message.timeout.ms", config.spool.delivery_timeout.as_millis().to_string());
+            .set(
+                "message.timeout.ms",
+                config.spool.delivery_timeout.as_millis().to_string(),
+            );
         // Operator-given properties win over ours.
         for (k, v) in &config.kafka.properties {
             cfg.set(k, v);
@@ -104,7 +107,9 @@ impl Sink {
         let mut pending = Vec::with_capacity(records.len());
         let mut failed = Vec::new();
         for (i, rec) in records.iter().enumerate() {
-            let fr = FutureRecord::to(&inner.topic).key(&rec.key).payload(&rec.value);
+            let fr = FutureRecord::to(&inner.topic)
+                .key(&rec.key)
+                .payload(&rec.value);
             match inner.producer.send_result(fr) {
                 Ok(fut) => pending.push((i, fut)),
                 Err((e, _)) => {

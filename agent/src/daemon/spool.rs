@@ -46,7 +46,10 @@ pub struct Spool {
 }
 
 fn spool_err(path: &Path, source: std::io::Error) -> AgentError {
-    AgentError::Spool { path: path.display().to_string(), source }
+    AgentError::Spool {
+        path: path.display().to_string(),
+        source,
+    }
 }
 
 impl Spool {
@@ -57,7 +60,10 @@ impl Spool {
         for entry in std::fs::read_dir(dir).map_err(|e| spool_err(dir, e))? {
             let entry = entry.map_err(|e| spool_err(dir, e))?;
             let name = entry.file_name();
-            let Some(seq) = name.to_str().and_then(|n| n.strip_suffix(".jsonl")).and_then(|n| n.parse().ok())
+            let Some(seq) = name
+                .to_str()
+                .and_then(|n| n.strip_suffix(".jsonl"))
+                .and_then(|n| n.parse().ok())
             else {
                 continue;
             };
@@ -70,7 +76,11 @@ impl Spool {
                 records += 1;
                 bytes += line.len() as u64 + 1;
             }
-            segments.push(Segment { seq, bytes, records });
+            segments.push(Segment {
+                seq,
+                bytes,
+                records,
+            });
         }
         segments.sort_by_key(|s| s.seq);
         let bytes = segments.iter().map(|s| s.bytes).sum();
@@ -78,7 +88,12 @@ impl Spool {
         Ok(Self {
             dir: dir.to_path_buf(),
             max_bytes,
-            state: Mutex::new(State { segments: segments.into(), writer: None, bytes, records }),
+            state: Mutex::new(State {
+                segments: segments.into(),
+                writer: None,
+                bytes,
+                records,
+            }),
         })
     }
 
@@ -115,7 +130,9 @@ impl Spool {
                 continue;
             }
             let need_new = match (&state.writer, state.segments.back()) {
-                (Some((seq, _)), Some(last)) => last.seq != *seq || last.bytes + len > SEGMENT_BYTES,
+                (Some((seq, _)), Some(last)) => {
+                    last.seq != *seq || last.bytes + len > SEGMENT_BYTES
+                }
                 _ => true,
             };
             if need_new {
@@ -126,12 +143,17 @@ impl Spool {
                     .append(true)
                     .open(&path)
                     .map_err(|e| spool_err(&path, e))?;
-                state.segments.push_back(Segment { seq, bytes: 0, records: 0 });
+                state.segments.push_back(Segment {
+                    seq,
+                    bytes: 0,
+                    records: 0,
+                });
                 state.writer = Some((seq, file));
             }
             let (seq, file) = state.writer.as_mut().expect("writer set above");
             let seq = *seq;
-            file.write_all(line.as_bytes()).map_err(|e| spool_err(&self.path(seq), e))?;
+            file.write_all(line.as_bytes())
+                .map_err(|e| spool_err(&self.path(seq), e))?;
             let seg = state.segments.back_mut().expect("segment pushed above");
             seg.bytes += len;
             seg.records += 1;
@@ -141,7 +163,8 @@ impl Spool {
         if let Some((seq, file)) = state.writer.as_mut() {
             // Spooled data must survive the agent's crash: that is its purpose.
             let seq = *seq;
-            file.sync_data().map_err(|e| spool_err(&self.path(seq), e))?;
+            file.sync_data()
+                .map_err(|e| spool_err(&self.path(seq), e))?;
         }
         Ok(dropped)
     }
@@ -191,7 +214,10 @@ mod tests {
     use super::*;
 
     fn rec(i: u32) -> Record {
-        Record { key: "h".into(), value: format!("{{\"n\":{i}}}") }
+        Record {
+            key: "h".into(),
+            value: format!("{{\"n\":{i}}}"),
+        }
     }
 
     #[test]

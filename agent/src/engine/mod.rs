@@ -75,7 +75,11 @@ pub struct QueryOutput {
 
 impl QueryOutput {
     fn failed(error: QueryError, started: Instant) -> Self {
-        Self { error: Some(error), elapsed: started.elapsed(), ..Self::default() }
+        Self {
+            error: Some(error),
+            elapsed: started.elapsed(),
+            ..Self::default()
+        }
     }
 
     /// Rows as `column -> text` maps, NULL as "", the way osquery logs them.
@@ -156,7 +160,11 @@ impl Engine {
             Err(e) => return QueryOutput::failed(QueryError::Sql(e.to_string()), started),
         };
         let mut out = self.execute(&conn, sql, &budget, &cancel, started);
-        out.generated = shared.generated.lock().map(|g| g.clone()).unwrap_or_default();
+        out.generated = shared
+            .generated
+            .lock()
+            .map(|g| g.clone())
+            .unwrap_or_default();
         out.elapsed = started.elapsed();
         out
     }
@@ -176,7 +184,10 @@ impl Engine {
         // Belt and braces with the guard: no attached databases, bounded sizes.
         conn.set_limit(Limit::SQLITE_LIMIT_ATTACHED, 0)?;
         conn.set_limit(Limit::SQLITE_LIMIT_LENGTH, 16 * 1024 * 1024)?;
-        conn.set_limit(Limit::SQLITE_LIMIT_SQL_LENGTH, sweep_proto::guard::MAX_SQL_BYTES as i32)?;
+        conn.set_limit(
+            Limit::SQLITE_LIMIT_SQL_LENGTH,
+            sweep_proto::guard::MAX_SQL_BYTES as i32,
+        )?;
         conn.set_limit(Limit::SQLITE_LIMIT_EXPR_DEPTH, 200)?;
         conn.set_limit(Limit::SQLITE_LIMIT_COMPOUND_SELECT, 50)?;
         for table in self.registry.tables() {
@@ -229,7 +240,7 @@ impl Engine {
             out.error = Some(QueryError::Refused("the statement is not read-only".into()));
             return out;
         }
-        out.columns = stmt.column_names().into_iter().map(str::to_string).collect();
+        out.columns = stmt.column_names().map(str::to_string).collect();
         let width = out.columns.len();
         let mut rows = match stmt.query([]) {
             Ok(r) => r,
@@ -303,7 +314,9 @@ fn authorize(registry: &Registry, ctx: AuthContext<'_>) -> Authorization {
         AuthAction::Read { table_name, .. } => {
             // CTEs are read by name too. Nothing else exists on this private
             // in-memory connection but SQLite's own schema tables.
-            if registry.contains(table_name) || !table_name.to_ascii_lowercase().starts_with("sqlite_") {
+            if registry.contains(table_name)
+                || !table_name.to_ascii_lowercase().starts_with("sqlite_")
+            {
                 Authorization::Allow
             } else {
                 Authorization::Deny

@@ -37,7 +37,10 @@ pub struct Budget {
 
 impl Budget {
     pub fn unlimited() -> Arc<Self> {
-        Arc::new(Self { deadline: None, cancelled: AtomicBool::new(false) })
+        Arc::new(Self {
+            deadline: None,
+            cancelled: AtomicBool::new(false),
+        })
     }
 
     pub fn is_over(&self) -> bool {
@@ -62,7 +65,14 @@ impl<'a> ScanContext<'a> {
         budget: &'a Budget,
         env: &'a TableEnv,
     ) -> Self {
-        Self { table, columns, col_used: u64::MAX, constraints: Vec::new(), budget, env }
+        Self {
+            table,
+            columns,
+            col_used: u64::MAX,
+            constraints: Vec::new(),
+            budget,
+            env,
+        }
     }
 
     /// Paths and agent facts.
@@ -103,8 +113,13 @@ impl<'a> ScanContext<'a> {
     pub fn eq_values(&self, column: &str) -> Option<Vec<Value>> {
         let i = self.index_of(column);
         let mut out: Option<Vec<Value>> = None;
-        for c in self.constraints.iter().filter(|c| c.column == i && c.op == Op::Eq) {
-            out.get_or_insert_with(Vec::new).extend(c.values.iter().cloned());
+        for c in self
+            .constraints
+            .iter()
+            .filter(|c| c.column == i && c.op == Op::Eq)
+        {
+            out.get_or_insert_with(Vec::new)
+                .extend(c.values.iter().cloned());
         }
         out
     }
@@ -158,7 +173,10 @@ impl<'a> ScanContext<'a> {
 
     /// A new row of this table, every value NULL.
     pub fn row(&self) -> Row {
-        Row { columns: self.columns, values: vec![Value::Null; self.columns.len()] }
+        Row {
+            columns: self.columns,
+            values: vec![Value::Null; self.columns.len()],
+        }
     }
 
     pub fn table(&self) -> &'static str {
@@ -200,7 +218,10 @@ impl Row {
     }
 
     pub fn get(&self, column: &str) -> Option<&Value> {
-        self.columns.iter().position(|c| c.name == column).map(|i| &self.values[i])
+        self.columns
+            .iter()
+            .position(|c| c.name == column)
+            .map(|i| &self.values[i])
     }
 
     pub fn values(&self) -> &[Value] {

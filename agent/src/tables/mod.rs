@@ -16,46 +16,47 @@ mod schema;
 #[allow(unsafe_code)]
 pub mod vtab;
 
-mod util;
+mod net;
+pub(crate) mod util;
 
-// TODO(table) mod arp_cache;
-// TODO(table) mod authorized_keys;
-// TODO(table) mod cpu_time;
-// TODO(table) mod crontab;
-// TODO(table) mod deb_packages;
-// TODO(table) mod docker_containers;
-// TODO(table) mod etc_hosts;
-// TODO(table) mod etc_services;
-// TODO(table) mod file;
-// TODO(table) mod groups;
-// TODO(table) mod hash;
-// TODO(table) mod interface_addresses;
-// TODO(table) mod interface_details;
-// TODO(table) mod iptables;
-// TODO(table) mod kernel_info;
-// TODO(table) mod kernel_modules;
-// TODO(table) mod last;
-// TODO(table) mod listening_ports;
-// TODO(table) mod load_average;
-// TODO(table) mod logged_in_users;
-// TODO(table) mod memory_info;
-// TODO(table) mod mounts;
-// TODO(table) mod os_version;
-// TODO(table) mod osquery_info;
-// TODO(table) mod process_envs;
-// TODO(table) mod process_memory_map;
-// TODO(table) mod process_open_files;
-// TODO(table) mod process_open_sockets;
+mod arp_cache;
+mod authorized_keys;
+mod cpu_time;
+mod crontab;
+mod deb_packages;
+mod docker_containers;
+mod etc_hosts;
+mod etc_services;
+mod file;
+mod groups;
+mod hash;
+mod interface_addresses;
+mod interface_details;
+mod iptables;
+mod kernel_info;
+mod kernel_modules;
+mod last;
+mod listening_ports;
+mod load_average;
+mod logged_in_users;
+mod memory_info;
+mod mounts;
+mod os_version;
+mod osquery_info;
+mod process_envs;
+mod process_memory_map;
+mod process_open_files;
+mod process_open_sockets;
 mod processes;
-// TODO(table) mod routes;
-// TODO(table) mod rpm_packages;
-// TODO(table) mod shell_history;
-// TODO(table) mod sudoers;
-// TODO(table) mod suid_bin;
-// TODO(table) mod system_info;
-// TODO(table) mod systemd_units;
-// TODO(table) mod uptime;
-// TODO(table) mod users;
+mod routes;
+mod rpm_packages;
+mod shell_history;
+mod sudoers;
+mod suid_bin;
+mod system_info;
+mod systemd_units;
+mod uptime;
+mod users;
 
 pub use context::{Budget, Constraint, IntoValue, Op, Row, ScanContext};
 
@@ -97,7 +98,10 @@ pub struct HostPaths {
     pub sudoers: PathBuf,
     pub crontab: PathBuf,
     pub cron_dir: PathBuf,
+    pub cron_spool: PathBuf,
     pub os_release: PathBuf,
+    pub iptables_save: PathBuf,
+    pub machine_id: PathBuf,
 }
 
 impl Default for HostPaths {
@@ -115,7 +119,10 @@ impl Default for HostPaths {
             sudoers: "/etc/sudoers".into(),
             crontab: "/etc/crontab".into(),
             cron_dir: "/etc/cron.d".into(),
+            cron_spool: "/var/spool/cron".into(),
             os_release: "/etc/os-release".into(),
+            iptables_save: "/usr/sbin/iptables-save".into(),
+            machine_id: "/etc/machine-id".into(),
         }
     }
 }
@@ -157,44 +164,44 @@ impl Registry {
     pub fn new(env: TableEnv) -> Self {
         let env = Arc::new(env);
         let mut tables: Vec<Arc<dyn Table>> = vec![
-            // TODO(table) Arc::new(arp_cache::ArpCache),
-            // TODO(table) Arc::new(authorized_keys::AuthorizedKeys),
-            // TODO(table) Arc::new(cpu_time::CpuTime),
-            // TODO(table) Arc::new(crontab::Crontab),
-            // TODO(table) Arc::new(deb_packages::DebPackages),
-            // TODO(table) Arc::new(docker_containers::DockerContainers),
-            // TODO(table) Arc::new(etc_hosts::EtcHosts),
-            // TODO(table) Arc::new(etc_services::EtcServices),
-            // TODO(table) Arc::new(file::File),
-            // TODO(table) Arc::new(groups::Groups),
-            // TODO(table) Arc::new(hash::Hash),
-            // TODO(table) Arc::new(interface_addresses::InterfaceAddresses),
-            // TODO(table) Arc::new(interface_details::InterfaceDetails),
-            // TODO(table) Arc::new(iptables::Iptables),
-            // TODO(table) Arc::new(kernel_info::KernelInfo),
-            // TODO(table) Arc::new(kernel_modules::KernelModules),
-            // TODO(table) Arc::new(last::Last),
-            // TODO(table) Arc::new(listening_ports::ListeningPorts),
-            // TODO(table) Arc::new(load_average::LoadAverage),
-            // TODO(table) Arc::new(logged_in_users::LoggedInUsers),
-            // TODO(table) Arc::new(memory_info::MemoryInfo),
-            // TODO(table) Arc::new(mounts::Mounts),
-            // TODO(table) Arc::new(os_version::OsVersion),
-            // TODO(table) Arc::new(osquery_info::OsqueryInfo),
-            // TODO(table) Arc::new(process_envs::ProcessEnvs),
-            // TODO(table) Arc::new(process_memory_map::ProcessMemoryMap),
-            // TODO(table) Arc::new(process_open_files::ProcessOpenFiles),
-            // TODO(table) Arc::new(process_open_sockets::ProcessOpenSockets),
+            Arc::new(arp_cache::ArpCache),
+            Arc::new(authorized_keys::AuthorizedKeys),
+            Arc::new(cpu_time::CpuTime),
+            Arc::new(crontab::Crontab),
+            Arc::new(deb_packages::DebPackages),
+            Arc::new(docker_containers::DockerContainers),
+            Arc::new(etc_hosts::EtcHosts),
+            Arc::new(etc_services::EtcServices),
+            Arc::new(file::File),
+            Arc::new(groups::Groups),
+            Arc::new(hash::Hash),
+            Arc::new(interface_addresses::InterfaceAddresses),
+            Arc::new(interface_details::InterfaceDetails),
+            Arc::new(iptables::Iptables),
+            Arc::new(kernel_info::KernelInfo),
+            Arc::new(kernel_modules::KernelModules),
+            Arc::new(last::Last),
+            Arc::new(listening_ports::ListeningPorts),
+            Arc::new(load_average::LoadAverage),
+            Arc::new(logged_in_users::LoggedInUsers),
+            Arc::new(memory_info::MemoryInfo),
+            Arc::new(mounts::Mounts),
+            Arc::new(os_version::OsVersion),
+            Arc::new(osquery_info::OsqueryInfo),
+            Arc::new(process_envs::ProcessEnvs),
+            Arc::new(process_memory_map::ProcessMemoryMap),
+            Arc::new(process_open_files::ProcessOpenFiles),
+            Arc::new(process_open_sockets::ProcessOpenSockets),
             Arc::new(processes::Processes),
-            // TODO(table) Arc::new(routes::Routes),
-            // TODO(table) Arc::new(rpm_packages::RpmPackages),
-            // TODO(table) Arc::new(shell_history::ShellHistory),
-            // TODO(table) Arc::new(sudoers::Sudoers),
-            // TODO(table) Arc::new(suid_bin::SuidBin),
-            // TODO(table) Arc::new(system_info::SystemInfo),
-            // TODO(table) Arc::new(systemd_units::SystemdUnits),
-            // TODO(table) Arc::new(uptime::Uptime),
-            // TODO(table) Arc::new(users::Users),
+            Arc::new(routes::Routes),
+            Arc::new(rpm_packages::RpmPackages),
+            Arc::new(shell_history::ShellHistory),
+            Arc::new(sudoers::Sudoers),
+            Arc::new(suid_bin::SuidBin),
+            Arc::new(system_info::SystemInfo),
+            Arc::new(systemd_units::SystemdUnits),
+            Arc::new(uptime::Uptime),
+            Arc::new(users::Users),
         ];
         tables.sort_by_key(|t| t.name());
         Self { tables, env }

@@ -41,8 +41,17 @@ static COLUMNS: &[Column] = &[
 ];
 
 const STAT_COLUMNS: &[&str] = &[
-    "name", "state", "resident_size", "total_size", "user_time", "system_time", "start_time",
-    "parent", "pgroup", "threads", "nice",
+    "name",
+    "state",
+    "resident_size",
+    "total_size",
+    "user_time",
+    "system_time",
+    "start_time",
+    "parent",
+    "pgroup",
+    "threads",
+    "nice",
 ];
 const ID_COLUMNS: &[&str] = &["uid", "gid", "euid", "egid", "suid", "sgid"];
 
@@ -56,7 +65,11 @@ impl Table for Processes {
     }
 
     fn generate(&self, ctx: &ScanContext<'_>, out: &mut Vec<Row>) -> Result<(), AgentError> {
-        let boot = if ctx.used("start_time") { boot_time() } else { None };
+        let boot = if ctx.used("start_time") {
+            boot_time()
+        } else {
+            None
+        };
         for pid in pids(ctx.eq_integers("pid")) {
             ctx.check()?;
             // A process that exits between listing and reading is skipped.
@@ -87,7 +100,10 @@ fn read_process(ctx: &ScanContext<'_>, pid: i32, boot: Option<u64>) -> Option<Ro
             .set("pgroup", stat.pgrp as i64)
             .set("threads", stat.num_threads)
             .set("nice", stat.nice);
-        row.set_opt("start_time", boot.map(|b| (b + stat.starttime / ticks) as i64));
+        row.set_opt(
+            "start_time",
+            boot.map(|b| (b + stat.starttime / ticks) as i64),
+        );
     }
     if ctx.used("cmdline") {
         row.set_opt("cmdline", proc.cmdline().ok().map(|args| args.join(" ")));
@@ -99,7 +115,10 @@ fn read_process(ctx: &ScanContext<'_>, pid: i32, boot: Option<u64>) -> Option<Ro
                 // The kernel marks a replaced or removed binary " (deleted)".
                 let deleted = text.ends_with(" (deleted)");
                 let path = text.trim_end_matches(" (deleted)").to_string();
-                row.set("on_disk", i64::from(!deleted && std::path::Path::new(&path).exists()));
+                row.set(
+                    "on_disk",
+                    i64::from(!deleted && std::path::Path::new(&path).exists()),
+                );
                 row.set("path", path);
             }
             // Kernel threads have no exe; other processes may deny us.
@@ -109,10 +128,16 @@ fn read_process(ctx: &ScanContext<'_>, pid: i32, boot: Option<u64>) -> Option<Ro
         }
     }
     if ctx.used("cwd") {
-        row.set_opt("cwd", proc.cwd().ok().map(|p| p.to_string_lossy().into_owned()));
+        row.set_opt(
+            "cwd",
+            proc.cwd().ok().map(|p| p.to_string_lossy().into_owned()),
+        );
     }
     if ctx.used("root") {
-        row.set_opt("root", proc.root().ok().map(|p| p.to_string_lossy().into_owned()));
+        row.set_opt(
+            "root",
+            proc.root().ok().map(|p| p.to_string_lossy().into_owned()),
+        );
     }
     if ctx.any_used(ID_COLUMNS) {
         if let Some(ids) = read_ids(pid) {
@@ -148,10 +173,15 @@ fn read_ids(pid: i32) -> Option<Ids> {
     let text = read_text(format!("/proc/{pid}/status"))?;
     let parse = |prefix: &str| -> Option<[i64; 3]> {
         let line = text.lines().find_map(|l| l.strip_prefix(prefix))?;
-        let mut it = line.split_whitespace().filter_map(|v| v.parse::<i64>().ok());
+        let mut it = line
+            .split_whitespace()
+            .filter_map(|v| v.parse::<i64>().ok());
         Some([it.next()?, it.next()?, it.next()?])
     };
-    Some(Ids { uid: parse("Uid:")?, gid: parse("Gid:")? })
+    Some(Ids {
+        uid: parse("Uid:")?,
+        gid: parse("Gid:")?,
+    })
 }
 
 /// The cgroup v2 path (`0::/system.slice/…`), or the first v1 hierarchy's.

@@ -76,7 +76,11 @@ pub fn create_sql(columns: &[Column]) -> String {
     let cols: Vec<String> = columns
         .iter()
         .map(|c| {
-            let hidden = if c.option == ColumnOption::Hidden { " HIDDEN" } else { "" };
+            let hidden = if c.option == ColumnOption::Hidden {
+                " HIDDEN"
+            } else {
+                ""
+            };
             format!("\"{}\" {}{}", c.name, c.ty.sql(), hidden)
         })
         .collect();

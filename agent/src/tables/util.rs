@@ -7,7 +7,9 @@ use std::sync::OnceLock;
 
 /// A whole file as text, or `None` when it cannot be read.
 pub fn read_text(path: impl AsRef<Path>) -> Option<String> {
-    std::fs::read(path.as_ref()).ok().map(|b| String::from_utf8_lossy(&b).into_owned())
+    std::fs::read(path.as_ref())
+        .ok()
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
 }
 
 /// The first line of a file, trimmed.
@@ -98,9 +100,7 @@ pub fn like(pattern: &str, text: &str) -> bool {
             None => t.is_empty(),
             Some((b'%', rest)) => (0..=t.len()).any(|i| go(rest, &t[i..])),
             Some((b'_', rest)) => !t.is_empty() && go(rest, &t[1..]),
-            Some((c, rest)) => {
-                !t.is_empty() && t[0].eq_ignore_ascii_case(c) && go(rest, &t[1..])
-            }
+            Some((c, rest)) => !t.is_empty() && t[0].eq_ignore_ascii_case(c) && go(rest, &t[1..]),
         }
     }
     go(pattern.as_bytes(), text.as_bytes())

@@ -31,7 +31,11 @@ pub struct ScanShared {
 
 impl ScanShared {
     pub fn new(budget: Arc<Budget>, env: Arc<TableEnv>) -> Arc<Self> {
-        Arc::new(Self { budget, env, generated: Mutex::new(BTreeMap::new()) })
+        Arc::new(Self {
+            budget,
+            env,
+            generated: Mutex::new(BTreeMap::new()),
+        })
     }
 }
 
@@ -39,7 +43,6 @@ pub struct Aux {
     table: Arc<dyn Table>,
     shared: Arc<ScanShared>,
 }
-
 
 /// Registers `table` on `conn` under its own name.
 pub fn register(
@@ -94,7 +97,11 @@ fn decode_plan(s: &str) -> Option<(u64, Vec<Planned>)> {
             _ => Op::Like,
         };
         let whole_in_list = parts.next()? == "1";
-        planned.push(Planned { column, op, whole_in_list });
+        planned.push(Planned {
+            column,
+            op,
+            whole_in_list,
+        });
     }
     Some((col_used, planned))
 }
@@ -130,7 +137,9 @@ unsafe impl<'vtab> VTab<'vtab> for SweepTab {
                 continue;
             }
             let col = c.column() as usize;
-            let Some(column) = columns.get(col) else { continue };
+            let Some(column) = columns.get(col) else {
+                continue;
+            };
             if !column.is_pushed_down() {
                 continue;
             }
@@ -148,7 +157,11 @@ unsafe impl<'vtab> VTab<'vtab> for SweepTab {
             // superset, e.g. for LIKE patterns it only narrows by prefix.
             let whole_in_list =
                 op == Op::Eq && info.is_in_constraint(i)? && info.set_in_constraint(i, true)?;
-            planned.push(Planned { column: col, op, whole_in_list });
+            planned.push(Planned {
+                column: col,
+                op,
+                whole_in_list,
+            });
         }
         let required: Vec<usize> = columns
             .iter()
@@ -158,8 +171,10 @@ unsafe impl<'vtab> VTab<'vtab> for SweepTab {
             .collect();
         let has_required = planned.iter().any(|p| required.contains(&p.column));
         let has_index = planned.iter().any(|p| {
-            matches!(columns[p.column].option, ColumnOption::Index | ColumnOption::Required)
-                && p.op == Op::Eq
+            matches!(
+                columns[p.column].option,
+                ColumnOption::Index | ColumnOption::Required
+            ) && p.op == Op::Eq
         });
         // Costs steer SQLite to plans that hand us the constraints: a plan that
         // misses a required column is all but forbidden (xFilter then fails
@@ -233,14 +248,19 @@ unsafe impl VTabCursor for SweepCursor<'_> {
             let values = if p.whole_in_list {
                 let mut vals = Vec::new();
                 let mut iter = args.in_values(k)?;
-                while let Some(v) = rusqlite::fallible_iterator::FallibleIterator::next(&mut iter)? {
+                while let Some(v) = rusqlite::fallible_iterator::FallibleIterator::next(&mut iter)?
+                {
                     vals.push(super::owned(v));
                 }
                 vals
             } else {
                 vec![args.get::<Value>(k)?]
             };
-            constraints.push(Constraint { column: p.column, op: p.op, values });
+            constraints.push(Constraint {
+                column: p.column,
+                op: p.op,
+                values,
+            });
         }
         let has_required = constraints
             .iter()
@@ -280,7 +300,11 @@ unsafe impl VTabCursor for SweepCursor<'_> {
     }
 
     fn column(&self, ctx: &mut Context, i: c_int) -> rusqlite::Result<()> {
-        match self.rows.get(self.pos).and_then(|r| r.values.get(i as usize)) {
+        match self
+            .rows
+            .get(self.pos)
+            .and_then(|r| r.values.get(i as usize))
+        {
             Some(v) => ctx.set_result(v),
             None => ctx.set_result(&Value::Null),
         }
@@ -298,8 +322,16 @@ mod tests {
     #[test]
     fn plans_round_trip() {
         let planned = vec![
-            Planned { column: 0, op: Op::Eq, whole_in_list: true },
-            Planned { column: 3, op: Op::Like, whole_in_list: false },
+            Planned {
+                column: 0,
+                op: Op::Eq,
+                whole_in_list: true,
+            },
+            Planned {
+                column: 3,
+                op: Op::Like,
+                whole_in_list: false,
+            },
         ];
         let (used, back) = decode_plan(&encode_plan(0x8000_0000_0000_0005, &planned)).unwrap();
         assert_eq!(used, 0x8000_0000_0000_0005);

@@ -24,21 +24,36 @@ pub async fn run(settings: &Settings, args: AgentsArgs) -> Result<u8, Controller
         }
         return Ok(0);
     }
-    let columns: Vec<String> = ["host_id", "labels", "version", "uptime", "cpu %", "rss", "last heartbeat"]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
+    let columns: Vec<String> = [
+        "host_id",
+        "labels",
+        "version",
+        "uptime",
+        "cpu %",
+        "rss",
+        "last heartbeat",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
     let rows: Vec<Vec<String>> = agents
         .iter()
         .map(|a| {
             vec![
                 a.host_id.clone(),
-                a.labels.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(","),
+                a.labels
+                    .iter()
+                    .map(|(k, v)| format!("{k}={v}"))
+                    .collect::<Vec<_>>()
+                    .join(","),
                 a.version.clone(),
                 render::age(now.saturating_sub(a.started_at)),
                 format!("{:.1}", a.resources.cpu_percent),
                 render::bytes(a.resources.rss_bytes),
-                format!("{:.1}s ago", now_ms.saturating_sub(a.sent_at_ms) as f64 / 1000.0),
+                format!(
+                    "{:.1}s ago",
+                    now_ms.saturating_sub(a.sent_at_ms) as f64 / 1000.0
+                ),
             ]
         })
         .collect();

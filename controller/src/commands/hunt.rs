@@ -44,8 +44,11 @@ pub async fn run(settings: &Settings, args: HuntArgs) -> Result<u8, ControllerEr
 
     // Take the topic's end before the hunt exists, so no answer is missed.
     let reader = TopicReader::new(&settings.kafka, topics::RESULTS)?;
-    let starts: BTreeMap<i32, Offset> =
-        reader.end_offsets()?.into_iter().map(|(p, o)| (p, Offset::Offset(o))).collect();
+    let starts: BTreeMap<i32, Offset> = reader
+        .end_offsets()?
+        .into_iter()
+        .map(|(p, o)| (p, Offset::Offset(o)))
+        .collect();
     reader.assign(&starts)?;
 
     let now = unix_now();
@@ -58,9 +61,16 @@ pub async fn run(settings: &Settings, args: HuntArgs) -> Result<u8, ControllerEr
         issuer: issuer(),
         signature: None,
     };
-    let lease = client.lease_grant(args.expiry.as_secs().max(1) as i64, None).await?.id();
+    let lease = client
+        .lease_grant(args.expiry.as_secs().max(1) as i64, None)
+        .await?
+        .id();
     client
-        .put(keys.hunt(&hunt.id), hunt.to_json(), Some(PutOptions::new().with_lease(lease)))
+        .put(
+            keys.hunt(&hunt.id),
+            hunt.to_json(),
+            Some(PutOptions::new().with_lease(lease)),
+        )
         .await?;
     let started = Instant::now();
     let mut progress = Progress::new(&hunt.id);
@@ -70,15 +80,18 @@ pub async fn run(settings: &Settings, args: HuntArgs) -> Result<u8, ControllerEr
         .into_iter()
         .map(|a| a.host_id)
         .collect();
-    let mut rows: Vec<(String, BTreeMap<String, String>)> = Vec::new();
-    let mut answered: BTreeMap<String, StatusBody> = BTreeMap::new();
-    let mut columns: Vec<String> = Vec::new();
+    let mut answers = Answers::new(&hunt.id);
     let mut last_refresh = Instant::now();
     let deadline = started + args.timeout;
 
     loop {
-        progress.show(answered.len(), expected.len(), rows.len(), started.elapsed());
-        if !expected.is_empty() && expected.iter().all(|h| answered.contains_key(h)) {
+        progress.show(
+            answers.answered.len(),
+            expected.len(),
+            answers.rows.len(),
+            started.elapsed(),
+        );
+        if !expected.is_empty() && expected.iter().all(|h| answers.answered.contains_key(h)) {
             break;
         }
         let now = Instant::now();
@@ -94,69 +107,135 @@ pub async fn run(settings: &Settings, args: HuntArgs) -> Result<u8, ControllerEr
             last_refresh = Instant::now();
         }
         let wait = (deadline - now).min(Duration::from_millis(200));
-        let Some(rec) = reader.next(wait).await? else { continue };
-        match ResultsRecord::from_json(&rec.payload) {
-            Ok(r) if r.hunt_id() == Some(hunt.id.as_str()) => match r {
-                ResultsRecord::Row(row) => rows.push((row.host_identifier, row.columns)),
-                ResultsRecord::Status(s) => {
-                    if columns.is_empty() {
-                        columns = s.status.columns.clone();
-                    }
-                    expected.insert(s.host_identifier.clone());
-                    answered.insert(s.host_identifier, s.status);
-                }
-            },
-            Ok(_) => {}
-            Err(e) => tracing::debug!(error = %e, "skipping a record that is not sweep's"),
-        }
-    }
-    let elapsed = started.elapsed();
-    progress.finish(answered.len(), expected.len(), rows.len(), elapsed);
-
-    // A host's rows only count once its status arrived: rows without a status
-    // would be a partial answer.
-    rows.retain(|(host, _)| answered.contains_key(host));
-    rows.sort_by(|a, b| a.0.cmp(&b.0));
-    if columns.is_empty() {
-        let mut seen = BTreeSet::new();
-        for (_, r) in &rows {
-            for c in r.keys() {
-                if seen.insert(c.clone()) {
-                    columns.push(c.clone());
-                }
+        if let Some(rec) = reader.next(wait).await? {
+            if let Some(host) = answers.absorb(&rec.payload) {
+                expected.insert(host);
             }
         }
     }
-    print_rows(&columns, &rows, args.json)?;
-
-    let failed: Vec<(&String, &String)> = answered
-        .iter()
-        .filter_map(|(h, s)| s.error.as_ref().map(|e| (h, e)))
-        .collect();
-    let silent: Vec<&String> = expected.iter().filter(|h| !answered.contains_key(*h)).collect();
-    let mut err = std::io::stderr().lock();
-    for (host, error) in &failed {
-        writeln!(err, "{host}: {error}")?;
-    }
-    for host in &silent {
-        writeln!(err, "{host}: did not answer within {}", humantime::format_duration(args.timeout))?;
-    }
-    writeln!(
-        err,
-        "hunt {}: {} row(s) from {} of {} agent(s) in {:.2}s; {} failed, {} did not answer",
-        hunt.id,
-        rows.len(),
-        answered.len(),
+    let elapsed = started.elapsed();
+    progress.finish(
+        answers.answered.len(),
         expected.len(),
-        elapsed.as_secs_f64(),
-        failed.len(),
-        silent.len()
-    )?;
-    if expected.is_empty() {
-        writeln!(err, "no live agent matches the targets")?;
-        return Ok(1);
+        answers.rows.len(),
+        elapsed,
+    );
+    answers.report(&expected, args.json, Some(args.timeout), elapsed)
+}
+
+/// What has come back for one hunt: rows per host and each host's status.
+pub struct Answers {
+    hunt_id: String,
+    pub rows: Vec<(String, BTreeMap<String, String>)>,
+    pub answered: BTreeMap<String, StatusBody>,
+    columns: Vec<String>,
+}
+
+impl Answers {
+    pub fn new(hunt_id: &str) -> Self {
+        Self {
+            hunt_id: hunt_id.to_string(),
+            rows: Vec::new(),
+            answered: BTreeMap::new(),
+            columns: Vec::new(),
+        }
     }
-    Ok(if failed.is_empty() && silent.is_empty() { 0 } else { 1 })
+
+    /// Takes one record off `sweep.results`; returns the host id when it was
+    /// that host's status for this hunt.
+    pub fn absorb(&mut self, payload: &[u8]) -> Option<String> {
+        match ResultsRecord::from_json(payload) {
+            Ok(r) if r.hunt_id() == Some(self.hunt_id.as_str()) => match r {
+                ResultsRecord::Row(row) => {
+                    self.rows.push((row.host_identifier, row.columns));
+                    None
+                }
+                ResultsRecord::Status(s) => {
+                    if self.columns.is_empty() {
+                        self.columns = s.status.columns.clone();
+                    }
+                    let host = s.host_identifier.clone();
+                    self.answered.insert(s.host_identifier, s.status);
+                    Some(host)
+                }
+            },
+            Ok(_) => None,
+            Err(e) => {
+                tracing::debug!(error = %e, "skipping a record that is not sweep's");
+                None
+            }
+        }
+    }
+
+    /// Prints the rows (stdout) and who failed or stayed silent (stderr);
+    /// returns the exit code.
+    pub fn report(
+        mut self,
+        expected: &BTreeSet<String>,
+        json: bool,
+        waited: Option<Duration>,
+        elapsed: Duration,
+    ) -> Result<u8, ControllerError> {
+        // A host's rows only count once its status arrived: rows without a
+        // status would be a partial answer.
+        let answered = std::mem::take(&mut self.answered);
+        self.rows.retain(|(host, _)| answered.contains_key(host));
+        self.rows.sort_by(|a, b| a.0.cmp(&b.0));
+        if self.columns.is_empty() {
+            let mut seen = BTreeSet::new();
+            for (_, r) in &self.rows {
+                for c in r.keys() {
+                    if seen.insert(c.clone()) {
+                        self.columns.push(c.clone());
+                    }
+                }
+            }
+        }
+        print_rows(&self.columns, &self.rows, json)?;
+        let failed: Vec<(&String, &String)> = answered
+            .iter()
+            .filter_map(|(h, s)| s.error.as_ref().map(|e| (h, e)))
+            .collect();
+        let silent: Vec<&String> = expected
+            .iter()
+            .filter(|h| !answered.contains_key(*h))
+            .collect();
+        let mut err = std::io::stderr().lock();
+        for (host, error) in &failed {
+            writeln!(err, "{host}: {error}")?;
+        }
+        for host in &silent {
+            match waited {
+                Some(t) => writeln!(
+                    err,
+                    "{host}: did not answer within {}",
+                    humantime::format_duration(t)
+                )?,
+                None => writeln!(err, "{host}: has not answered")?,
+            }
+        }
+        let all = expected.union(&answered.keys().cloned().collect()).count();
+        writeln!(
+            err,
+            "hunt {}: {} row(s) from {} of {} agent(s) in {:.2}s; {} failed, {} did not answer",
+            self.hunt_id,
+            self.rows.len(),
+            answered.len(),
+            all,
+            elapsed.as_secs_f64(),
+            failed.len(),
+            silent.len()
+        )?;
+        if all == 0 {
+            writeln!(err, "no live agent matches the targets")?;
+            return Ok(1);
+        }
+        Ok(if failed.is_empty() && silent.is_empty() {
+            0
+        } else {
+            1
+        })
+    }
 }
 
 fn print_rows(
@@ -182,7 +261,11 @@ fn print_rows(
         .iter()
         .map(|(host, cols)| {
             std::iter::once(host.clone())
-                .chain(columns.iter().map(|c| cols.get(c).cloned().unwrap_or_default()))
+                .chain(
+                    columns
+                        .iter()
+                        .map(|c| cols.get(c).cloned().unwrap_or_default()),
+                )
                 .collect()
         })
         .collect();
@@ -215,7 +298,11 @@ struct Progress {
 
 impl Progress {
     fn new(hunt_id: &str) -> Self {
-        Self { hunt_id: hunt_id.to_string(), tty: std::io::stderr().is_terminal(), last: None }
+        Self {
+            hunt_id: hunt_id.to_string(),
+            tty: std::io::stderr().is_terminal(),
+            last: None,
+        }
     }
 
     fn text(&self, answered: usize, alive: usize, rows: usize, elapsed: Duration) -> String {
@@ -227,7 +314,11 @@ impl Progress {
     }
 
     fn show(&mut self, answered: usize, alive: usize, rows: usize, elapsed: Duration) {
-        let every = if self.tty { Duration::from_millis(100) } else { Duration::from_secs(2) };
+        let every = if self.tty {
+            Duration::from_millis(100)
+        } else {
+            Duration::from_secs(2)
+        };
         if self.last.is_some_and(|l| l.elapsed() < every) {
             return;
         }

@@ -42,7 +42,11 @@ pub async fn run(settings: &Settings, args: MatchesArgs) -> Result<u8, Controlle
             }
         };
         if args.json {
-            writeln!(out, "{}", serde_json::to_string(&m).expect("matches serialize"))?;
+            writeln!(
+                out,
+                "{}",
+                serde_json::to_string(&m).expect("matches serialize")
+            )?;
         } else if args.follow {
             writeln!(out, "{}", line(&m))?;
         } else {
@@ -63,7 +67,12 @@ pub async fn run(settings: &Settings, args: MatchesArgs) -> Result<u8, Controlle
 }
 
 fn row_summary(m: &MatchRecord) -> String {
-    let text = m.row.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(" ");
+    let text = m
+        .row
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(" ");
     if text.chars().count() > 80 {
         text.chars().take(77).collect::<String>() + "..."
     } else {

@@ -3,3 +3,4 @@
 pub mod agents;
 pub mod hunt;
 pub mod matches;
+pub mod results;

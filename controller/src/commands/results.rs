@@ -1,0 +1,62 @@
+//! `sweep results HUNT_ID`: what a hunt has got so far — every answer on
+//! `sweep.results` up to now, and which live targeted agents have not
+//! answered yet (an agent that comes online while the hunt is live runs it
+//! then, so this changes until the hunt expires).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
+
+use rdkafka::Offset;
+use sweep_proto::{topics, Hunt};
+
+use super::hunt::Answers;
+use crate::cli::ResultsArgs;
+use crate::config::Settings;
+use crate::kafka::TopicReader;
+use crate::{fleet, ControllerError};
+
+pub async fn run(settings: &Settings, args: ResultsArgs) -> Result<u8, ControllerError> {
+    let started = Instant::now();
+    let keys = settings.etcd.keyspace();
+    let mut client = settings.etcd.connect().await?;
+    // A live hunt says whom it targets; an expired one is gone from etcd and
+    // only its answers are left.
+    let live = client.get(keys.hunt(&args.hunt_id), None).await?;
+    let expected: BTreeSet<String> = match live.kvs().first() {
+        Some(kv) => {
+            let hunt = Hunt::from_json(kv.value())?;
+            fleet::targeted(&mut client, &keys, &hunt.targets)
+                .await?
+                .into_iter()
+                .map(|a| a.host_id)
+                .collect()
+        }
+        None => {
+            eprintln!(
+                "hunt {} is not live (expired or unknown); showing the answers on record",
+                args.hunt_id
+            );
+            BTreeSet::new()
+        }
+    };
+    let reader = TopicReader::new(&settings.kafka, topics::RESULTS)?;
+    let ends = reader.end_offsets()?;
+    reader.assign(&ends.keys().map(|p| (*p, Offset::Beginning)).collect())?;
+    let mut remaining: BTreeMap<i32, i64> = ends.into_iter().filter(|(_, end)| *end > 0).collect();
+    let mut answers = Answers::new(&args.hunt_id);
+    while !remaining.is_empty() {
+        let Some(rec) = reader.next(Duration::from_secs(5)).await? else {
+            return Err(ControllerError::Usage(
+                "the broker stopped sending before the end of sweep.results".into(),
+            ));
+        };
+        if remaining
+            .get(&rec.partition)
+            .is_some_and(|end| rec.offset + 1 >= *end)
+        {
+            remaining.remove(&rec.partition);
+        }
+        answers.absorb(&rec.payload);
+    }
+    answers.report(&expected, args.json, None, started.elapsed())
+}

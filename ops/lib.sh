@@ -1,0 +1,76 @@
+# Shared shell functions for ops scripts. Source it; do not run it.
+# shellcheck shell=bash
+
+SWEEP_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+TANSU_VERSION=0.6.0
+
+log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
+die() { printf 'error: %s\n' "$*" >&2; exit 1; }
+
+as_root() {
+  if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi
+}
+
+# Installs what building and running sweep needs, when it is missing:
+# Debian packages (etcd, protoc, a C toolchain for librdkafka and SQLite) and
+# the Tansu broker from crates.io.
+install_deps() {
+  local pkgs=()
+  command -v etcd >/dev/null || pkgs+=(etcd-server)
+  command -v etcdctl >/dev/null || pkgs+=(etcd-client)
+  command -v protoc >/dev/null || pkgs+=(protobuf-compiler)
+  command -v cc >/dev/null || pkgs+=(build-essential)
+  command -v make >/dev/null || pkgs+=(make)
+  command -v pkg-config >/dev/null || pkgs+=(pkg-config)
+  command -v curl >/dev/null || pkgs+=(curl)
+  dpkg -s zlib1g-dev >/dev/null 2>&1 || pkgs+=(zlib1g-dev)
+  if [ ${#pkgs[@]} -gt 0 ]; then
+    log "installing Debian packages: ${pkgs[*]}"
+    as_root apt-get update -qq
+    # The etcd-server package would start a system etcd on the default ports;
+    # sweep starts its own, so keep the package's service from starting.
+    echo 'exit 101' | as_root tee /usr/sbin/policy-rc.d >/dev/null
+    as_root chmod +x /usr/sbin/policy-rc.d
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${pkgs[@]}" >/dev/null
+    as_root rm -f /usr/sbin/policy-rc.d
+  fi
+  if ! command -v cargo >/dev/null; then
+    die "cargo not found: install the Rust toolchain (https://rustup.rs) first"
+  fi
+  if ! tansu --version 2>/dev/null | grep -q "$TANSU_VERSION"; then
+    log "installing the Tansu broker $TANSU_VERSION from crates.io (about 11 minutes)"
+    cargo install tansu --version "$TANSU_VERSION" --locked --features dynostore,libsql
+  fi
+  command -v tansu >/dev/null || die "tansu is installed but not on PATH: add ~/.cargo/bin to PATH"
+}
+
+# wait_port HOST PORT SECONDS
+wait_port() {
+  local host=$1 port=$2 secs=$3 i
+  for ((i = 0; i < secs * 10; i++)); do
+    if (exec 3<>"/dev/tcp/$host/$port") 2>/dev/null; then return 0; fi
+    sleep 0.1
+  done
+  return 1
+}
+
+# start_etcd DATA_DIR CLIENT_PORT PEER_PORT LOG
+start_etcd() {
+  local dir=$1 port=$2 peer=$3 logf=$4
+  mkdir -p "$dir"
+  etcd --name sweep --data-dir "$dir" \
+    --listen-client-urls "http://127.0.0.1:$port" --advertise-client-urls "http://127.0.0.1:$port" \
+    --listen-peer-urls "http://127.0.0.1:$peer" --initial-advertise-peer-urls "http://127.0.0.1:$peer" \
+    --initial-cluster "sweep=http://127.0.0.1:$peer" >"$logf" 2>&1 &
+  echo $!
+}
+
+# start_broker WORK_DIR PORT LOG — Tansu with SQLite storage in WORK_DIR.
+start_broker() {
+  local dir=$1 port=$2 logf=$3
+  mkdir -p "$dir"
+  (cd "$dir" && exec tansu broker --listener-url "tcp://127.0.0.1:$port" \
+    --advertised-listener-url "tcp://127.0.0.1:$port" \
+    --storage-engine "sqlite://tansu.db") >"$logf" 2>&1 &
+  echo $!
+}
