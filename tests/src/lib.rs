@@ -127,18 +127,20 @@ fn spawn(name: &str, cmd: &mut Command, dir: &Path) -> Result<Proc> {
 
 /// etcd and the broker, on free ports, in a temporary directory.
 pub struct Cluster {
-    pub dir: tempfile::TempDir,
     pub etcd_url: String,
     pub kafka: String,
-    // Dropped last: servers outlive the agents declared in tests.
+    kafka_port: u16,
+    // Fields drop in order: the servers stop before their directory goes.
+    broker: Option<Proc>,
     _etcd: Proc,
-    _broker: Proc,
+    pub dir: tempfile::TempDir,
 }
 
 impl Cluster {
     pub fn start() -> Result<Self> {
         let etcd_bin = server("etcd", "apt-get install etcd-server");
-        let tansu_bin = server(
+        // Fail early, with the install hint, before anything starts.
+        server(
             "tansu",
             "cargo install tansu --version 0.6.0 --locked --features dynostore,libsql",
         );
@@ -158,7 +160,26 @@ impl Cluster {
                 .arg(format!("--initial-cluster=e2e={peer_url}")),
             dir.path(),
         )?;
-        let url = format!("tcp://127.0.0.1:{kport}");
+        wait_port(client, Duration::from_secs(20)).context("etcd")?;
+        let mut cluster = Self {
+            etcd_url,
+            kafka: format!("127.0.0.1:{kport}"),
+            kafka_port: kport,
+            dir,
+            _etcd: etcd,
+            broker: None,
+        };
+        cluster.start_broker()?;
+        Ok(cluster)
+    }
+
+    /// Starts the broker (again) on the cluster's port and storage.
+    pub fn start_broker(&mut self) -> Result<()> {
+        let tansu_bin = server(
+            "tansu",
+            "cargo install tansu --version 0.6.0 --locked --features dynostore,libsql",
+        );
+        let url = format!("tcp://127.0.0.1:{}", self.kafka_port);
         let broker = spawn(
             "tansu",
             Command::new(tansu_bin)
@@ -166,20 +187,19 @@ impl Cluster {
                 .arg(format!("--listener-url={url}"))
                 .arg(format!("--advertised-listener-url={url}"))
                 // Tansu 0.6's memory:// engine loses records from producers that
-                // start after others (seen in these tests); SQLite storage does not.
+                // start after others (seen in these tests); SQLite storage does
+                // not, and survives a broker restart.
                 .arg("--storage-engine=sqlite://tansu.db")
-                .current_dir(dir.path()),
-            dir.path(),
+                .current_dir(self.dir.path()),
+            self.dir.path(),
         )?;
-        wait_port(client, Duration::from_secs(20)).context("etcd")?;
-        wait_port(kport, Duration::from_secs(20)).context("tansu")?;
-        Ok(Self {
-            etcd_url,
-            kafka: format!("127.0.0.1:{kport}"),
-            dir,
-            _etcd: etcd,
-            _broker: broker,
-        })
+        self.broker = Some(broker);
+        wait_port(self.kafka_port, Duration::from_secs(20)).context("tansu")
+    }
+
+    /// Kills the broker, as a crash or network loss would look to clients.
+    pub fn stop_broker(&mut self) {
+        self.broker = None;
     }
 
     /// Kafka properties that make consumer groups settle in tests, not minutes.
@@ -200,7 +220,7 @@ impl Cluster {
             cfg.push_str(&format!("{k} = \"{v}\"\n"));
         }
         cfg.push_str(&format!(
-            "[etcd]\nendpoints = [\"{}\"]\n[kafka]\nbrokers = \"{}\"\n[heartbeat]\nttl = \"3s\"\ninterval = \"1s\"\n[metrics]\nlisten = \"127.0.0.1:{}\"\n",
+            "[etcd]\nendpoints = [\"{}\"]\n[kafka]\nbrokers = \"{}\"\n[heartbeat]\nttl = \"3s\"\ninterval = \"1s\"\n[spool]\ndelivery_timeout = \"3s\"\n[metrics]\nlisten = \"127.0.0.1:{}\"\n",
             self.etcd_url,
             self.kafka,
             free_port()

@@ -22,7 +22,10 @@ pub struct Sink {
 }
 
 struct Inner {
-    producer: FutureProducer,
+    /// Replaced when librdkafka declares it fatally failed (an idempotent
+    /// producer does after in-flight records time out during an outage).
+    producer: std::sync::RwLock<FutureProducer>,
+    config: rdkafka::ClientConfig,
     topic: String,
     spool: Spool,
     metrics: Metrics,
@@ -51,7 +54,8 @@ impl Sink {
         let spool = Spool::open(&config.state_dir.join("spool"), config.spool.max_bytes)?;
         let sink = Self {
             inner: Arc::new(Inner {
-                producer,
+                producer: std::sync::RwLock::new(producer),
+                config: cfg,
                 topic: topic.to_string(),
                 spool,
                 metrics,
@@ -100,20 +104,49 @@ impl Sink {
         Ok(())
     }
 
+    fn producer(&self) -> FutureProducer {
+        self.inner
+            .producer
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Starts a new producer after failed deliveries. An idempotent producer
+    /// whose records timed out carries sequence numbers and a producer id the
+    /// broker may no longer accept (a restarted broker answers with errors
+    /// forever, and librdkafka may declare it fatally failed); a fresh one
+    /// starts clean. Nothing is in flight here: every delivery has resolved.
+    fn renew_producer(&self) {
+        match self.inner.config.create::<FutureProducer>() {
+            Ok(fresh) => {
+                *self
+                    .inner
+                    .producer
+                    .write()
+                    .unwrap_or_else(|p| p.into_inner()) = fresh;
+                debug!("started a new Kafka producer");
+            }
+            Err(e) => warn!(error = %e, "cannot create a Kafka producer"),
+        }
+    }
+
     /// Produces every record and waits for the broker; returns the indexes of
     /// the records that were not delivered.
     async fn produce(&self, records: &[Record]) -> Vec<usize> {
         let inner = &self.inner;
+        let producer = self.producer();
         let mut pending = Vec::with_capacity(records.len());
         let mut failed = Vec::new();
+        let mut first_error = None;
         for (i, rec) in records.iter().enumerate() {
             let fr = FutureRecord::to(&inner.topic)
                 .key(&rec.key)
                 .payload(&rec.value);
-            match inner.producer.send_result(fr) {
+            match producer.send_result(fr) {
                 Ok(fut) => pending.push((i, fut)),
                 Err((e, _)) => {
-                    debug!(error = %e, "producer queue refused a record");
+                    first_error.get_or_insert(e.to_string());
                     failed.push(i);
                 }
             }
@@ -123,7 +156,7 @@ impl Sink {
             match result {
                 Ok(Ok(_)) => inner.metrics.records_sent.inc(),
                 Ok(Err((e, _))) => {
-                    debug!(error = %e, "delivery failed");
+                    first_error.get_or_insert(e.to_string());
                     failed.push(i);
                 }
                 Err(_) => failed.push(i),
@@ -131,7 +164,10 @@ impl Sink {
         }
         if !failed.is_empty() {
             inner.metrics.delivery_errors.inc_by(failed.len() as u64);
+            let error = first_error.unwrap_or_default();
+            warn!(failed = failed.len(), %error, "records not delivered");
             failed.sort_unstable();
+            self.renew_producer();
         }
         failed
     }
@@ -171,14 +207,14 @@ impl Sink {
                     _ = tokio::time::sleep(backoff) => {}
                     _ = shutdown.changed() => {}
                 }
-                backoff = (backoff * 2).min(Duration::from_secs(30));
+                backoff = (backoff * 2).min(Duration::from_secs(8));
             }
         }
     }
 
     /// Waits for in-flight records before the agent exits.
     pub fn flush(&self, timeout: Duration) {
-        if let Err(e) = self.inner.producer.flush(timeout) {
+        if let Err(e) = self.producer().flush(timeout) {
             warn!(error = %e, "records still in flight at shutdown");
         }
     }

@@ -71,6 +71,8 @@ pub struct QueryOutput {
     pub elapsed: Duration,
     /// Rows generated per table before SQLite filtered them.
     pub generated: BTreeMap<&'static str, u64>,
+    /// OS sources the tables read, by kind (see [`Budget::note_read`]).
+    pub reads: BTreeMap<&'static str, u64>,
 }
 
 impl QueryOutput {
@@ -150,10 +152,7 @@ impl Engine {
             };
             return QueryOutput::failed(QueryError::Refused(why), started);
         }
-        let budget = Arc::new(Budget {
-            deadline: Some(started + self.limits.wall_time),
-            cancelled: std::sync::atomic::AtomicBool::new(false),
-        });
+        let budget = Budget::until(started + self.limits.wall_time);
         let shared = ScanShared::new(budget.clone(), self.registry.env().clone());
         let conn = match self.connect(&budget, &cancel, shared.clone()) {
             Ok(c) => c,
@@ -165,6 +164,7 @@ impl Engine {
             .lock()
             .map(|g| g.clone())
             .unwrap_or_default();
+        out.reads = budget.reads();
         out.elapsed = started.elapsed();
         out
     }

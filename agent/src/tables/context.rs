@@ -1,8 +1,9 @@
 //! What a table's generator is told about the query: which columns it uses and
 //! which constraints were pushed down, and where its rows go.
 
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use rusqlite::types::Value;
@@ -28,19 +29,39 @@ pub struct Constraint {
 }
 
 /// Cancellation and deadline shared by every table scan of one query, so a
-/// long generator (a recursive `file` walk) stops when the query's limits do.
-#[derive(Debug)]
+/// long generator (a recursive `file` walk) stops when the query's limits do;
+/// and an account of the OS sources the scans read, which shows push-down and
+/// column pruning at work (tests, `.timer on` in the shell).
+#[derive(Debug, Default)]
 pub struct Budget {
     pub deadline: Option<Instant>,
     pub cancelled: AtomicBool,
+    reads: Mutex<BTreeMap<&'static str, u64>>,
 }
 
 impl Budget {
     pub fn unlimited() -> Arc<Self> {
+        Arc::new(Self::default())
+    }
+
+    /// A budget that ends at `deadline`.
+    pub fn until(deadline: Instant) -> Arc<Self> {
         Arc::new(Self {
-            deadline: None,
-            cancelled: AtomicBool::new(false),
+            deadline: Some(deadline),
+            ..Self::default()
         })
+    }
+
+    /// Counts one read of `source` (e.g. `"/proc/<pid>/cmdline"`).
+    pub fn note_read(&self, source: &'static str) {
+        if let Ok(mut reads) = self.reads.lock() {
+            *reads.entry(source).or_default() += 1;
+        }
+    }
+
+    /// Reads counted so far, by source.
+    pub fn reads(&self) -> BTreeMap<&'static str, u64> {
+        self.reads.lock().map(|r| r.clone()).unwrap_or_default()
     }
 
     pub fn is_over(&self) -> bool {
@@ -160,6 +181,11 @@ impl<'a> ScanContext<'a> {
             .filter(|c| c.column == i && c.op == Op::Like)
             .flat_map(|c| c.values.iter().filter_map(value_text))
             .collect()
+    }
+
+    /// Counts one read of an OS source for this query's account.
+    pub fn note_read(&self, source: &'static str) {
+        self.budget.note_read(source);
     }
 
     /// Fails when the query's time is up, so long scans end with the query.

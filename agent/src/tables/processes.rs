@@ -83,10 +83,12 @@ impl Table for Processes {
 
 fn read_process(ctx: &ScanContext<'_>, pid: i32, boot: Option<u64>) -> Option<Row> {
     let proc = Process::new(pid).ok()?;
+    ctx.note_read("/proc/<pid>");
     let mut row = ctx.row();
     row.set("pid", pid as i64);
     // The stat file is the existence check too: without it the process is gone.
     if ctx.any_used(STAT_COLUMNS) {
+        ctx.note_read("/proc/<pid>/stat");
         let stat = proc.stat().ok()?;
         let ticks = ticks_per_second();
         row.set("name", stat.comm.clone())
@@ -106,9 +108,11 @@ fn read_process(ctx: &ScanContext<'_>, pid: i32, boot: Option<u64>) -> Option<Ro
         );
     }
     if ctx.used("cmdline") {
+        ctx.note_read("/proc/<pid>/cmdline");
         row.set_opt("cmdline", proc.cmdline().ok().map(|args| args.join(" ")));
     }
     if ctx.any_used(&["path", "on_disk"]) {
+        ctx.note_read("/proc/<pid>/exe");
         match std::fs::read_link(format!("/proc/{pid}/exe")) {
             Ok(exe) => {
                 let text = exe.to_string_lossy().into_owned();
@@ -128,18 +132,21 @@ fn read_process(ctx: &ScanContext<'_>, pid: i32, boot: Option<u64>) -> Option<Ro
         }
     }
     if ctx.used("cwd") {
+        ctx.note_read("/proc/<pid>/cwd");
         row.set_opt(
             "cwd",
             proc.cwd().ok().map(|p| p.to_string_lossy().into_owned()),
         );
     }
     if ctx.used("root") {
+        ctx.note_read("/proc/<pid>/root");
         row.set_opt(
             "root",
             proc.root().ok().map(|p| p.to_string_lossy().into_owned()),
         );
     }
     if ctx.any_used(ID_COLUMNS) {
+        ctx.note_read("/proc/<pid>/status");
         if let Some(ids) = read_ids(pid) {
             row.set("uid", ids.uid[0])
                 .set("euid", ids.uid[1])
@@ -151,12 +158,14 @@ fn read_process(ctx: &ScanContext<'_>, pid: i32, boot: Option<u64>) -> Option<Ro
     }
     if ctx.any_used(&["disk_bytes_read", "disk_bytes_written"]) {
         // /proc/<pid>/io is readable only by the owner and root.
+        ctx.note_read("/proc/<pid>/io");
         if let Ok(io) = proc.io() {
             row.set("disk_bytes_read", io.read_bytes as i64)
                 .set("disk_bytes_written", io.write_bytes as i64);
         }
     }
     if ctx.used("cgroup_path") {
+        ctx.note_read("/proc/<pid>/cgroup");
         row.set_opt("cgroup_path", read_cgroup_path(pid));
     }
     Some(row)
