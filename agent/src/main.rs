@@ -1,7 +1,6 @@
 //! `sweep-agent`: parse the command line, set up logging, hand over to the library.
 #![forbid(unsafe_code)]
 
-use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -47,7 +46,7 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_tracing();
+    sweep_proto::runtime::init_tracing("info");
     match cli.command {
         Command::Query { sql, json, mode } => {
             let engine = Engine::new(Arc::new(Registry::default()), Limits::default());
@@ -63,7 +62,7 @@ fn main() -> ExitCode {
             }
         }
         Command::Shell => match sweep_agent::shell::run(Limits::default()) {
-            Ok(()) => ExitCode::SUCCESS,
+            Ok(code) => code,
             Err(e) => {
                 eprintln!("Error: {e}");
                 ExitCode::from(1)
@@ -96,14 +95,4 @@ fn main() -> ExitCode {
             }
         }
     }
-}
-
-fn init_tracing() {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("SWEEP_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .init();
 }

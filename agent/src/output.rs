@@ -38,6 +38,10 @@ impl FromStr for Mode {
 
 /// Renders the rows of `out` (not its error: callers report that their way).
 pub fn render(out: &QueryOutput, mode: Mode) -> String {
+    // A query refused or failed before it had columns has nothing to show.
+    if out.columns.is_empty() {
+        return String::new();
+    }
     match mode {
         Mode::Table => table(&out.columns, &out.rows),
         Mode::Line => line(&out.columns, &out.rows),
@@ -47,47 +51,11 @@ pub fn render(out: &QueryOutput, mode: Mode) -> String {
 }
 
 fn table(columns: &[String], rows: &[Vec<Value>]) -> String {
-    if columns.is_empty() {
-        return String::new();
-    }
     let cells: Vec<Vec<String>> = rows
         .iter()
         .map(|r| r.iter().map(value_to_string).collect())
         .collect();
-    let widths: Vec<usize> = columns
-        .iter()
-        .enumerate()
-        .map(|(i, c)| {
-            cells
-                .iter()
-                .map(|r| r[i].chars().count())
-                .chain([c.chars().count()])
-                .max()
-                .unwrap_or(0)
-        })
-        .collect();
-    let rule: String = widths
-        .iter()
-        .map(|w| format!("+{}", "-".repeat(w + 2)))
-        .collect::<String>()
-        + "+\n";
-    let mut s = rule.clone();
-    let write_row = |s: &mut String, vals: &mut dyn Iterator<Item = &String>| {
-        for (v, w) in vals.zip(&widths) {
-            let pad = w - v.chars().count();
-            let _ = write!(s, "| {v}{} ", " ".repeat(pad));
-        }
-        s.push_str("|\n");
-    };
-    write_row(&mut s, &mut columns.iter());
-    s.push_str(&rule);
-    for r in &cells {
-        write_row(&mut s, &mut r.iter());
-    }
-    if !cells.is_empty() {
-        s.push_str(&rule);
-    }
-    s
+    sweep_proto::text::table(columns, &cells)
 }
 
 fn line(columns: &[String], rows: &[Vec<Value>]) -> String {

@@ -10,8 +10,10 @@
 //! - [`guard`]: the query guard run before any SQL, on the controller and again
 //!   on the agent.
 //! - [`tables`]: the names of the tables every agent serves.
+//! - [`runtime`]: logging set-up and the shutdown signal for the binaries.
 //! - [`settings`]: etcd and Kafka connection settings shared by all binaries.
 //! - [`time`]: osquery's time formats.
+//! - [`text`]: plain-text result tables for terminals.
 #![forbid(unsafe_code)]
 
 pub mod command;
@@ -20,8 +22,10 @@ pub mod guard;
 pub mod heartbeat;
 pub mod keys;
 pub mod record;
+pub mod runtime;
 pub mod settings;
 pub mod tables;
+pub mod text;
 pub mod time;
 pub mod topics;
 

@@ -220,7 +220,7 @@ impl Cluster {
             cfg.push_str(&format!("{k} = \"{v}\"\n"));
         }
         cfg.push_str(&format!(
-            "[etcd]\nendpoints = [\"{}\"]\n[kafka]\nbrokers = \"{}\"\n[heartbeat]\nttl = \"3s\"\ninterval = \"1s\"\n[spool]\ndelivery_timeout = \"3s\"\n[metrics]\nlisten = \"127.0.0.1:{}\"\n",
+            "[etcd]\nendpoints = [\"{}\"]\n[kafka]\nbrokers = \"{}\"\n[heartbeat]\nttl = \"3s\"\ninterval = \"1s\"\n[spool]\ndelivery_timeout = \"3s\"\n[limits]\nwall_time = \"2s\"\n[metrics]\nlisten = \"127.0.0.1:{}\"\n",
             self.etcd_url,
             self.kafka,
             free_port()

@@ -100,7 +100,7 @@ impl Shared {
 pub async fn run(config: Config) -> Result<(), AgentError> {
     let (tx, rx) = watch::channel(false);
     let agent = start(config, rx).await?;
-    wait_for_signal().await;
+    sweep_proto::runtime::shutdown_signal().await;
     info!("shutting down");
     let _ = tx.send(true);
     agent.stopped().await;
@@ -221,23 +221,5 @@ async fn connect_etcd(
             _ = shutdown.changed() => return Err(AgentError::Shutdown),
         }
         backoff = (backoff * 2).min(Duration::from_secs(10));
-    }
-}
-
-async fn wait_for_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
-    match (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) {
-        (Ok(mut term), Ok(mut int)) => {
-            tokio::select! {
-                _ = term.recv() => {}
-                _ = int.recv() => {}
-            }
-        }
-        _ => {
-            let _ = tokio::signal::ctrl_c().await;
-        }
     }
 }

@@ -1,0 +1,89 @@
+//! Hostile hunts end cleanly with an error naming the limit or the refusal,
+//! and the agent goes on answering. The agents here run with a 2 s wall-time
+//! limit (see the harness).
+
+use std::time::Duration;
+
+use etcd_client::PutOptions;
+use sweep_e2e::{eventually, ndjson, Cluster};
+use sweep_proto::{Hunt, Keyspace, Targets};
+
+/// Writes a hunt straight to etcd, past the controller's guard, as a
+/// compromised or buggy controller could.
+fn put_raw_hunt(etcd_url: &str, id: &str, sql: &str) {
+    let now = sweep_proto::time::unix_now();
+    let hunt = Hunt {
+        id: id.into(),
+        sql: sql.into(),
+        targets: Targets::all(),
+        issued_at: now,
+        expires_at: now + 300,
+        issuer: "e2e".into(),
+        signature: None,
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let mut client = etcd_client::Client::connect([etcd_url], None)
+            .await
+            .unwrap();
+        let lease = client.lease_grant(300, None).await.unwrap().id();
+        client
+            .put(
+                Keyspace::default().hunt(id),
+                hunt.to_json(),
+                Some(PutOptions::new().with_lease(lease)),
+            )
+            .await
+            .unwrap();
+    });
+}
+
+#[test]
+fn hostile_hunts_end_cleanly_and_the_agent_keeps_serving() {
+    let c = Cluster::start().unwrap();
+    let agent = c.agent("web-1", &[]).unwrap();
+    c.wait_agents(&["web-1"], Duration::from_secs(20)).unwrap();
+
+    for sql in [
+        "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT count(*) FROM c",
+        "SELECT count(*) FROM processes a, processes b, processes c, processes d, processes e, processes f",
+    ] {
+        let out = c.sweep(&["hunt", sql, "--timeout", "20s"]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{sql}: {stderr}");
+        assert!(stderr.contains("web-1: query stopped: wall time limit of 2s reached"), "{stderr}");
+    }
+
+    // A 1 MB text and a write, sent past the controller: the agent's own guard
+    // refuses them and says so in its status record.
+    let huge = format!("SELECT 1 WHERE 'x' = '{}'", "x".repeat(1024 * 1024));
+    put_raw_hunt(&c.etcd_url, "huge", &huge);
+    put_raw_hunt(&c.etcd_url, "write", "DELETE FROM processes");
+    for (id, why) in [("huge", "the limit is"), ("write", "only SELECT")] {
+        let answer = eventually(Duration::from_secs(20), || {
+            let out = c.sweep(&["results", id]);
+            let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+            stderr.contains("web-1: query refused").then_some(stderr)
+        })
+        .unwrap_or_else(|| panic!("no refusal for {id}\n{}", agent.log_text()));
+        assert!(answer.contains(why), "{answer}");
+    }
+
+    // Still serving, with true answers.
+    let me = std::process::id();
+    let out = c.sweep(&[
+        "hunt",
+        &format!("SELECT pid FROM processes WHERE pid = {me}"),
+        "--json",
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(ndjson(&out.stdout)[0]["pid"], me.to_string());
+}
