@@ -17,6 +17,12 @@ pub enum ProtoError {
     Etcd(#[from] etcd_client::Error),
     #[error("kafka: {0}")]
     Kafka(#[from] rdkafka::error::KafkaError),
+    #[error("cannot reach {what} at {addr}: {reason}")]
+    Unreachable {
+        what: &'static str,
+        addr: String,
+        reason: String,
+    },
     #[error("invalid setting {name}: {reason}")]
     Setting { name: &'static str, reason: String },
 }

@@ -63,7 +63,13 @@ impl EtcdSettings {
         if let Some(user) = &self.username {
             opts = opts.with_user(user.clone(), self.password.clone().unwrap_or_default());
         }
-        Ok(Client::connect(&self.endpoints, Some(opts)).await?)
+        Client::connect(&self.endpoints, Some(opts))
+            .await
+            .map_err(|e| ProtoError::Unreachable {
+                what: "etcd",
+                addr: self.endpoints.join(","),
+                reason: e.to_string(),
+            })
     }
 }
 

@@ -23,11 +23,23 @@ pub async fn ensure(
     partitions: i32,
 ) -> Result<(), ProtoError> {
     let admin: AdminClient<DefaultClientContext> = kafka.client_config().create()?;
+    // A short metadata round trip first: an unreachable broker then fails in
+    // seconds with its address, not after the admin call's minute-long timeout.
+    let probe = admin.inner().fetch_metadata(None, Duration::from_secs(5));
+    if let Err(e) = probe {
+        return Err(ProtoError::Unreachable {
+            what: "Kafka",
+            addr: kafka.brokers.clone(),
+            reason: e.to_string(),
+        });
+    }
     let new: Vec<NewTopic<'_>> = topics
         .iter()
         .map(|t| NewTopic::new(t, partitions, TopicReplication::Fixed(1)))
         .collect();
-    let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
+    let opts = AdminOptions::new()
+        .operation_timeout(Some(Duration::from_secs(10)))
+        .request_timeout(Some(Duration::from_secs(10)));
     for result in admin.create_topics(new.iter(), &opts).await? {
         match result {
             Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
