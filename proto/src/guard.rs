@@ -191,9 +191,6 @@ pub fn check(sql: &str, known: &dyn Fn(&str) -> bool) -> Result<Checked, ProtoEr
     }
     let mut tables = BTreeSet::new();
     for name in walker.relations {
-        if walker.ctes.contains(&name) {
-            continue;
-        }
         if TABLE_FUNCTIONS.contains(&name.as_str()) {
             continue;
         }
@@ -242,19 +239,23 @@ fn object_name(name: &ObjectName) -> String {
 
 #[derive(Default)]
 struct Walker {
+    /// Names read that are not CTEs in scope where they are read.
     relations: Vec<String>,
-    ctes: BTreeSet<String>,
+    /// The CTE names of each enclosing query, innermost last. A CTE is visible
+    /// only inside the query that defines it, so a CTE named `sqlite_master`
+    /// in a subquery does not hide a read of the real one elsewhere.
+    scopes: Vec<Vec<String>>,
 }
 
 impl Visitor for Walker {
     type Break = String;
 
     fn pre_visit_query(&mut self, query: &Query) -> ControlFlow<String> {
-        if let Some(with) = &query.with {
-            for cte in &with.cte_tables {
-                self.ctes.insert(cte.alias.name.value.to_ascii_lowercase());
-            }
-        }
+        let ctes = query.with.iter().flat_map(|with| &with.cte_tables);
+        self.scopes.push(
+            ctes.map(|cte| cte.alias.name.value.to_ascii_lowercase())
+                .collect(),
+        );
         match query.body.as_ref() {
             SetExpr::Insert(_) | SetExpr::Update(_) | SetExpr::Delete(_) | SetExpr::Merge(_) => {
                 ControlFlow::Break("only SELECT is allowed, not a write".into())
@@ -264,8 +265,16 @@ impl Visitor for Walker {
         }
     }
 
+    fn post_visit_query(&mut self, _query: &Query) -> ControlFlow<String> {
+        self.scopes.pop();
+        ControlFlow::Continue(())
+    }
+
     fn pre_visit_relation(&mut self, relation: &ObjectName) -> ControlFlow<String> {
-        self.relations.push(object_name(relation));
+        let name = object_name(relation);
+        if !self.scopes.iter().any(|ctes| ctes.contains(&name)) {
+            self.relations.push(name);
+        }
         ControlFlow::Continue(())
     }
 
@@ -319,6 +328,8 @@ mod tests {
             "SELECT pid, name FROM processes WHERE pid = 1",
             "select * from users join groups using (gid);",
             "WITH p AS (SELECT pid FROM processes) SELECT count(*) FROM p",
+            "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 3) SELECT x FROM c",
+            "WITH a AS (SELECT 1 AS x), b AS (SELECT x FROM a) SELECT * FROM b, (SELECT x FROM a)",
             "SELECT upper(name) FROM processes WHERE name LIKE 'ba%'",
             "SELECT * FROM kernel_info JOIN hash USING (path)",
             "SELECT value FROM json_each('[1,2]')",
@@ -336,6 +347,12 @@ mod tests {
         assert!(refused("SELECT load_extension('/tmp/x.so')").contains("load_extension"));
         assert!(refused("SELECT * FROM sqlite_master").contains("no such table"));
         assert!(refused("SELECT * FROM main.processes").contains("no such table"));
+        // A CTE hides a table only inside the query that defines it.
+        assert!(refused(
+            "SELECT * FROM (WITH sqlite_master AS (SELECT 1) SELECT * FROM sqlite_master), \
+             sqlite_master"
+        )
+        .contains("no such table: sqlite_master"));
         assert!(refused("CREATE TEMP TABLE t(x)").contains("CREATE"));
         assert!(refused("").contains("empty"));
         assert!(refused(&"x".repeat(MAX_SQL_BYTES + 1)).contains("limit"));

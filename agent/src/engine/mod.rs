@@ -71,6 +71,8 @@ pub struct QueryOutput {
     pub elapsed: Duration,
     /// Rows generated per table before SQLite filtered them.
     pub generated: BTreeMap<&'static str, u64>,
+    /// Scans per table (see [`ScanShared::scans`]).
+    pub scans: BTreeMap<&'static str, u64>,
     /// OS sources the tables read, by kind (see [`Budget::note_read`]).
     pub reads: BTreeMap<&'static str, u64>,
 }
@@ -164,6 +166,7 @@ impl Engine {
             .lock()
             .map(|g| g.clone())
             .unwrap_or_default();
+        out.scans = shared.scans.lock().map(|s| s.clone()).unwrap_or_default();
         out.reads = budget.reads();
         out.elapsed = started.elapsed();
         out
@@ -332,3 +335,6 @@ fn authorize(registry: &Registry, ctx: AuthContext<'_>) -> Authorization {
         _ => Authorization::Deny,
     }
 }
+
+#[cfg(test)]
+mod tests;

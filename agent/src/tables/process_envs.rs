@@ -26,6 +26,7 @@ impl Table for ProcessEnvs {
     fn generate(&self, ctx: &ScanContext<'_>, out: &mut Vec<Row>) -> Result<(), AgentError> {
         for pid in pids(ctx.eq_integers("pid")) {
             ctx.check()?;
+            ctx.note_read("/proc/<pid>/environ");
             // Gone, kernel thread (empty) or not ours to read: no rows.
             let Ok(bytes) = std::fs::read(format!("/proc/{pid}/environ")) else {
                 continue;

@@ -32,6 +32,7 @@ impl Table for ProcessMemoryMap {
     fn generate(&self, ctx: &ScanContext<'_>, out: &mut Vec<Row>) -> Result<(), AgentError> {
         for pid in pids(ctx.eq_integers("pid")) {
             ctx.check()?;
+            ctx.note_read("/proc/<pid>/maps");
             // Gone or not ours to trace: no rows.
             let Ok(bytes) = std::fs::read(format!("/proc/{pid}/maps")) else {
                 continue;

@@ -30,6 +30,7 @@ impl Table for ProcessOpenFiles {
     fn generate(&self, ctx: &ScanContext<'_>, out: &mut Vec<Row>) -> Result<(), AgentError> {
         for pid in pids(ctx.eq_integers("pid")) {
             ctx.check()?;
+            ctx.note_read("/proc/<pid>/fd");
             for (fd, path) in open_files(pid) {
                 let mut row = ctx.row();
                 row.set("pid", pid).set("fd", fd).set("path", path);

@@ -27,6 +27,9 @@ pub struct ScanShared {
     pub env: Arc<TableEnv>,
     /// Rows generated per table, for push-down checks and metrics.
     pub generated: Mutex<BTreeMap<&'static str, u64>>,
+    /// Scans (xFilter calls) per table: an `IN` list handed over whole is one
+    /// scan, and a join's inner table is scanned once per outer row.
+    pub scans: Mutex<BTreeMap<&'static str, u64>>,
 }
 
 impl ScanShared {
@@ -35,6 +38,7 @@ impl ScanShared {
             budget,
             env,
             generated: Mutex::new(BTreeMap::new()),
+            scans: Mutex::new(BTreeMap::new()),
         })
     }
 }
@@ -286,6 +290,9 @@ unsafe impl VTabCursor for SweepCursor<'_> {
             .map_err(|e| rusqlite::Error::ModuleError(e.to_string()))?;
         if let Ok(mut generated) = shared.generated.lock() {
             *generated.entry(table.name()).or_default() += self.rows.len() as u64;
+        }
+        if let Ok(mut scans) = shared.scans.lock() {
+            *scans.entry(table.name()).or_default() += 1;
         }
         Ok(())
     }

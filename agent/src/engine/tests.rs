@@ -1,0 +1,108 @@
+//! The layers under the guard, alone: SQLite's authorizer, the read-only
+//! check and the connection limits. `Engine::run` always guards first, so these
+//! run a text on the engine's connection without the guard, as a guard bug
+//! would let it through.
+
+use super::*;
+
+fn unguarded(sql: &str) -> QueryOutput {
+    let engine = Engine::new(Arc::new(Registry::default()), Limits::default());
+    let started = Instant::now();
+    let budget = Budget::until(started + engine.limits.wall_time);
+    let cancel = Budget::unlimited();
+    let shared = ScanShared::new(budget.clone(), engine.registry.env().clone());
+    let conn = engine.connect(&budget, &cancel, shared).expect("connect");
+    engine.execute(&conn, sql, &budget, &cancel, started)
+}
+
+fn assert_stopped(sql: &str, fragment: &str) {
+    let out = unguarded(sql);
+    let message = match &out.error {
+        Some(QueryError::Sql(m) | QueryError::Refused(m)) => m,
+        other => panic!("{sql:?} was not stopped: {other:?}"),
+    };
+    assert!(
+        message.contains(fragment),
+        "{sql:?}: {message:?} lacks {fragment:?}"
+    );
+    assert!(out.rows.is_empty(), "{sql:?} returned rows");
+}
+
+#[test]
+fn authorizer_denies_what_the_guard_refuses() {
+    for sql in [
+        "INSERT INTO processes (pid) VALUES (1)",
+        "REPLACE INTO processes (pid) VALUES (1)",
+        "INSERT INTO processes (pid) VALUES (1) ON CONFLICT DO NOTHING",
+        "CREATE TABLE t (x)",
+        "CREATE TEMP TABLE t (x)",
+        "CREATE VIEW v AS SELECT 1",
+        "CREATE TEMP VIEW v AS SELECT 1",
+        "CREATE VIRTUAL TABLE v USING fts5(a)",
+        "DROP TABLE processes",
+        "ATTACH DATABASE '/tmp/sweep-authorizer-test.db' AS x",
+        "ATTACH DATABASE ':memory:' AS x",
+        "DETACH DATABASE main",
+        "PRAGMA writable_schema = 1",
+        "PRAGMA table_info(processes)",
+        "PRAGMA database_list",
+        "SELECT * FROM pragma_table_info('processes')",
+        "SELECT * FROM pragma_database_list",
+        "ANALYZE",
+        "BEGIN",
+        "COMMIT",
+        "SAVEPOINT s",
+        "RELEASE s",
+    ] {
+        assert_stopped(sql, "not authorized");
+    }
+    for f in [
+        "load_extension('/tmp/x.so')",
+        "fts3_tokenizer('simple')",
+        "zeroblob(10)",
+    ] {
+        assert_stopped(&format!("SELECT {f}"), "not authorized to use function");
+    }
+    for t in [
+        "sqlite_master",
+        "sqlite_schema",
+        "sqlite_temp_master",
+        "temp.sqlite_master",
+    ] {
+        assert_stopped(&format!("SELECT * FROM {t}"), "prohibited");
+    }
+    assert!(
+        !std::path::Path::new("/tmp/sweep-authorizer-test.db").exists(),
+        "ATTACH created a file"
+    );
+}
+
+#[test]
+fn other_layers_stop_the_rest() {
+    // Our virtual tables have no xUpdate, no indexes and no rename.
+    assert_stopped("UPDATE processes SET name = 'x'", "may not be modified");
+    assert_stopped("DELETE FROM processes", "may not be modified");
+    assert_stopped("CREATE INDEX i ON processes (pid)", "may not be indexed");
+    assert_stopped("ALTER TABLE processes RENAME TO p", "may not be altered");
+    // VACUUM passes the authorizer (it has no action code) but writes.
+    assert_stopped("VACUUM", "not read-only");
+    assert_stopped("VACUUM INTO '/tmp/sweep-vacuum-test.db'", "not read-only");
+    assert_stopped("SELECT 1; SELECT 2", "Multiple statements");
+    // The shell's file functions are not compiled in at all.
+    assert_stopped("SELECT readfile('/etc/shadow')", "no such function");
+    assert_stopped("SELECT * FROM sqlite_sequence", "no such table");
+}
+
+#[test]
+fn authorizer_allows_plain_reads() {
+    let me = std::process::id();
+    let out = unguarded(&format!("SELECT pid FROM processes WHERE pid = {me}"));
+    assert_eq!(out.error, None);
+    assert_eq!(out.rows, vec![vec![Value::Integer(i64::from(me))]]);
+    let out = unguarded(
+        "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 3) \
+         SELECT sum(x) FROM c",
+    );
+    assert_eq!(out.error, None);
+    assert_eq!(out.rows, vec![vec![Value::Integer(6)]]);
+}
