@@ -1,7 +1,10 @@
 //! `processes`: one row per process, from /proc/<pid>/{stat,status,cmdline,io,…}.
 //! Each file is read only when the query uses a column that needs it.
 
-use procfs::process::Process;
+use std::io::Read;
+
+use procfs::process::{Io, Stat};
+use procfs::FromRead;
 
 use super::util::{boot_time, page_size, pids, read_text, ticks_per_second};
 use super::{Column, Row, ScanContext, Table};
@@ -65,15 +68,14 @@ impl Table for Processes {
     }
 
     fn generate(&self, ctx: &ScanContext<'_>, out: &mut Vec<Row>) -> Result<(), AgentError> {
-        let boot = if ctx.used("start_time") {
-            boot_time()
-        } else {
-            None
-        };
+        let wants = Wants::of(ctx);
+        let boot = if wants.start_time { boot_time() } else { None };
+        // One buffer for every /proc file the scan reads.
+        let mut buf = Vec::new();
         for pid in pids(ctx.eq_integers("pid")) {
             ctx.check()?;
             // A process that exits between listing and reading is skipped.
-            if let Some(row) = read_process(ctx, pid, boot) {
+            if let Some(row) = read_process(ctx, &wants, pid, boot, &mut buf) {
                 out.push(row);
             }
         }
@@ -81,17 +83,61 @@ impl Table for Processes {
     }
 }
 
-fn read_process(ctx: &ScanContext<'_>, pid: i32, boot: Option<u64>) -> Option<Row> {
-    let proc = Process::new(pid).ok()?;
+/// Which sources the query needs, worked out once per scan rather than once
+/// per process (each `used` is a search by column name).
+struct Wants {
+    stat: bool,
+    start_time: bool,
+    cmdline: bool,
+    exe: bool,
+    cwd: bool,
+    root: bool,
+    ids: bool,
+    io: bool,
+    cgroup: bool,
+}
+
+impl Wants {
+    fn of(ctx: &ScanContext<'_>) -> Self {
+        Self {
+            stat: ctx.any_used(STAT_COLUMNS),
+            start_time: ctx.used("start_time"),
+            cmdline: ctx.used("cmdline"),
+            exe: ctx.any_used(&["path", "on_disk"]),
+            cwd: ctx.used("cwd"),
+            root: ctx.used("root"),
+            ids: ctx.any_used(ID_COLUMNS),
+            io: ctx.any_used(&["disk_bytes_read", "disk_bytes_written"]),
+            cgroup: ctx.used("cgroup_path"),
+        }
+    }
+}
+
+fn read_process(
+    ctx: &ScanContext<'_>,
+    wants: &Wants,
+    pid: i32,
+    boot: Option<u64>,
+    buf: &mut Vec<u8>,
+) -> Option<Row> {
+    // The existence check: the stat file when the query reads it, else the
+    // directory; either way a pid that is not running yields no row.
+    let stat = if wants.stat {
+        let stat = read_proc(pid, "stat", buf).and_then(|b| Stat::from_read(b).ok())?;
+        Some(stat)
+    } else {
+        std::fs::metadata(format!("/proc/{pid}"))
+            .ok()
+            .filter(|m| m.is_dir())?;
+        None
+    };
     ctx.note_read("/proc/<pid>");
     let mut row = ctx.row();
     row.set("pid", pid as i64);
-    // The stat file is the existence check too: without it the process is gone.
-    if ctx.any_used(STAT_COLUMNS) {
+    if let Some(stat) = stat {
         ctx.note_read("/proc/<pid>/stat");
-        let stat = proc.stat().ok()?;
         let ticks = ticks_per_second();
-        row.set("name", stat.comm.clone())
+        row.set("name", stat.comm)
             .set("state", stat.state.to_string())
             .set("resident_size", (stat.rss * page_size()) as i64)
             .set("total_size", stat.vsize as i64)
@@ -107,11 +153,14 @@ fn read_process(ctx: &ScanContext<'_>, pid: i32, boot: Option<u64>) -> Option<Ro
             boot.map(|b| (b + stat.starttime / ticks) as i64),
         );
     }
-    if ctx.used("cmdline") {
+    if wants.cmdline {
         ctx.note_read("/proc/<pid>/cmdline");
-        row.set_opt("cmdline", proc.cmdline().ok().map(|args| args.join(" ")));
+        row.set_opt(
+            "cmdline",
+            read_proc(pid, "cmdline", buf).and_then(join_args),
+        );
     }
-    if ctx.any_used(&["path", "on_disk"]) {
+    if wants.exe {
         ctx.note_read("/proc/<pid>/exe");
         match std::fs::read_link(format!("/proc/{pid}/exe")) {
             Ok(exe) => {
@@ -131,23 +180,18 @@ fn read_process(ctx: &ScanContext<'_>, pid: i32, boot: Option<u64>) -> Option<Ro
             }
         }
     }
-    if ctx.used("cwd") {
+    if wants.cwd {
         ctx.note_read("/proc/<pid>/cwd");
-        row.set_opt(
-            "cwd",
-            proc.cwd().ok().map(|p| p.to_string_lossy().into_owned()),
-        );
+        row.set_opt("cwd", read_link_text(pid, "cwd"));
     }
-    if ctx.used("root") {
+    if wants.root {
         ctx.note_read("/proc/<pid>/root");
-        row.set_opt(
-            "root",
-            proc.root().ok().map(|p| p.to_string_lossy().into_owned()),
-        );
+        row.set_opt("root", read_link_text(pid, "root"));
     }
-    if ctx.any_used(ID_COLUMNS) {
+    if wants.ids {
         ctx.note_read("/proc/<pid>/status");
-        if let Some(ids) = read_ids(pid) {
+        let ids = read_proc(pid, "status", buf).and_then(parse_ids);
+        if let Some(ids) = ids {
             row.set("uid", ids.uid[0])
                 .set("euid", ids.uid[1])
                 .set("suid", ids.uid[2])
@@ -156,19 +200,68 @@ fn read_process(ctx: &ScanContext<'_>, pid: i32, boot: Option<u64>) -> Option<Ro
                 .set("sgid", ids.gid[2]);
         }
     }
-    if ctx.any_used(&["disk_bytes_read", "disk_bytes_written"]) {
+    if wants.io {
         // /proc/<pid>/io is readable only by the owner and root.
         ctx.note_read("/proc/<pid>/io");
-        if let Ok(io) = proc.io() {
+        if let Some(io) = read_proc(pid, "io", buf).and_then(|b| Io::from_read(b).ok()) {
             row.set("disk_bytes_read", io.read_bytes as i64)
                 .set("disk_bytes_written", io.write_bytes as i64);
         }
     }
-    if ctx.used("cgroup_path") {
+    if wants.cgroup {
         ctx.note_read("/proc/<pid>/cgroup");
         row.set_opt("cgroup_path", read_cgroup_path(pid));
     }
     Some(row)
+}
+
+/// /proc/<pid>/<file>, read the way procps reads it: into a buffer with room
+/// to spare, again only if a read filled it. The kernel hands a /proc file
+/// over whole on the first read, so a short read is its end; `std::fs::read`
+/// would add a size probe (statx, which says 0 here) and a run of small,
+/// growing reads, some 15 syscalls a process and most of a scan's time.
+fn read_proc<'b>(pid: i32, file: &str, buf: &'b mut Vec<u8>) -> Option<&'b [u8]> {
+    let mut f = std::fs::File::open(format!("/proc/{pid}/{file}")).ok()?;
+    buf.clear();
+    buf.resize(4096, 0);
+    let mut len = 0;
+    loop {
+        match f.read(&mut buf[len..]) {
+            Ok(n) => {
+                len += n;
+                if len < buf.len() {
+                    break;
+                }
+                buf.resize(buf.len() * 2, 0);
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(_) => return None,
+        }
+    }
+    Some(&buf[..len])
+}
+
+/// The arguments of /proc/<pid>/cmdline (NUL-terminated) joined by spaces,
+/// empty ones dropped; not UTF-8 means unreadable (NULL), as with procfs.
+fn join_args(raw: &[u8]) -> Option<String> {
+    // Lossy, not strict: a process must not hide from `cmdline LIKE` hunts by
+    // putting invalid UTF-8 in its arguments.
+    let text = String::from_utf8_lossy(raw);
+    let mut line = String::with_capacity(text.len());
+    for arg in text.split('\0').filter(|a| !a.is_empty()) {
+        if !line.is_empty() {
+            line.push(' ');
+        }
+        line.push_str(arg);
+    }
+    Some(line)
+}
+
+/// The target of the /proc/<pid>/cwd or root link.
+fn read_link_text(pid: i32, link: &str) -> Option<String> {
+    std::fs::read_link(format!("/proc/{pid}/{link}"))
+        .ok()
+        .map(|p| p.to_string_lossy().into_owned())
 }
 
 struct Ids {
@@ -177,19 +270,22 @@ struct Ids {
 }
 
 /// Real, effective and saved ids from the `Uid:` and `Gid:` lines of
-/// /proc/<pid>/status; reading two lines beats parsing the whole file.
-fn read_ids(pid: i32) -> Option<Ids> {
-    let text = read_text(format!("/proc/{pid}/status"))?;
-    let parse = |prefix: &str| -> Option<[i64; 3]> {
-        let line = text.lines().find_map(|l| l.strip_prefix(prefix))?;
+/// /proc/<pid>/status; reading two lines beats parsing the whole file, and
+/// finding them as bytes beats a UTF-8 pass over all of it.
+fn parse_ids(status: &[u8]) -> Option<Ids> {
+    let parse = |prefix: &[u8]| -> Option<[i64; 3]> {
+        let line = status
+            .split(|b| *b == b'\n')
+            .find_map(|l| l.strip_prefix(prefix))?;
+        let line = String::from_utf8_lossy(line);
         let mut it = line
             .split_whitespace()
             .filter_map(|v| v.parse::<i64>().ok());
         Some([it.next()?, it.next()?, it.next()?])
     };
     Some(Ids {
-        uid: parse("Uid:")?,
-        gid: parse("Gid:")?,
+        uid: parse(b"Uid:")?,
+        gid: parse(b"Gid:")?,
     })
 }
 
@@ -225,6 +321,53 @@ mod tests {
         assert_eq!(row.get("parent"), Some(&ppid.into()));
         let uid = unsafe_free_uid();
         assert_eq!(row.get("uid"), Some(&uid.into()));
+    }
+
+    #[test]
+    fn joins_args_like_procfs() {
+        assert_eq!(join_args(b"sleep\0ten\0").as_deref(), Some("sleep ten"));
+        assert_eq!(join_args(b"a\0\0b\0").as_deref(), Some("a b"));
+        assert_eq!(join_args(b"").as_deref(), Some(""));
+        assert_eq!(
+            join_args(b"ev\xffil\0-x\0").as_deref(),
+            Some("ev\u{fffd}il -x")
+        );
+    }
+
+    #[test]
+    fn parses_ids_from_status() {
+        let status = b"Name:\tx\nUid:\t1000\t1001\t1002\t1003\nGid:\t5\t6\t7\t8\nGroups:\t\n";
+        let ids = parse_ids(status).unwrap();
+        assert_eq!((ids.uid, ids.gid), ([1000, 1001, 1002], [5, 6, 7]));
+        assert!(parse_ids(b"Name:\tx\nUid:\t1\t2\t3\t4\n").is_none());
+    }
+
+    #[test]
+    fn reads_a_proc_file_longer_than_the_first_buffer() {
+        use std::io::BufRead;
+        use std::process::{Command, Stdio};
+        // sh ignores its extra arguments, so a 20 kB one makes a long cmdline;
+        // `read` (a builtin) keeps it waiting on our pipe with no child. Its
+        // first line says it runs: until then the cmdline may still be empty.
+        let long = "x".repeat(20_000);
+        let mut child = Command::new("sh")
+            .args(["-c", "echo up; read -r _", "sh", &long])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let pid = child.id() as i32;
+        let mut buf = Vec::new();
+        let ours = read_proc(pid, "cmdline", &mut buf).map(<[u8]>::to_vec);
+        let std = std::fs::read(format!("/proc/{pid}/cmdline")).ok();
+        child.kill().unwrap();
+        child.wait().unwrap();
+        assert!(ours.as_ref().is_some_and(|b| b.len() > 20_000));
+        assert_eq!(ours, std);
     }
 
     fn unsafe_free_uid() -> i64 {
