@@ -30,6 +30,7 @@ fn engine() -> Engine {
             wall_time: WALL,
             max_rows: MAX_ROWS,
             max_bytes: MAX_BYTES,
+            ..Limits::default()
         },
     )
 }

@@ -50,6 +50,7 @@ fn osquery_linux_pack_queries_run() {
             wall_time: Duration::from_secs(60),
             max_rows: 1_000_000,
             max_bytes: 512 * 1024 * 1024,
+            ..Limits::default()
         },
     );
 

@@ -29,6 +29,9 @@ pub struct Limits {
     pub max_rows: u64,
     /// Bytes of result values a query may return.
     pub max_bytes: u64,
+    /// Resident memory of the whole agent a query may push it to; the query
+    /// is stopped past it. 0 turns the check off.
+    pub max_memory_bytes: u64,
 }
 
 impl Default for Limits {
@@ -37,6 +40,8 @@ impl Default for Limits {
             wall_time: Duration::from_secs(30),
             max_rows: 100_000,
             max_bytes: 64 * 1024 * 1024,
+            // osquery's watchdog default.
+            max_memory_bytes: 200 * 1024 * 1024,
         }
     }
 }
@@ -154,7 +159,10 @@ impl Engine {
             };
             return QueryOutput::failed(QueryError::Refused(why), started);
         }
-        let budget = Budget::until(started + self.limits.wall_time);
+        let mut budget = Budget::until(started + self.limits.wall_time);
+        if self.limits.max_memory_bytes > 0 {
+            budget = budget.with_memory_limit(self.limits.max_memory_bytes);
+        }
         let shared = ScanShared::new(budget.clone(), self.registry.env().clone());
         let conn = match self.connect(&budget, &cancel, shared.clone()) {
             Ok(c) => c,
@@ -221,8 +229,13 @@ impl Engine {
     ) -> QueryOutput {
         let mut out = QueryOutput::default();
         let limit_error = |budget: &Budget| {
-            if cancel.is_over() {
-                QueryError::Limit("cancelled by the agent's watchdog".into())
+            if budget.memory_exceeded() {
+                QueryError::Limit(format!(
+                    "memory limit of {} MiB reached",
+                    self.limits.max_memory_bytes / (1024 * 1024)
+                ))
+            } else if cancel.is_over() {
+                QueryError::Limit("cancelled".into())
             } else if budget.is_over() {
                 QueryError::Limit(format!(
                     "wall time limit of {} reached",

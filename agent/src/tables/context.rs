@@ -2,7 +2,7 @@
 //! which constraints were pushed down, and where its rows go.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -37,7 +37,16 @@ pub struct Budget {
     pub deadline: Option<Instant>,
     pub cancelled: AtomicBool,
     reads: Mutex<BTreeMap<&'static str, u64>>,
+    /// The agent's resident memory may not pass this while the query runs
+    /// (osquery's watchdog default is 200 MB).
+    memory_limit: Option<u64>,
+    memory_exceeded: AtomicBool,
+    checks: AtomicU32,
 }
+
+/// Memory is sampled on every this-many checks: reading /proc/self/statm
+/// costs microseconds, checks come every few thousand SQLite steps.
+const MEMORY_SAMPLE_EVERY: u32 = 128;
 
 impl Budget {
     pub fn unlimited() -> Arc<Self> {
@@ -50,6 +59,19 @@ impl Budget {
             deadline: Some(deadline),
             ..Self::default()
         })
+    }
+
+    /// Also stops the query once the process's resident memory passes `bytes`.
+    pub fn with_memory_limit(mut self: Arc<Self>, bytes: u64) -> Arc<Self> {
+        if let Some(b) = Arc::get_mut(&mut self) {
+            b.memory_limit = Some(bytes);
+        }
+        self
+    }
+
+    /// Whether the query was stopped for using too much memory.
+    pub fn memory_exceeded(&self) -> bool {
+        self.memory_exceeded.load(Ordering::Relaxed)
     }
 
     /// Counts one read of `source` (e.g. `"/proc/<pid>/cmdline"`).
@@ -65,8 +87,30 @@ impl Budget {
     }
 
     pub fn is_over(&self) -> bool {
-        self.cancelled.load(Ordering::Relaxed) || self.deadline.is_some_and(|d| Instant::now() >= d)
+        if self.cancelled.load(Ordering::Relaxed)
+            || self.deadline.is_some_and(|d| Instant::now() >= d)
+        {
+            return true;
+        }
+        if let Some(limit) = self.memory_limit {
+            let n = self.checks.fetch_add(1, Ordering::Relaxed);
+            if n.is_multiple_of(MEMORY_SAMPLE_EVERY)
+                && resident_bytes().is_some_and(|rss| rss > limit)
+            {
+                self.memory_exceeded.store(true, Ordering::Relaxed);
+                self.cancelled.store(true, Ordering::Relaxed);
+                return true;
+            }
+        }
+        false
     }
+}
+
+/// This process's resident memory, from /proc/self/statm.
+pub fn resident_bytes() -> Option<u64> {
+    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
+    let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
+    Some(pages * super::util::page_size())
 }
 
 pub struct ScanContext<'a> {

@@ -58,7 +58,7 @@ mod systemd_units;
 mod uptime;
 mod users;
 
-pub use context::{Budget, Constraint, IntoValue, Op, Row, ScanContext};
+pub use context::{resident_bytes, Budget, Constraint, IntoValue, Op, Row, ScanContext};
 
 /// An owned copy of a value SQLite lent us.
 pub fn owned(v: rusqlite::types::ValueRef<'_>) -> rusqlite::types::Value {
