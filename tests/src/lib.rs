@@ -130,47 +130,64 @@ pub struct Cluster {
     pub etcd_url: String,
     pub kafka: String,
     kafka_port: u16,
+    etcd_ports: (u16, u16),
     // Fields drop in order: the servers stop before their directory goes.
     broker: Option<Proc>,
-    _etcd: Proc,
+    etcd: Option<Proc>,
     pub dir: tempfile::TempDir,
 }
 
 impl Cluster {
     pub fn start() -> Result<Self> {
-        let etcd_bin = server("etcd", "apt-get install etcd-server");
         // Fail early, with the install hint, before anything starts.
+        server("etcd", "apt-get install etcd-server");
         server(
             "tansu",
             "cargo install tansu --version 0.6.0 --locked --features dynostore,libsql",
         );
         let dir = tempfile::tempdir()?;
         let (client, peer, kport) = (free_port(), free_port(), free_port());
-        let etcd_url = format!("http://127.0.0.1:{client}");
+        let mut cluster = Self {
+            etcd_url: format!("http://127.0.0.1:{client}"),
+            etcd_ports: (client, peer),
+            kafka: format!("127.0.0.1:{kport}"),
+            kafka_port: kport,
+            dir,
+            etcd: None,
+            broker: None,
+        };
+        cluster.start_etcd()?;
+        cluster.start_broker()?;
+        Ok(cluster)
+    }
+
+    /// Starts etcd (again) on the cluster's ports and data directory.
+    pub fn start_etcd(&mut self) -> Result<()> {
+        let etcd_bin = server("etcd", "apt-get install etcd-server");
+        let (client, peer) = self.etcd_ports;
         let peer_url = format!("http://127.0.0.1:{peer}");
         let etcd = spawn(
             "etcd",
             Command::new(etcd_bin)
                 .arg("--name=e2e")
-                .arg(format!("--data-dir={}", dir.path().join("etcd").display()))
-                .arg(format!("--listen-client-urls={etcd_url}"))
-                .arg(format!("--advertise-client-urls={etcd_url}"))
+                .arg(format!(
+                    "--data-dir={}",
+                    self.dir.path().join("etcd").display()
+                ))
+                .arg(format!("--listen-client-urls={}", self.etcd_url))
+                .arg(format!("--advertise-client-urls={}", self.etcd_url))
                 .arg(format!("--listen-peer-urls={peer_url}"))
                 .arg(format!("--initial-advertise-peer-urls={peer_url}"))
                 .arg(format!("--initial-cluster=e2e={peer_url}")),
-            dir.path(),
+            self.dir.path(),
         )?;
-        wait_port(client, Duration::from_secs(20)).context("etcd")?;
-        let mut cluster = Self {
-            etcd_url,
-            kafka: format!("127.0.0.1:{kport}"),
-            kafka_port: kport,
-            dir,
-            _etcd: etcd,
-            broker: None,
-        };
-        cluster.start_broker()?;
-        Ok(cluster)
+        self.etcd = Some(etcd);
+        wait_port(client, Duration::from_secs(20)).context("etcd")
+    }
+
+    /// Kills etcd, as a crash or network loss would look to clients.
+    pub fn stop_etcd(&mut self) {
+        self.etcd = None;
     }
 
     /// Starts the broker (again) on the cluster's port and storage.
