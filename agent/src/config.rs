@@ -28,6 +28,7 @@ pub struct Config {
     pub limits: Limits,
     pub spool: SpoolConfig,
     pub metrics: MetricsConfig,
+    pub trust: TrustConfig,
 }
 
 impl Default for Config {
@@ -42,6 +43,7 @@ impl Default for Config {
             limits: Limits::default(),
             spool: SpoolConfig::default(),
             metrics: MetricsConfig::default(),
+            trust: TrustConfig::default(),
         }
     }
 }
@@ -99,6 +101,18 @@ impl Default for MetricsConfig {
             listen: "127.0.0.1:9465".into(),
         }
     }
+}
+
+/// Which commands the agent runs.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TrustConfig {
+    /// Hex ed25519 public keys (`sweep keygen` prints one); a hunt must be
+    /// signed by one of them.
+    pub public_keys: Vec<String>,
+    /// Run unsigned hunts too. Only for a lab: anyone who can write to etcd
+    /// can then run SQL on this host.
+    pub allow_unsigned: bool,
 }
 
 impl Config {

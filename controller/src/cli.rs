@@ -33,6 +33,9 @@ pub struct ConnectionArgs {
     /// Extra librdkafka property, key=value (repeatable).
     #[arg(long = "kafka-property", global = true, value_name = "KEY=VALUE")]
     pub kafka_properties: Vec<String>,
+    /// The ed25519 secret key file hunts are signed with (`sweep keygen`).
+    #[arg(long, global = true, env = "SWEEP_SIGNING_KEY")]
+    pub signing_key: Option<PathBuf>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -45,6 +48,8 @@ pub enum Command {
     Results(ResultsArgs),
     /// Read rule matches.
     Matches(MatchesArgs),
+    /// Create an ed25519 key pair for signing hunts.
+    Keygen(KeygenArgs),
 }
 
 #[derive(Args, Debug)]
@@ -92,4 +97,14 @@ pub struct ResultsArgs {
     /// Print rows as NDJSON, one object per row.
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct KeygenArgs {
+    /// Directory for sweep.key (secret, mode 0600) and sweep.pub.
+    #[arg(long, default_value = ".")]
+    pub out: PathBuf,
+    /// Replace an existing key.
+    #[arg(long)]
+    pub force: bool,
 }

@@ -1,6 +1,8 @@
 //! Resolving connection settings: flag or environment variable, then the
 //! config file, then the defaults (the quickstart cluster).
 
+use std::path::PathBuf;
+
 use serde::Deserialize;
 use sweep_proto::{EtcdSettings, KafkaSettings};
 
@@ -13,12 +15,21 @@ use crate::ControllerError;
 pub struct FileConfig {
     pub etcd: EtcdSettings,
     pub kafka: KafkaSettings,
+    pub signing: SigningConfig,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SigningConfig {
+    /// The ed25519 secret key file hunts are signed with.
+    pub key: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub etcd: EtcdSettings,
     pub kafka: KafkaSettings,
+    pub signing_key: Option<PathBuf>,
 }
 
 impl Settings {
@@ -48,6 +59,11 @@ impl Settings {
             kafka.brokers = brokers.clone();
         }
         kafka.add_properties(args.kafka_properties.iter().map(String::as_str))?;
-        Ok(Self { etcd, kafka })
+        let signing_key = args.signing_key.clone().or(file.signing.key);
+        Ok(Self {
+            etcd,
+            kafka,
+            signing_key,
+        })
     }
 }

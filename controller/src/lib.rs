@@ -4,7 +4,7 @@
 //! - [`config`]: where connection settings come from: flags, environment,
 //!   a TOML file, defaults that reach the quickstart cluster.
 //! - [`commands`]: one file per subcommand (`hunt`, `results`, `agents`,
-//!   `matches`).
+//!   `matches`, `keygen`).
 //! - [`fleet`]: reading live agents from etcd.
 //! - [`kafka`]: reading records from a topic without joining a group.
 //! - [`render`]: tables and NDJSON for the terminal.
@@ -29,5 +29,6 @@ pub async fn run(cli: Cli) -> Result<u8, ControllerError> {
         cli::Command::Agents(args) => commands::agents::run(&settings, args).await,
         cli::Command::Results(args) => commands::results::run(&settings, args).await,
         cli::Command::Matches(args) => commands::matches::run(&settings, args).await,
+        cli::Command::Keygen(args) => commands::keygen::run(args),
     }
 }

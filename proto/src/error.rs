@@ -6,6 +6,9 @@ pub enum ProtoError {
     /// The query guard refused a SQL text; the message says why.
     #[error("query refused: {0}")]
     Refused(String),
+    /// A command's signature did not check out; it must not run.
+    #[error("rejected: {0}")]
+    Untrusted(String),
     /// A record or command could not be decoded.
     #[error("bad {what}: {source}")]
     Decode {

@@ -9,6 +9,7 @@
 //!   status) and on `sweep.matches`.
 //! - [`guard`]: the query guard run before any SQL, on the controller and again
 //!   on the agent.
+//! - [`signing`]: ed25519 signatures on commands, and the keys agents trust.
 //! - [`tables`]: the names of the tables every agent serves.
 //! - [`runtime`]: logging set-up and the shutdown signal for the binaries.
 //! - [`settings`]: etcd and Kafka connection settings shared by all binaries.
@@ -24,6 +25,7 @@ pub mod keys;
 pub mod record;
 pub mod runtime;
 pub mod settings;
+pub mod signing;
 pub mod tables;
 pub mod text;
 pub mod time;

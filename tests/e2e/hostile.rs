@@ -4,42 +4,7 @@
 
 use std::time::Duration;
 
-use etcd_client::PutOptions;
-use sweep_e2e::{eventually, ndjson, Cluster};
-use sweep_proto::{Hunt, Keyspace, Targets};
-
-/// Writes a hunt straight to etcd, past the controller's guard, as a
-/// compromised or buggy controller could.
-fn put_raw_hunt(etcd_url: &str, id: &str, sql: &str) {
-    let now = sweep_proto::time::unix_now();
-    let hunt = Hunt {
-        id: id.into(),
-        sql: sql.into(),
-        targets: Targets::all(),
-        issued_at: now,
-        expires_at: now + 300,
-        issuer: "e2e".into(),
-        signature: None,
-    };
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
-        let mut client = etcd_client::Client::connect([etcd_url], None)
-            .await
-            .unwrap();
-        let lease = client.lease_grant(300, None).await.unwrap().id();
-        client
-            .put(
-                Keyspace::default().hunt(id),
-                hunt.to_json(),
-                Some(PutOptions::new().with_lease(lease)),
-            )
-            .await
-            .unwrap();
-    });
-}
+use sweep_e2e::{eventually, hunt, ndjson, Cluster};
 
 #[test]
 fn hostile_hunts_end_cleanly_and_the_agent_keeps_serving() {
@@ -60,8 +25,8 @@ fn hostile_hunts_end_cleanly_and_the_agent_keeps_serving() {
     // A 1 MB text and a write, sent past the controller: the agent's own guard
     // refuses them and says so in its status record.
     let huge = format!("SELECT 1 WHERE 'x' = '{}'", "x".repeat(1024 * 1024));
-    put_raw_hunt(&c.etcd_url, "huge", &huge);
-    put_raw_hunt(&c.etcd_url, "write", "DELETE FROM processes");
+    c.put_hunt(hunt("huge", &huge), Some(c.signer()));
+    c.put_hunt(hunt("write", "DELETE FROM processes"), Some(c.signer()));
     for (id, why) in [("huge", "the limit is"), ("write", "only SELECT")] {
         let answer = eventually(Duration::from_secs(20), || {
             let out = c.sweep(&["results", id]);

@@ -3,31 +3,7 @@
 
 use std::time::Duration;
 
-use etcd_client::PutOptions;
-use sweep_e2e::{eventually, ndjson, Cluster};
-use sweep_proto::{Hunt, Keyspace, Targets};
-
-fn put_hunt(etcd_url: &str, hunt: &Hunt) {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
-        let mut client = etcd_client::Client::connect([etcd_url], None)
-            .await
-            .unwrap();
-        let lease = client.lease_grant(300, None).await.unwrap().id();
-        let key = Keyspace::default().hunt(&hunt.id);
-        client
-            .put(
-                key,
-                hunt.to_json(),
-                Some(PutOptions::new().with_lease(lease)),
-            )
-            .await
-            .unwrap();
-    });
-}
+use sweep_e2e::{eventually, hunt, ndjson, Cluster};
 
 fn spool_depth(c: &Cluster, host: &str) -> u64 {
     let out = c.sweep(&["agents", "--json"]);
@@ -54,17 +30,10 @@ fn results_survive_a_broker_outage() {
     );
 
     c.stop_broker();
-    let now = sweep_proto::time::unix_now();
-    let hunt = Hunt {
-        id: "outage".into(),
-        sql: "SELECT value FROM json_each('[1,2,3,4,5]')".into(),
-        targets: Targets::all(),
-        issued_at: now,
-        expires_at: now + 300,
-        issuer: "e2e".into(),
-        signature: None,
-    };
-    put_hunt(&c.etcd_url, &hunt);
+    c.put_hunt(
+        hunt("outage", "SELECT value FROM json_each('[1,2,3,4,5]')"),
+        Some(c.signer()),
+    );
     // The agent answers, fails to deliver within its 3 s delivery timeout and
     // spools; its heartbeat says so.
     let spooled = eventually(Duration::from_secs(30), || {

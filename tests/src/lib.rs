@@ -12,6 +12,8 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
+use sweep_proto::signing::Signer;
+use sweep_proto::{Hunt, Keyspace, Targets};
 
 /// sweep's binaries, next to the test executable (target/debug).
 pub fn bin(name: &str) -> PathBuf {
@@ -131,6 +133,8 @@ pub struct Cluster {
     pub kafka: String,
     kafka_port: u16,
     etcd_ports: (u16, u16),
+    signer: Signer,
+    key_file: PathBuf,
     // Fields drop in order: the servers stop before their directory goes.
     broker: Option<Proc>,
     etcd: Option<Proc>,
@@ -147,7 +151,13 @@ impl Cluster {
         );
         let dir = tempfile::tempdir()?;
         let (client, peer, kport) = (free_port(), free_port(), free_port());
+        // The cluster's operators' key: the controller signs with it, agents trust it.
+        let signer = Signer::generate()?;
+        let key_file = dir.path().join("sweep.key");
+        std::fs::write(&key_file, signer.secret_hex())?;
         let mut cluster = Self {
+            signer,
+            key_file,
             etcd_url: format!("http://127.0.0.1:{client}"),
             etcd_ports: (client, peer),
             kafka: format!("127.0.0.1:{kport}"),
@@ -183,6 +193,38 @@ impl Cluster {
         )?;
         self.etcd = Some(etcd);
         wait_port(client, Duration::from_secs(20)).context("etcd")
+    }
+
+    /// Writes a hunt straight to etcd, past the controller and its guard, as a
+    /// compromised or buggy controller could; signed by `signer` if given.
+    pub fn put_hunt(&self, mut hunt: Hunt, signer: Option<&Signer>) {
+        if let Some(s) = signer {
+            s.sign(&mut hunt);
+        }
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let mut client = etcd_client::Client::connect([self.etcd_url.as_str()], None)
+                .await
+                .expect("etcd");
+            let lease = client.lease_grant(300, None).await.expect("lease").id();
+            let opts = etcd_client::PutOptions::new().with_lease(lease);
+            client
+                .put(
+                    Keyspace::default().hunt(&hunt.id),
+                    hunt.to_json(),
+                    Some(opts),
+                )
+                .await
+                .expect("put");
+        });
+    }
+
+    /// The key hunts of this cluster are signed with.
+    pub fn signer(&self) -> &Signer {
+        &self.signer
     }
 
     /// Kills etcd, as a crash or network loss would look to clients.
@@ -237,10 +279,11 @@ impl Cluster {
             cfg.push_str(&format!("{k} = \"{v}\"\n"));
         }
         cfg.push_str(&format!(
-            "[etcd]\nendpoints = [\"{}\"]\n[kafka]\nbrokers = \"{}\"\n[heartbeat]\nttl = \"3s\"\ninterval = \"1s\"\n[spool]\ndelivery_timeout = \"3s\"\n[limits]\nwall_time = \"2s\"\n[metrics]\nlisten = \"127.0.0.1:{}\"\n",
+            "[etcd]\nendpoints = [\"{}\"]\n[kafka]\nbrokers = \"{}\"\n[heartbeat]\nttl = \"3s\"\ninterval = \"1s\"\n[spool]\ndelivery_timeout = \"3s\"\n[limits]\nwall_time = \"2s\"\n[metrics]\nlisten = \"127.0.0.1:{}\"\n[trust]\npublic_keys = [\"{}\"]\n",
             self.etcd_url,
             self.kafka,
-            free_port()
+            free_port(),
+            self.signer.public_hex()
         ));
         let path = self.dir.path().join(format!("{host_id}.toml"));
         std::fs::write(&path, cfg)?;
@@ -281,6 +324,7 @@ impl Cluster {
         cmd.args(args)
             .env("SWEEP_ETCD", &self.etcd_url)
             .env("SWEEP_KAFKA", &self.kafka)
+            .env("SWEEP_SIGNING_KEY", &self.key_file)
             .env_remove("SWEEP_CONFIG")
             .stdin(Stdio::null());
         cmd
@@ -332,4 +376,18 @@ pub fn ndjson(bytes: &[u8]) -> Vec<serde_json::Value> {
         .filter(|l| !l.trim().is_empty())
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad JSON line {l:?}: {e}")))
         .collect()
+}
+
+/// A hunt for every agent, live for five minutes.
+pub fn hunt(id: &str, sql: &str) -> Hunt {
+    let now = sweep_proto::time::unix_now();
+    Hunt {
+        id: id.into(),
+        sql: sql.into(),
+        targets: Targets::all(),
+        issued_at: now,
+        expires_at: now + 300,
+        issuer: "e2e".into(),
+        signature: None,
+    }
 }

@@ -147,7 +147,24 @@ pub async fn run_hunts(shared: Shared, mut ledger: Ledger, mut queue: mpsc::Rece
                 .inc();
             continue;
         }
-        if let Err(e) = run_one(&shared, &hunt).await {
+        let verdict = if shared.config.trust.allow_unsigned && hunt.signature.is_none() {
+            Ok(())
+        } else {
+            shared.trusted.verify(&hunt)
+        };
+        let result = match verdict {
+            Ok(()) => run_one(&shared, &hunt).await,
+            Err(why) => {
+                shared
+                    .metrics
+                    .hunts_skipped
+                    .with_label_values(&["untrusted"])
+                    .inc();
+                warn!(hunt_id = %hunt.id, issuer = %hunt.issuer, error = %why, "hunt rejected");
+                report_rejection(&shared, &hunt, why.to_string()).await
+            }
+        };
+        if let Err(e) = result {
             // Results that did not reach the broker are in the spool; only a
             // spool failure gets here, and the hunt is then retried on restart.
             warn!(hunt_id = %hunt.id, error = %e, "hunt results could not be stored");
@@ -158,6 +175,27 @@ pub async fn run_hunts(shared: Shared, mut ledger: Ledger, mut queue: mpsc::Rece
             warn!(hunt_id = %hunt.id, error = %e, "cannot record the hunt in the ledger");
         }
     }
+}
+
+/// Tells the controller this agent will not run the hunt, and why: a status
+/// record with the error and no rows.
+async fn report_rejection(shared: &Shared, hunt: &Hunt, why: String) -> Result<(), AgentError> {
+    let status = HuntStatus {
+        hunt_id: hunt.id.clone(),
+        host_identifier: shared.host_id.clone(),
+        unix_time: unix_now(),
+        status: StatusBody {
+            rows: 0,
+            error: Some(why),
+            duration_ms: 0,
+            columns: Vec::new(),
+        },
+    };
+    let record = Record {
+        key: shared.host_id.clone(),
+        value: serde_json::to_string(&status).expect("status serializes"),
+    };
+    shared.sink.send(vec![record]).await
 }
 
 async fn run_one(shared: &Shared, hunt: &Hunt) -> Result<(), AgentError> {

@@ -26,6 +26,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use sweep_proto::heartbeat::Counters;
+use sweep_proto::signing::TrustedKeys;
 use sweep_proto::time::{unix_now, unix_now_ms};
 use sweep_proto::{topics, Heartbeat, Resources};
 use tokio::sync::{mpsc, watch};
@@ -61,6 +62,8 @@ pub struct SharedInner {
     pub counters: AtomicCounters,
     /// Added to every result row, as osquery's decorators do.
     pub decorations: BTreeMap<String, String>,
+    /// Keys whose signatures make a hunt runnable.
+    pub trusted: TrustedKeys,
 }
 
 impl std::ops::Deref for Shared {
@@ -131,6 +134,13 @@ impl Running {
 pub async fn start(config: Config, shutdown: watch::Receiver<bool>) -> Result<Running, AgentError> {
     let host_id = config.host_id();
     let started_at = unix_now();
+    let trusted = TrustedKeys::parse(config.trust.public_keys.iter().map(String::as_str))?;
+    if trusted.is_empty() && !config.trust.allow_unsigned {
+        warn!("no [trust] public_keys: every hunt will be rejected (create a key with `sweep keygen`)");
+    }
+    if config.trust.allow_unsigned {
+        warn!("trust.allow_unsigned is set: anyone who can write to etcd can run SQL on this host");
+    }
     std::fs::create_dir_all(&config.state_dir)
         .map_err(|e| AgentError::io(format!("creating {}", config.state_dir.display()), e))?;
     let metrics = Metrics::new()?;
@@ -159,6 +169,7 @@ pub async fn start(config: Config, shutdown: watch::Receiver<bool>) -> Result<Ru
             metrics: metrics.clone(),
             counters: AtomicCounters::default(),
             decorations,
+            trusted,
         }),
     };
     if let Err(e) = topics::ensure(&config.kafka, &[topics::RESULTS], 1).await {

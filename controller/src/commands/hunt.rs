@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use etcd_client::PutOptions;
 use rdkafka::Offset;
 use sweep_proto::record::StatusBody;
+use sweep_proto::signing::Signer;
 use sweep_proto::time::unix_now;
 use sweep_proto::{guard, tables, topics, Hunt, ResultsRecord, Targets};
 
@@ -51,8 +52,16 @@ pub async fn run(settings: &Settings, args: HuntArgs) -> Result<u8, ControllerEr
         .collect();
     reader.assign(&starts)?;
 
+    // Load the key before anything is written: a bad key path fails early.
+    let signer = match &settings.signing_key {
+        Some(path) => Some(Signer::load(path)?),
+        None => {
+            eprintln!("warning: no signing key (--signing-key, SWEEP_SIGNING_KEY): agents will reject this hunt unless they allow unsigned ones");
+            None
+        }
+    };
     let now = unix_now();
-    let hunt = Hunt {
+    let mut hunt = Hunt {
         id: uuid::Uuid::new_v4().simple().to_string()[..16].to_string(),
         sql: args.sql.clone(),
         targets: targets.clone(),
@@ -61,6 +70,9 @@ pub async fn run(settings: &Settings, args: HuntArgs) -> Result<u8, ControllerEr
         issuer: issuer(),
         signature: None,
     };
+    if let Some(signer) = &signer {
+        signer.sign(&mut hunt);
+    }
     let lease = client
         .lease_grant(args.expiry.as_secs().max(1) as i64, None)
         .await?

@@ -2,5 +2,6 @@
 
 pub mod agents;
 pub mod hunt;
+pub mod keygen;
 pub mod matches;
 pub mod results;
