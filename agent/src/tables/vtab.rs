@@ -285,9 +285,26 @@ unsafe impl VTabCursor for SweepCursor<'_> {
         };
         self.rows.clear();
         self.pos = 0;
-        table
-            .generate(&ctx, &mut self.rows)
-            .map_err(|e| rusqlite::Error::ModuleError(e.to_string()))?;
+        // SQLite calls us through C: a panic must not unwind out of here (that
+        // aborts the agent). A table that panics fails its query instead.
+        let rows = &mut self.rows;
+        let generated =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| table.generate(&ctx, rows)));
+        match generated {
+            Ok(result) => result.map_err(|e| rusqlite::Error::ModuleError(e.to_string()))?,
+            Err(panic) => {
+                let what = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_default();
+                self.rows.clear();
+                return Err(rusqlite::Error::ModuleError(format!(
+                    "table {} failed: {what}",
+                    table.name()
+                )));
+            }
+        }
         if let Ok(mut generated) = shared.generated.lock() {
             *generated.entry(table.name()).or_default() += self.rows.len() as u64;
         }
@@ -325,6 +342,48 @@ unsafe impl VTabCursor for SweepCursor<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::col;
+    use crate::tables::Column;
+
+    struct Panicky;
+
+    static PANICKY_COLUMNS: &[Column] = &[col!("x", Integer)];
+
+    impl Table for Panicky {
+        fn name(&self) -> &'static str {
+            "panicky"
+        }
+
+        fn columns(&self) -> &'static [Column] {
+            PANICKY_COLUMNS
+        }
+
+        fn generate(
+            &self,
+            _ctx: &ScanContext<'_>,
+            _out: &mut Vec<Row>,
+        ) -> Result<(), crate::AgentError> {
+            panic!("bad input from the OS");
+        }
+    }
+
+    #[test]
+    fn a_panicking_table_fails_its_query_not_the_process() {
+        let conn = Connection::open_in_memory().unwrap();
+        let shared = ScanShared::new(Budget::unlimited(), Arc::new(TableEnv::default()));
+        register(&conn, Arc::new(Panicky), shared).unwrap();
+        let err = conn
+            .query_row("SELECT x FROM panicky", [], |r| r.get::<_, i64>(0))
+            .unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("table panicky failed: bad input from the OS"),
+            "{err}"
+        );
+        // The connection still works.
+        let one: i64 = conn.query_row("SELECT 1", [], |r| r.get(0)).unwrap();
+        assert_eq!(one, 1);
+    }
 
     #[test]
     fn plans_round_trip() {
