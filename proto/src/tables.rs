@@ -40,6 +40,7 @@ pub const TABLES: &[&str] = &[
     "suid_bin",
     "system_info",
     "systemd_units",
+    "time",
     "uptime",
     "users",
 ];

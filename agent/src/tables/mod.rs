@@ -55,6 +55,7 @@ mod sudoers;
 mod suid_bin;
 mod system_info;
 mod systemd_units;
+mod time;
 mod uptime;
 mod users;
 
@@ -200,6 +201,7 @@ impl Registry {
             Arc::new(suid_bin::SuidBin),
             Arc::new(system_info::SystemInfo),
             Arc::new(systemd_units::SystemdUnits),
+            Arc::new(time::Time),
             Arc::new(uptime::Uptime),
             Arc::new(users::Users),
         ];
@@ -227,5 +229,33 @@ impl Registry {
 impl Default for Registry {
     fn default() -> Self {
         Self::new(TableEnv::default())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_registry_serves_exactly_the_shared_table_list() {
+        // The controller guards hunts with sweep_proto's list; the agent with
+        // its registry. They must agree, or one side refuses what the other runs.
+        let registry = Registry::default();
+        let names: Vec<&str> = registry.tables().iter().map(|t| t.name()).collect();
+        assert_eq!(names, sweep_proto::tables::TABLES);
+    }
+
+    #[test]
+    fn every_table_declares_a_valid_schema() {
+        let conn = rusqlite::Connection::open_in_memory().unwrap();
+        for t in Registry::default().tables() {
+            let sql = create_sql(t.columns()).replacen(
+                "CREATE TABLE x",
+                &format!("CREATE TABLE \"{}\"", t.name()),
+                1,
+            );
+            conn.execute_batch(&sql)
+                .unwrap_or_else(|e| panic!("{}: {e}: {sql}", t.name()));
+        }
     }
 }
