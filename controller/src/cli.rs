@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
+use sweep_proto::{ProtoError, Targets};
 
 #[derive(Parser, Debug)]
 #[command(name = "sweep", version, about = "Ask every host a question in SQL")]
@@ -33,7 +34,7 @@ pub struct ConnectionArgs {
     /// Extra librdkafka property, key=value (repeatable).
     #[arg(long = "kafka-property", global = true, value_name = "KEY=VALUE")]
     pub kafka_properties: Vec<String>,
-    /// The ed25519 secret key file hunts are signed with (`sweep keygen`).
+    /// The ed25519 secret key file hunts, schedules and packs are signed with (`sweep keygen`).
     #[arg(long, global = true, env = "SWEEP_SIGNING_KEY")]
     pub signing_key: Option<PathBuf>,
 }
@@ -48,8 +49,45 @@ pub enum Command {
     Results(ResultsArgs),
     /// Read rule matches.
     Matches(MatchesArgs),
-    /// Create an ed25519 key pair for signing hunts.
+    /// Create an ed25519 key pair for signing hunts, schedules and packs.
     Keygen(KeygenArgs),
+    /// Add, list and remove scheduled queries.
+    #[command(subcommand)]
+    Schedule(ScheduleCommand),
+    /// Add, list and remove osquery-format query packs.
+    #[command(subcommand)]
+    Pack(PackCommand),
+    /// Read scheduled and hunt result rows from sweep.results.
+    Tail(TailArgs),
+}
+
+/// Which hosts a command is for; none given means every host.
+#[derive(Args, Debug, Default, Clone)]
+pub struct TargetArgs {
+    /// Only these host ids (comma-separated).
+    #[arg(long, value_delimiter = ',')]
+    pub hosts: Vec<String>,
+    /// Only hosts with these labels, e.g. role=web,dc=sh1.
+    #[arg(long)]
+    pub labels: Option<String>,
+}
+
+impl TargetArgs {
+    pub fn targets(&self) -> Result<Targets, ProtoError> {
+        Ok(Targets {
+            hosts: self
+                .hosts
+                .iter()
+                .map(|h| h.trim())
+                .filter(|h| !h.is_empty())
+                .map(str::to_string)
+                .collect(),
+            labels: match &self.labels {
+                Some(sel) => Targets::parse_selector(sel)?,
+                None => Default::default(),
+            },
+        })
+    }
 }
 
 #[derive(Args, Debug)]
@@ -62,12 +100,8 @@ pub struct HuntArgs {
     /// How long the hunt stays live for agents that come online later.
     #[arg(long, default_value = "10m", value_parser = humantime::parse_duration)]
     pub expiry: Duration,
-    /// Only these host ids (comma-separated).
-    #[arg(long, value_delimiter = ',')]
-    pub hosts: Vec<String>,
-    /// Only hosts with these labels, e.g. role=web,dc=sh1.
-    #[arg(long)]
-    pub labels: Option<String>,
+    #[command(flatten)]
+    pub targets: TargetArgs,
     /// Print rows as NDJSON, one object per row.
     #[arg(long)]
     pub json: bool,
@@ -107,4 +141,144 @@ pub struct KeygenArgs {
     /// Replace an existing key.
     #[arg(long)]
     pub force: bool,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ScheduleCommand {
+    /// Schedule a query on every targeted agent (replaces one of that name).
+    Add(ScheduleAddArgs),
+    /// List scheduled queries.
+    #[command(alias = "ls")]
+    List(ListArgs),
+    /// Remove a scheduled query.
+    #[command(alias = "remove")]
+    Rm(RmArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct ScheduleAddArgs {
+    /// The name result rows carry ([A-Za-z0-9_.-]).
+    pub name: String,
+    /// The SQL to run.
+    pub sql: String,
+    /// Time between runs: 30s, 5m, 1h, or plain seconds.
+    #[arg(long, value_parser = interval)]
+    pub interval: Duration,
+    /// Log every row on each run instead of what changed since the last.
+    #[arg(long)]
+    pub snapshot: bool,
+    /// Differential mode: log added rows only, not removed ones.
+    #[arg(long)]
+    pub no_removed: bool,
+    /// osquery platform filter (linux, posix, all, ...).
+    #[arg(long)]
+    pub platform: Option<String>,
+    #[command(flatten)]
+    pub targets: TargetArgs,
+    /// What the query is for.
+    #[arg(long)]
+    pub description: Option<String>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum PackCommand {
+    /// Install an osquery pack file (replaces a pack of that name).
+    Add(PackAddArgs),
+    /// List packs.
+    #[command(alias = "ls")]
+    List(ListArgs),
+    /// Remove a pack.
+    #[command(alias = "remove")]
+    Rm(RmArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct PackAddArgs {
+    /// An osquery pack file (JSON; comments and trailing commas allowed).
+    pub file: PathBuf,
+    /// The pack's name; default: the file name without its extension.
+    #[arg(long)]
+    pub name: Option<String>,
+    #[command(flatten)]
+    pub targets: TargetArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct ListArgs {
+    /// Print NDJSON, one stored object per line.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct RmArgs {
+    pub name: String,
+}
+
+#[derive(Args, Debug)]
+pub struct TailArgs {
+    /// Only rows whose query name matches; `*` matches anything (pack_*, hunt:*).
+    #[arg(long, value_name = "PATTERN")]
+    pub query: Option<String>,
+    /// Only rows from this host id; `*` matches anything.
+    #[arg(long)]
+    pub host: Option<String>,
+    /// Keep reading new rows until interrupted.
+    #[arg(long)]
+    pub follow: bool,
+    /// Print each row as osquery's result-log JSON, one per line.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// A schedule interval: plain seconds as osquery writes them, or a duration
+/// such as `90s`, `5m`, `1h`.
+fn interval(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    if let Ok(secs) = text.parse::<u64>() {
+        return Ok(Duration::from_secs(secs));
+    }
+    humantime::parse_duration(text).map_err(|e| format!("{e} (e.g. 30s, 5m, 1h, or seconds)"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn intervals_take_seconds_or_durations() {
+        assert_eq!(interval("60"), Ok(Duration::from_secs(60)));
+        assert_eq!(interval("5m"), Ok(Duration::from_secs(300)));
+        assert_eq!(interval("1h 30m"), Ok(Duration::from_secs(5400)));
+        assert!(interval("soon").is_err());
+        assert!(interval("-5").is_err());
+    }
+
+    #[test]
+    fn the_command_line_parses() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+        let cli = Cli::try_parse_from([
+            "sweep",
+            "schedule",
+            "add",
+            "users",
+            "SELECT * FROM users",
+            "--interval",
+            "1h",
+            "--hosts",
+            "a, b",
+            "--labels",
+            "role=web",
+        ])
+        .unwrap();
+        let Command::Schedule(ScheduleCommand::Add(a)) = cli.command else {
+            panic!("parsed as {:?}", cli.command)
+        };
+        assert_eq!(a.interval, Duration::from_secs(3600));
+        let t = a.targets.targets().unwrap();
+        assert_eq!(t.hosts, vec!["a".to_string(), "b".to_string()]);
+        assert_eq!(t.labels["role"], "web");
+        assert!(Cli::try_parse_from(["sweep", "schedule", "add", "x", "SELECT 1"]).is_err());
+    }
 }

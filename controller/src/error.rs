@@ -14,4 +14,22 @@ pub enum ControllerError {
     Usage(String),
     #[error("output: {0}")]
     Io(#[from] std::io::Error),
+    /// A schedule or pack name that cannot be an etcd key segment.
+    #[error("invalid {what} name `{name}`: {reason}")]
+    InvalidName {
+        what: &'static str,
+        name: String,
+        reason: String,
+    },
+    /// `rm` of something that is not there.
+    #[error("no {what} named `{name}`")]
+    NotFound { what: &'static str, name: String },
+    /// A pack file that could not be read or understood; `line` when the
+    /// problem has a place in the file.
+    #[error("{path}{}: {reason}", line.map(|l| format!(":{l}")).unwrap_or_default())]
+    PackFile {
+        path: String,
+        line: Option<usize>,
+        reason: String,
+    },
 }

@@ -48,6 +48,17 @@ impl TopicReader {
 
     /// The topic's partitions and, for each, the offset of the next record.
     pub fn end_offsets(&self) -> Result<BTreeMap<i32, i64>, ControllerError> {
+        Ok(self
+            .bounds()?
+            .into_iter()
+            .map(|(p, (_, high))| (p, high))
+            .collect())
+    }
+
+    /// The topic's partitions and, for each, the offset of its oldest record
+    /// still kept and of the next record: a partition whose old records were
+    /// all deleted has nothing to read even though its end is past 0.
+    pub fn bounds(&self) -> Result<BTreeMap<i32, (i64, i64)>, ControllerError> {
         let meta = self
             .consumer
             .fetch_metadata(Some(&self.topic), META_TIMEOUT)?;
@@ -61,10 +72,10 @@ impl TopicReader {
                 )));
             }
             for p in t.partitions() {
-                let (_, high) =
+                let (low, high) =
                     self.consumer
                         .fetch_watermarks(&self.topic, p.id(), META_TIMEOUT)?;
-                out.insert(p.id(), high);
+                out.insert(p.id(), (low, high));
             }
         }
         if out.is_empty() {

@@ -4,9 +4,12 @@
 //! - [`config`]: where connection settings come from: flags, environment,
 //!   a TOML file, defaults that reach the quickstart cluster.
 //! - [`commands`]: one file per subcommand (`hunt`, `results`, `agents`,
-//!   `matches`, `keygen`).
+//!   `matches`, `keygen`, `schedule`, `pack`, `tail`).
 //! - [`fleet`]: reading live agents from etcd.
 //! - [`kafka`]: reading records from a topic without joining a group.
+//! - [`operator`]: who issues commands, and the key they are signed with.
+//! - [`names`]: schedule and pack names, and `*` patterns over row names.
+//! - [`packfile`]: reading osquery pack files as leniently as osquery.
 //! - [`render`]: tables and NDJSON for the terminal.
 #![forbid(unsafe_code)]
 
@@ -16,6 +19,9 @@ pub mod config;
 pub mod error;
 pub mod fleet;
 pub mod kafka;
+pub mod names;
+pub mod operator;
+pub mod packfile;
 pub mod render;
 
 pub use cli::Cli;
@@ -30,5 +36,8 @@ pub async fn run(cli: Cli) -> Result<u8, ControllerError> {
         cli::Command::Results(args) => commands::results::run(&settings, args).await,
         cli::Command::Matches(args) => commands::matches::run(&settings, args).await,
         cli::Command::Keygen(args) => commands::keygen::run(args),
+        cli::Command::Schedule(cmd) => commands::schedule::run(&settings, cmd).await,
+        cli::Command::Pack(cmd) => commands::pack::run(&settings, cmd).await,
+        cli::Command::Tail(args) => commands::tail::run(&settings, args).await,
     }
 }

@@ -1,6 +1,48 @@
 //! Terminal output: aligned tables for people, NDJSON for programs.
 
+use std::collections::BTreeMap;
+
+use sweep_proto::Targets;
+
 pub use sweep_proto::text::table;
+
+/// Longest cell of free text (a row's columns, a query) in a table.
+pub const CELL_WIDTH: usize = 80;
+
+/// Text cut to `max` characters, with `...` where it was cut.
+pub fn truncate(text: &str, max: usize) -> String {
+    if text.chars().count() > max {
+        text.chars().take(max.saturating_sub(3)).collect::<String>() + "..."
+    } else {
+        text.to_string()
+    }
+}
+
+/// A row's columns as `k=v k=v`, cut to fit a table cell.
+pub fn row_summary(row: &BTreeMap<String, String>) -> String {
+    let text = row
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(" ");
+    truncate(&text, CELL_WIDTH)
+}
+
+/// Whom a command targets: `all`, or its hosts and labels.
+pub fn targets(t: &Targets) -> String {
+    if t.is_all() {
+        return "all".into();
+    }
+    let mut parts = Vec::new();
+    if !t.hosts.is_empty() {
+        parts.push(format!("hosts={}", t.hosts.join(",")));
+    }
+    if !t.labels.is_empty() {
+        let labels: Vec<String> = t.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        parts.push(format!("labels={}", labels.join(",")));
+    }
+    parts.join(" ")
+}
 
 /// A byte count for people: 12.3 MiB.
 pub fn bytes(n: u64) -> String {
@@ -39,6 +81,14 @@ mod tests {
         assert_eq!(bytes(3 * 1024 * 1024), "3.0 MiB");
         assert_eq!(age(59), "59s");
         assert_eq!(age(3725), "1h2m");
+        assert_eq!(truncate("abcdef", 5), "ab...");
+        assert_eq!(truncate("abcde", 5), "abcde");
+        assert_eq!(targets(&Targets::all()), "all");
+        let t = Targets {
+            hosts: vec!["a".into(), "b".into()],
+            labels: Targets::parse_selector("role=web").unwrap(),
+        };
+        assert_eq!(targets(&t), "hosts=a,b labels=role=web");
         let t = table(
             &["a".into(), "bb".into()],
             &[vec!["xyz".into(), "1".into()]],

@@ -52,9 +52,17 @@ impl Keyspace {
         format!("{}schedule/", self.prefix)
     }
 
+    pub fn schedule(&self, name: &str) -> String {
+        format!("{}{}", self.schedules(), name)
+    }
+
     /// `<prefix>packs/` — osquery-format packs.
     pub fn packs(&self) -> String {
         format!("{}packs/", self.prefix)
+    }
+
+    pub fn pack(&self, name: &str) -> String {
+        format!("{}{}", self.packs(), name)
     }
 
     /// The last path segment of `key` if it lies directly under `dir`.

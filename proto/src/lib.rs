@@ -4,6 +4,7 @@
 //! - [`keys`]: the etcd keyspace (`/sweep/agents/…`, `/sweep/hunts/…`, …).
 //! - [`topics`]: Kafka topic names and the topic bootstrap.
 //! - [`command`]: commands written to etcd: [`Hunt`] and its [`Targets`].
+//! - [`schedule`]: scheduled queries and osquery-format packs.
 //! - [`heartbeat`]: what an agent publishes under its lease.
 //! - [`record`]: records on `sweep.results` (osquery result-log rows and hunt
 //!   status) and on `sweep.matches`.
@@ -24,6 +25,7 @@ pub mod heartbeat;
 pub mod keys;
 pub mod record;
 pub mod runtime;
+pub mod schedule;
 pub mod settings;
 pub mod signing;
 pub mod tables;
@@ -36,6 +38,7 @@ pub use error::ProtoError;
 pub use heartbeat::{Heartbeat, Resources};
 pub use keys::Keyspace;
 pub use record::{HuntStatus, MatchRecord, ResultRow, ResultsRecord};
+pub use schedule::{Pack, PackQuery, ScheduledQuery};
 pub use settings::{EtcdSettings, KafkaSettings};
 
 /// The version every sweep binary reports.

@@ -12,7 +12,7 @@ use std::path::Path;
 
 use ed25519_dalek::{Signature, Signer as _, SigningKey, Verifier as _, VerifyingKey};
 
-use crate::{Hunt, ProtoError};
+use crate::{Hunt, Pack, ProtoError, ScheduledQuery};
 
 fn bad_key(path: &Path, reason: impl Into<String>) -> ProtoError {
     ProtoError::Setting {
@@ -21,11 +21,33 @@ fn bad_key(path: &Path, reason: impl Into<String>) -> ProtoError {
     }
 }
 
-/// The bytes a hunt's signature covers.
-fn signed_bytes(hunt: &Hunt) -> Vec<u8> {
-    let mut unsigned = hunt.clone();
-    unsigned.signature = None;
-    serde_json::to_vec(&unsigned).expect("a hunt always serializes")
+/// A command written to etcd that carries a signature.
+pub trait Signed: serde::Serialize + Clone {
+    fn signature(&self) -> Option<&str>;
+    fn set_signature(&mut self, signature: Option<String>);
+}
+
+macro_rules! signed {
+    ($($t:ty),*) => {$(
+        impl Signed for $t {
+            fn signature(&self) -> Option<&str> {
+                self.signature.as_deref()
+            }
+
+            fn set_signature(&mut self, signature: Option<String>) {
+                self.signature = signature;
+            }
+        }
+    )*};
+}
+
+signed!(Hunt, ScheduledQuery, Pack);
+
+/// The bytes a command's signature covers.
+fn signed_bytes<C: Signed>(command: &C) -> Vec<u8> {
+    let mut unsigned = command.clone();
+    unsigned.set_signature(None);
+    serde_json::to_vec(&unsigned).expect("commands always serialize")
 }
 
 /// A controller's signing key.
@@ -68,10 +90,10 @@ impl Signer {
         hex::encode(self.key.verifying_key().to_bytes())
     }
 
-    /// Sets `hunt.signature`.
-    pub fn sign(&self, hunt: &mut Hunt) {
-        let sig = self.key.sign(&signed_bytes(hunt));
-        hunt.signature = Some(hex::encode(sig.to_bytes()));
+    /// Sets the command's signature.
+    pub fn sign<C: Signed>(&self, command: &mut C) {
+        let sig = self.key.sign(&signed_bytes(command));
+        command.set_signature(Some(hex::encode(sig.to_bytes())));
     }
 }
 
@@ -103,11 +125,11 @@ impl TrustedKeys {
         self.keys.is_empty()
     }
 
-    /// Checks that `hunt` carries a valid signature by one of these keys.
-    pub fn verify(&self, hunt: &Hunt) -> Result<(), ProtoError> {
+    /// Checks that the command carries a valid signature by one of these keys.
+    pub fn verify<C: Signed>(&self, command: &C) -> Result<(), ProtoError> {
         let untrusted = |why: &str| Err(ProtoError::Untrusted(why.to_string()));
-        let Some(sig_hex) = &hunt.signature else {
-            return untrusted("the hunt is not signed");
+        let Some(sig_hex) = command.signature() else {
+            return untrusted("the command is not signed");
         };
         let Some(sig) = hex::decode(sig_hex)
             .ok()
@@ -116,7 +138,7 @@ impl TrustedKeys {
         else {
             return untrusted("the signature is malformed");
         };
-        let msg = signed_bytes(hunt);
+        let msg = signed_bytes(command);
         if self.keys.iter().any(|k| k.verify(&msg, &sig).is_ok()) {
             Ok(())
         } else {

@@ -22,7 +22,7 @@ fn unsigned_and_foreign_hunts_are_rejected_and_reported() {
     c.put_hunt(tampered, None);
 
     for (id, why) in [
-        ("unsigned", "the hunt is not signed"),
+        ("unsigned", "the command is not signed"),
         ("foreign", "not by a trusted key"),
         ("tampered", "not by a trusted key"),
     ] {

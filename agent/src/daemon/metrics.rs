@@ -18,6 +18,8 @@ pub struct Metrics {
     pub result_rows: IntCounter,
     /// Hunts not run, by reason (`expired`, `not_targeted`, `invalid`).
     pub hunts_skipped: IntCounterVec,
+    /// Scheduled queries and packs not taken, by kind (`schedule`, `pack`).
+    pub commands_rejected: IntCounterVec,
     pub records_sent: IntCounter,
     pub delivery_errors: IntCounter,
     pub spool_records: IntGauge,
@@ -58,6 +60,13 @@ impl Metrics {
             ),
             &["reason"],
         )?;
+        let commands_rejected = IntCounterVec::new(
+            Opts::new(
+                "sweep_agent_commands_rejected_total",
+                "Scheduled queries and packs rejected (bad signature or undecodable), by kind.",
+            ),
+            &["kind"],
+        )?;
         let records_sent = IntCounter::new(
             "sweep_agent_kafka_records_sent_total",
             "Records the broker acknowledged.",
@@ -96,6 +105,7 @@ impl Metrics {
         registry.register(Box::new(query_duration.clone()))?;
         registry.register(Box::new(result_rows.clone()))?;
         registry.register(Box::new(hunts_skipped.clone()))?;
+        registry.register(Box::new(commands_rejected.clone()))?;
         registry.register(Box::new(records_sent.clone()))?;
         registry.register(Box::new(delivery_errors.clone()))?;
         registry.register(Box::new(spool_records.clone()))?;
@@ -112,6 +122,7 @@ impl Metrics {
             query_duration,
             result_rows,
             hunts_skipped,
+            commands_rejected,
             records_sent,
             delivery_errors,
             spool_records,

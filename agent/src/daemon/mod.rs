@@ -1,8 +1,13 @@
 //! The long-running agent (`sweep-agent run`).
 //!
 //! - [`heartbeat`]: the lease-bound liveness key with resource figures.
-//! - [`hunts`]: the etcd watch on hunts and the runner that answers them.
-//! - [`ledger`]: hunts already run, across restarts.
+//! - [`watcher`]: watching an etcd prefix without missing a change.
+//! - [`executor`]: the one loop that runs queries: hunts first, then
+//!   scheduled work.
+//! - [`hunts`]: answering each hunt once; [`ledger`]: hunts already run,
+//!   across restarts.
+//! - [`scheduler`]: scheduled queries and packs; [`diff`]: differential
+//!   results across runs.
 //! - [`sink`] and [`spool`]: the Kafka producer and its disk spool.
 //! - [`metrics`], [`http`]: Prometheus metrics and their endpoint.
 //! - [`selfstat`]: the agent's own CPU and memory.
@@ -11,14 +16,18 @@
 //! tasks, revoke the lease (so the agent leaves `sweep agents` at once) and
 //! flush the producer.
 
+pub mod diff;
+pub mod executor;
 pub mod heartbeat;
 pub mod http;
 pub mod hunts;
 pub mod ledger;
 pub mod metrics;
+pub mod scheduler;
 pub mod selfstat;
 pub mod sink;
 pub mod spool;
+pub mod watcher;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -26,18 +35,19 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use sweep_proto::heartbeat::Counters;
-use sweep_proto::signing::TrustedKeys;
-use sweep_proto::time::{unix_now, unix_now_ms};
-use sweep_proto::{topics, Heartbeat, Resources};
+use sweep_proto::signing::{Signed, TrustedKeys};
+use sweep_proto::time::{calendar_time, unix_now, unix_now_ms};
+use sweep_proto::{topics, Heartbeat, Resources, ResultRow};
 use tokio::sync::{mpsc, watch};
 use tracing::{info, warn};
 
 use crate::config::Config;
-use crate::engine::Engine;
+use crate::engine::{Engine, QueryError, QueryOutput};
 use crate::error::AgentError;
 use crate::tables::{AgentFacts, Registry, TableEnv};
 use metrics::Metrics;
 use sink::Sink;
+use spool::Record;
 
 #[derive(Default)]
 pub struct AtomicCounters {
@@ -91,12 +101,78 @@ impl Shared {
         }
     }
 
+    /// Whether a command may run: signed by a trusted key, or unsigned where
+    /// the operator allowed that.
+    pub fn check_trust<C: Signed>(&self, command: &C) -> Result<(), sweep_proto::ProtoError> {
+        if self.config.trust.allow_unsigned && command.signature().is_none() {
+            return Ok(());
+        }
+        self.trusted.verify(command)
+    }
+
+    /// Runs a query off the async threads and counts it under `kind`.
+    pub async fn run_query(&self, kind: &str, sql: &str) -> Result<QueryOutput, AgentError> {
+        let engine = self.engine.clone();
+        let sql = sql.to_string();
+        let out = tokio::task::spawn_blocking(move || engine.run(&sql))
+            .await
+            .map_err(|e| AgentError::Task(e.to_string()))?;
+        let outcome = match &out.error {
+            None => "ok",
+            Some(QueryError::Refused(_)) => "refused",
+            Some(QueryError::Limit(_)) => "limit",
+            Some(QueryError::Sql(_)) => "error",
+        };
+        self.metrics
+            .queries
+            .with_label_values(&[kind, outcome])
+            .inc();
+        self.metrics
+            .query_duration
+            .observe(out.elapsed.as_secs_f64());
+        self.metrics.result_rows.inc_by(out.rows.len() as u64);
+        if out.error.is_some() {
+            self.counters.queries_failed.fetch_add(1, Ordering::Relaxed);
+        }
+        Ok(out)
+    }
+
+    /// One result row for `sweep.results`, in osquery's result-log form.
+    pub fn result_record(&self, meta: RowMeta<'_>, columns: BTreeMap<String, String>) -> Record {
+        let row = ResultRow {
+            name: meta.name.to_string(),
+            host_identifier: self.host_id.clone(),
+            calendar_time: calendar_time(meta.now),
+            unix_time: meta.now,
+            epoch: meta.epoch,
+            counter: meta.counter,
+            decorations: self.decorations.clone(),
+            columns,
+            action: meta.action.to_string(),
+            hunt_id: meta.hunt_id.map(str::to_string),
+        };
+        Record {
+            key: self.host_id.clone(),
+            value: serde_json::to_string(&row).expect("rows serialize"),
+        }
+    }
+
     pub fn record_resources(&self, r: &Resources) {
         self.metrics.cpu_percent.set(r.cpu_percent);
         self.metrics.rss_bytes.set(r.rss_bytes as i64);
         self.metrics.threads.set(r.threads as i64);
         self.metrics.open_fds.set(r.fds as i64);
     }
+}
+
+/// What a result row says besides its columns.
+pub struct RowMeta<'a> {
+    pub name: &'a str,
+    pub action: &'a str,
+    pub hunt_id: Option<&'a str>,
+    pub epoch: u64,
+    pub counter: u64,
+    pub now: u64,
 }
 
 /// Runs the agent until SIGTERM or SIGINT.
@@ -191,22 +267,34 @@ pub async fn start(config: Config, shutdown: watch::Receiver<bool>) -> Result<Ru
             shutdown.clone(),
         )));
     }
-    let (queue_tx, queue_rx) = mpsc::channel(256);
+    let (changes_tx, changes_rx) = mpsc::channel(1024);
     tasks.push(tokio::spawn(heartbeat::run(
         shared.clone(),
         client.clone(),
         shutdown.clone(),
     )));
-    tasks.push(tokio::spawn(hunts::watch_hunts(
+    let keys = config.etcd.keyspace();
+    for (source, prefix) in [
+        (watcher::Source::Hunts, keys.hunts()),
+        (watcher::Source::Schedules, keys.schedules()),
+        (watcher::Source::Packs, keys.packs()),
+    ] {
+        tasks.push(tokio::spawn(watcher::watch_prefix(
+            shared.clone(),
+            client.clone(),
+            source,
+            prefix,
+            changes_tx.clone(),
+            shutdown.clone(),
+        )));
+    }
+    let diffs = diff::DiffStore::open(&config.state_dir.join("differential"))?;
+    tasks.push(tokio::spawn(executor::run(
         shared.clone(),
-        client,
-        queue_tx,
+        hunts::HuntRunner::new(ledger),
+        scheduler::Scheduler::new(diffs),
+        changes_rx,
         shutdown.clone(),
-    )));
-    tasks.push(tokio::spawn(hunts::run_hunts(
-        shared.clone(),
-        ledger,
-        queue_rx,
     )));
     tasks.push(tokio::spawn(sink.drain(shutdown)));
     info!(host_id = %host_id, version = sweep_proto::VERSION, "agent started");

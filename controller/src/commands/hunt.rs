@@ -14,14 +14,13 @@ use std::time::{Duration, Instant};
 use etcd_client::PutOptions;
 use rdkafka::Offset;
 use sweep_proto::record::StatusBody;
-use sweep_proto::signing::Signer;
 use sweep_proto::time::unix_now;
-use sweep_proto::{guard, tables, topics, Hunt, ResultsRecord, Targets};
+use sweep_proto::{guard, tables, topics, Hunt, ResultsRecord};
 
 use crate::cli::HuntArgs;
 use crate::config::Settings;
 use crate::kafka::TopicReader;
-use crate::{fleet, render, ControllerError};
+use crate::{fleet, operator, render, ControllerError};
 
 /// How often the set of live agents is re-read while waiting: agents that
 /// come online during the hunt run it too, and are waited for.
@@ -32,13 +31,7 @@ pub async fn run(settings: &Settings, args: HuntArgs) -> Result<u8, ControllerEr
         eprintln!("Error: {e}");
         return Ok(2);
     }
-    let targets = Targets {
-        hosts: args.hosts.clone(),
-        labels: match &args.labels {
-            Some(sel) => Targets::parse_selector(sel)?,
-            None => Default::default(),
-        },
-    };
+    let targets = args.targets.targets()?;
     let keys = settings.etcd.keyspace();
     let mut client = settings.etcd.connect().await?;
     topics::ensure(&settings.kafka, &[topics::RESULTS], 1).await?;
@@ -53,13 +46,7 @@ pub async fn run(settings: &Settings, args: HuntArgs) -> Result<u8, ControllerEr
     reader.assign(&starts)?;
 
     // Load the key before anything is written: a bad key path fails early.
-    let signer = match &settings.signing_key {
-        Some(path) => Some(Signer::load(path)?),
-        None => {
-            eprintln!("warning: no signing key (--signing-key, SWEEP_SIGNING_KEY): agents will reject this hunt unless they allow unsigned ones");
-            None
-        }
-    };
+    let signer = operator::signer(settings, "hunt")?;
     let now = unix_now();
     let mut hunt = Hunt {
         id: uuid::Uuid::new_v4().simple().to_string()[..16].to_string(),
@@ -67,7 +54,7 @@ pub async fn run(settings: &Settings, args: HuntArgs) -> Result<u8, ControllerEr
         targets: targets.clone(),
         issued_at: now,
         expires_at: now + args.expiry.as_secs().max(1),
-        issuer: issuer(),
+        issuer: operator::issuer(),
         signature: None,
     };
     if let Some(signer) = &signer {
@@ -283,21 +270,6 @@ fn print_rows(
         .collect();
     write!(out, "{}", render::table(&header, &cells))?;
     Ok(())
-}
-
-/// Who issued the hunt: user@host of the operator.
-fn issuer() -> String {
-    let user = std::env::var("USER")
-        .or_else(|_| std::env::var("LOGNAME"))
-        .unwrap_or_else(|_| "unknown".into());
-    let host = hostname_of_this_machine();
-    format!("{user}@{host}")
-}
-
-fn hostname_of_this_machine() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|h| h.trim().to_string())
-        .unwrap_or_else(|_| "localhost".into())
 }
 
 /// The live progress line on stderr: rewritten in place on a terminal, a

@@ -66,20 +66,6 @@ pub async fn run(settings: &Settings, args: MatchesArgs) -> Result<u8, Controlle
     Ok(0)
 }
 
-fn row_summary(m: &MatchRecord) -> String {
-    let text = m
-        .row
-        .iter()
-        .map(|(k, v)| format!("{k}={v}"))
-        .collect::<Vec<_>>()
-        .join(" ");
-    if text.chars().count() > 80 {
-        text.chars().take(77).collect::<String>() + "..."
-    } else {
-        text
-    }
-}
-
 fn cells(m: &MatchRecord) -> Vec<String> {
     vec![
         sweep_proto::time::calendar_time(m.last_seen),
@@ -87,7 +73,7 @@ fn cells(m: &MatchRecord) -> Vec<String> {
         m.rule_id.clone(),
         m.host.clone(),
         m.title.clone(),
-        row_summary(m),
+        render::row_summary(&m.row),
     ]
 }
 

@@ -1,0 +1,363 @@
+//! Scheduled work: single scheduled queries from `/sweep/schedule/` and
+//! osquery-format packs from `/sweep/packs/`, run on their intervals.
+//!
+//! Snapshot queries log every row each run (`action = "snapshot"`);
+//! differential ones log only what changed since the last run (`added`, and
+//! `removed` unless turned off), with osquery's `epoch` and `counter`. A pack's
+//! queries run only where every discovery query returns rows; discovery is
+//! re-checked hourly, as osquery's pack refresh does.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use sha2::{Digest, Sha256};
+use sweep_proto::schedule::runs_on_linux;
+use sweep_proto::time::unix_now;
+use sweep_proto::{Pack, ScheduledQuery, Targets};
+use tokio::time::Instant;
+use tracing::{debug, info, warn};
+
+use super::diff::DiffStore;
+use super::watcher::{Change, Source};
+use super::{RowMeta, Shared};
+use crate::error::AgentError;
+
+/// How long a pack's discovery verdict holds.
+const DISCOVERY_REFRESH: Duration = Duration::from_secs(3600);
+/// The first run of a new query is spread over at most this much, so a fleet
+/// does not run a new schedule in the same second.
+const MAX_SPLAY: Duration = Duration::from_secs(60);
+
+struct Entry {
+    sql: String,
+    interval: Duration,
+    snapshot: bool,
+    removed: bool,
+    pack: Option<String>,
+    next_run: Instant,
+}
+
+struct PackState {
+    discovery: Vec<String>,
+    /// The last verdict and when it was reached.
+    verdict: Option<(bool, Instant)>,
+}
+
+pub struct Scheduler {
+    /// Query name (the `name` rows carry) → what to run.
+    entries: BTreeMap<String, Entry>,
+    /// etcd key → the query names it defined, to undo on delete.
+    by_key: BTreeMap<String, (Source, Vec<String>)>,
+    packs: BTreeMap<String, PackState>,
+    diffs: DiffStore,
+}
+
+impl Scheduler {
+    pub fn new(diffs: DiffStore) -> Self {
+        Self {
+            entries: BTreeMap::new(),
+            by_key: BTreeMap::new(),
+            packs: BTreeMap::new(),
+            diffs,
+        }
+    }
+
+    /// When the next query is due.
+    pub fn next_due(&self) -> Option<Instant> {
+        self.entries.values().map(|e| e.next_run).min()
+    }
+
+    /// Takes in a change to the schedule or the packs.
+    pub fn apply(&mut self, shared: &Shared, source: Source, change: Change) {
+        match change {
+            Change::Reset => {
+                let keys: Vec<String> = self
+                    .by_key
+                    .iter()
+                    .filter(|(_, (s, _))| *s == source)
+                    .map(|(k, _)| k.clone())
+                    .collect();
+                for key in keys {
+                    self.remove_key(&key, false);
+                }
+            }
+            Change::Delete { key } => self.remove_key(&key, true),
+            Change::Put { key, value } => {
+                self.remove_key(&key, false);
+                let added = match source {
+                    Source::Schedules => self.put_schedule(shared, &value),
+                    Source::Packs => self.put_pack(shared, &value),
+                    Source::Hunts => Vec::new(),
+                };
+                if !added.is_empty() {
+                    info!(key = %key, queries = ?added, "scheduled");
+                    self.by_key.insert(key, (source, added));
+                }
+            }
+        }
+    }
+
+    /// Forgets what `key` defined. On a delete, the differential state goes
+    /// too; on a re-put or a reset it stays, so unchanged rows are not
+    /// reported as added again.
+    fn remove_key(&mut self, key: &str, deleted: bool) {
+        if let Some((source, names)) = self.by_key.remove(key) {
+            for name in &names {
+                if let Some(e) = self.entries.remove(name) {
+                    if let Some(pack) = e.pack {
+                        self.packs.remove(&pack);
+                    }
+                }
+                if deleted {
+                    self.diffs.forget(name);
+                }
+            }
+            if deleted {
+                info!(key, ?source, "unscheduled");
+            }
+        }
+    }
+
+    /// Whether a command is for this host and trusted; logs why not.
+    fn accept<C: sweep_proto::signing::Signed>(
+        shared: &Shared,
+        what: &str,
+        name: &str,
+        command: &C,
+        targets: &Targets,
+        platform: Option<&str>,
+    ) -> bool {
+        if let Err(why) = shared.check_trust(command) {
+            shared
+                .metrics
+                .commands_rejected
+                .with_label_values(&[what])
+                .inc();
+            warn!(kind = what, name, error = %why, "command rejected");
+            return false;
+        }
+        targets.matches(&shared.host_id, &shared.config.labels) && runs_on_linux(platform)
+    }
+
+    fn put_schedule(&mut self, shared: &Shared, value: &[u8]) -> Vec<String> {
+        let q = match ScheduledQuery::from_json(value) {
+            Ok(q) => q,
+            Err(e) => {
+                shared
+                    .metrics
+                    .commands_rejected
+                    .with_label_values(&["schedule"])
+                    .inc();
+                warn!(error = %e, "ignoring an undecodable scheduled query");
+                return Vec::new();
+            }
+        };
+        if !Self::accept(
+            shared,
+            "schedule",
+            &q.name,
+            &q,
+            &q.targets,
+            q.platform.as_deref(),
+        ) {
+            return Vec::new();
+        }
+        let entry = Entry {
+            sql: q.sql,
+            interval: Duration::from_secs(q.interval.max(1)),
+            snapshot: q.snapshot,
+            removed: q.removed,
+            pack: None,
+            next_run: first_run(&shared.host_id, &q.name, q.interval),
+        };
+        self.entries.insert(q.name.clone(), entry);
+        vec![q.name]
+    }
+
+    fn put_pack(&mut self, shared: &Shared, value: &[u8]) -> Vec<String> {
+        let pack = match Pack::from_json(value) {
+            Ok(p) => p,
+            Err(e) => {
+                shared
+                    .metrics
+                    .commands_rejected
+                    .with_label_values(&["pack"])
+                    .inc();
+                warn!(error = %e, "ignoring an undecodable pack");
+                return Vec::new();
+            }
+        };
+        if !Self::accept(
+            shared,
+            "pack",
+            &pack.name,
+            &pack,
+            &pack.targets,
+            pack.platform.as_deref(),
+        ) {
+            return Vec::new();
+        }
+        let mut names = Vec::new();
+        for (qname, q) in &pack.queries {
+            if !runs_on_linux(q.platform.as_deref()) {
+                continue;
+            }
+            let name = Pack::query_name(&pack.name, qname);
+            let entry = Entry {
+                sql: q.query.clone(),
+                interval: Duration::from_secs(q.interval.max(1)),
+                snapshot: q.snapshot,
+                removed: q.removed,
+                pack: Some(pack.name.clone()),
+                next_run: first_run(&shared.host_id, &name, q.interval),
+            };
+            self.entries.insert(name.clone(), entry);
+            names.push(name);
+        }
+        self.packs.insert(
+            pack.name.clone(),
+            PackState {
+                discovery: pack.discovery.clone(),
+                verdict: None,
+            },
+        );
+        names
+    }
+
+    /// Runs the query that is due first, if any is due.
+    pub async fn run_due(&mut self, shared: &Shared) {
+        let now = Instant::now();
+        let Some(name) = self
+            .entries
+            .iter()
+            .filter(|(_, e)| e.next_run <= now)
+            .min_by_key(|(_, e)| e.next_run)
+            .map(|(n, _)| n.clone())
+        else {
+            return;
+        };
+        let (sql, interval, snapshot, removed, pack) = {
+            let e = &self.entries[&name];
+            (
+                e.sql.clone(),
+                e.interval,
+                e.snapshot,
+                e.removed,
+                e.pack.clone(),
+            )
+        };
+        if let Some(e) = self.entries.get_mut(&name) {
+            e.next_run = now + interval;
+        }
+        if let Some(pack) = pack {
+            if !self.discovered(shared, &pack).await {
+                debug!(query = %name, pack = %pack, "pack discovery found nothing; not running");
+                return;
+            }
+        }
+        if let Err(e) = self.run_one(shared, &name, &sql, snapshot, removed).await {
+            warn!(query = %name, error = %e, "scheduled results could not be stored");
+        }
+    }
+
+    /// Whether every discovery query of `pack` returns rows (cached).
+    async fn discovered(&mut self, shared: &Shared, pack: &str) -> bool {
+        let Some(state) = self.packs.get(pack) else {
+            return false;
+        };
+        if let Some((verdict, at)) = state.verdict {
+            if at.elapsed() < DISCOVERY_REFRESH {
+                return verdict;
+            }
+        }
+        let mut verdict = true;
+        for sql in state.discovery.clone() {
+            match shared.run_query("discovery", &sql).await {
+                Ok(out) if out.error.is_none() && !out.rows.is_empty() => {}
+                Ok(out) => {
+                    if let Some(e) = out.error {
+                        warn!(pack, error = %e, "discovery query failed");
+                    }
+                    verdict = false;
+                    break;
+                }
+                Err(e) => {
+                    warn!(pack, error = %e, "discovery query failed");
+                    verdict = false;
+                    break;
+                }
+            }
+        }
+        if let Some(state) = self.packs.get_mut(pack) {
+            state.verdict = Some((verdict, Instant::now()));
+        }
+        verdict
+    }
+
+    async fn run_one(
+        &self,
+        shared: &Shared,
+        name: &str,
+        sql: &str,
+        snapshot: bool,
+        removed: bool,
+    ) -> Result<(), AgentError> {
+        let out = shared.run_query("schedule", sql).await?;
+        if let Some(e) = &out.error {
+            // A failed run says nothing about the rows: the differential state
+            // is left as it was.
+            warn!(query = name, error = %e, "scheduled query failed");
+            return Ok(());
+        }
+        let now = unix_now();
+        let rows: Vec<_> = out.string_rows().collect();
+        let meta = |action, epoch, counter| RowMeta {
+            name,
+            action,
+            hunt_id: None,
+            epoch,
+            counter,
+            now,
+        };
+        let records: Vec<_> =
+            if snapshot {
+                rows.into_iter()
+                    .map(|r| shared.result_record(meta("snapshot", 0, 0), r))
+                    .collect()
+            } else {
+                let diff = self.diffs.diff(name, sql, rows)?;
+                let mut records: Vec<_> = diff
+                    .added
+                    .into_iter()
+                    .map(|r| shared.result_record(meta("added", diff.epoch, diff.counter), r))
+                    .collect();
+                if removed {
+                    records.extend(diff.removed.into_iter().map(|r| {
+                        shared.result_record(meta("removed", diff.epoch, diff.counter), r)
+                    }));
+                }
+                records
+            };
+        debug!(query = name, records = records.len(), "scheduled query ran");
+        if records.is_empty() {
+            return Ok(());
+        }
+        let n = records.len() as u64;
+        shared.sink.send(records).await?;
+        shared
+            .counters
+            .rows_sent
+            .fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+        Ok(())
+    }
+}
+
+/// A stable offset within the first interval (at most [`MAX_SPLAY`]) for
+/// this host and query.
+fn first_run(host_id: &str, name: &str, interval: u64) -> Instant {
+    let window = Duration::from_secs(interval.max(1)).min(MAX_SPLAY);
+    let digest = Sha256::digest(format!("{host_id}/{name}").as_bytes());
+    let n = u64::from_le_bytes(digest[..8].try_into().expect("8 bytes"));
+    let splay = Duration::from_millis(n % (window.as_millis() as u64).max(1));
+    Instant::now() + splay
+}

@@ -1,0 +1,181 @@
+//! `sweep pack add|list|rm`: osquery-format packs under `/sweep/packs/`.
+//! `add` reads a pack file as osquery would (comments, string intervals and
+//! all; see [`crate::packfile`]), guards every query and discovery query, and
+//! refuses the whole pack if one is refused: a pack is installed whole or
+//! not at all. Adding a pack under an existing name replaces it.
+//!
+//! Exit codes: 0 on success, 1 on an error (an unreadable pack file, `rm` of
+//! an unknown name), 2 when the guard refuses a query (nothing is written).
+
+use std::io::Write;
+
+use etcd_client::{GetOptions, PutOptions};
+use sweep_proto::time::unix_now;
+use sweep_proto::{Keyspace, Pack};
+
+use crate::cli::{ListArgs, PackAddArgs, PackCommand, RmArgs};
+use crate::config::Settings;
+use crate::{names, operator, packfile, render, ControllerError};
+
+pub async fn run(settings: &Settings, command: PackCommand) -> Result<u8, ControllerError> {
+    match command {
+        PackCommand::Add(args) => add(settings, args).await,
+        PackCommand::List(args) => list(settings, args).await,
+        PackCommand::Rm(args) => rm(settings, args).await,
+    }
+}
+
+async fn add(settings: &Settings, args: PackAddArgs) -> Result<u8, ControllerError> {
+    let path = args.file.display().to_string();
+    let name = match &args.name {
+        Some(name) => name.clone(),
+        None => args
+            .file
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+    };
+    names::check("pack", &name).map_err(|e| match args.name {
+        Some(_) => e,
+        // The name came from the file: say so, and how to choose another.
+        None => ControllerError::Usage(format!("{e} (taken from the file name; pass --name)")),
+    })?;
+    let text = std::fs::read_to_string(&args.file).map_err(|e| ControllerError::PackFile {
+        path: path.clone(),
+        line: None,
+        reason: e.to_string(),
+    })?;
+    let parsed = packfile::parse(&path, &text)?;
+    for note in &parsed.notes {
+        eprintln!("note: {path}: {note}");
+    }
+    if let Some((what, e)) = parsed.refused() {
+        eprintln!("Error: pack {name}: {what}: {e}");
+        eprintln!("nothing was written: a pack is installed whole or not at all");
+        return Ok(2);
+    }
+    let targets = args.targets.targets()?;
+    let signer = operator::signer(settings, "pack")?;
+    let mut pack = Pack {
+        name,
+        discovery: parsed.discovery,
+        platform: parsed.platform,
+        targets,
+        queries: parsed.queries,
+        issuer: operator::issuer(),
+        updated_at: unix_now(),
+        signature: None,
+    };
+    if let Some(signer) = &signer {
+        signer.sign(&mut pack);
+    }
+    let keys = settings.etcd.keyspace();
+    let mut client = settings.etcd.connect().await?;
+    let resp = client
+        .put(
+            keys.pack(&pack.name),
+            pack.to_json(),
+            Some(PutOptions::new().with_prev_key()),
+        )
+        .await?;
+    println!(
+        "pack {} {}: {} quer{}, {} discovery quer{}, targets {}{}",
+        pack.name,
+        if resp.prev_key().is_some() {
+            "replaced"
+        } else {
+            "added"
+        },
+        pack.queries.len(),
+        plural_y(pack.queries.len()),
+        pack.discovery.len(),
+        plural_y(pack.discovery.len()),
+        render::targets(&pack.targets),
+        if pack.signature.is_some() {
+            ", signed"
+        } else {
+            ", unsigned"
+        }
+    );
+    println!("rows are named {}", Pack::query_name(&pack.name, "<query>"));
+    Ok(0)
+}
+
+fn plural_y(n: usize) -> &'static str {
+    if n == 1 {
+        "y"
+    } else {
+        "ies"
+    }
+}
+
+async fn list(settings: &Settings, args: ListArgs) -> Result<u8, ControllerError> {
+    let keys = settings.etcd.keyspace();
+    let mut client = settings.etcd.connect().await?;
+    let dir = keys.packs();
+    let resp = client
+        .get(dir.as_str(), Some(GetOptions::new().with_prefix()))
+        .await?;
+    let mut packs = Vec::new();
+    for kv in resp.kvs() {
+        let key = String::from_utf8_lossy(kv.key());
+        if Keyspace::leaf(&dir, &key).is_none() {
+            continue;
+        }
+        match Pack::from_json(kv.value()) {
+            Ok(p) => packs.push(p),
+            // One bad value must not hide the others.
+            Err(e) => eprintln!("warning: {key}: {e}"),
+        }
+    }
+    packs.sort_by(|a, b| a.name.cmp(&b.name));
+    let mut out = std::io::stdout().lock();
+    if args.json {
+        for p in &packs {
+            writeln!(out, "{}", p.to_json())?;
+        }
+        return Ok(0);
+    }
+    let columns: Vec<String> = [
+        "name",
+        "queries",
+        "discovery",
+        "targets",
+        "platform",
+        "issuer",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let rows: Vec<Vec<String>> = packs
+        .iter()
+        .map(|p| {
+            vec![
+                p.name.clone(),
+                p.queries.len().to_string(),
+                p.discovery.len().to_string(),
+                render::targets(&p.targets),
+                p.platform.clone().unwrap_or_else(|| "all".into()),
+                p.issuer.clone(),
+            ]
+        })
+        .collect();
+    write!(out, "{}", render::table(&columns, &rows))?;
+    writeln!(out, "{} pack(s)", packs.len())?;
+    Ok(0)
+}
+
+async fn rm(settings: &Settings, args: RmArgs) -> Result<u8, ControllerError> {
+    names::check("pack", &args.name)?;
+    let keys = settings.etcd.keyspace();
+    let mut client = settings.etcd.connect().await?;
+    let resp = client.delete(keys.pack(&args.name), None).await?;
+    if resp.deleted() == 0 {
+        return Err(ControllerError::NotFound {
+            what: "pack",
+            name: args.name,
+        });
+    }
+    println!("pack {} removed", args.name);
+    Ok(0)
+}

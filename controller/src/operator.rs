@@ -1,0 +1,33 @@
+//! Who is issuing a command, and the key it is signed with: shared by every
+//! subcommand that writes a command to etcd (`hunt`, `schedule`, `pack`).
+
+use sweep_proto::signing::Signer;
+
+use crate::config::Settings;
+use crate::ControllerError;
+
+/// The operator issuing a command: `user@host`.
+pub fn issuer() -> String {
+    let user = std::env::var("USER")
+        .or_else(|_| std::env::var("LOGNAME"))
+        .unwrap_or_else(|_| "unknown".into());
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| "localhost".into());
+    format!("{user}@{host}")
+}
+
+/// The configured signing key, or None after a warning when there is none.
+/// Call it before writing anything, so a bad key path fails early. `what`
+/// names the command in the warning ("hunt", "schedule", "pack").
+pub fn signer(settings: &Settings, what: &str) -> Result<Option<Signer>, ControllerError> {
+    match &settings.signing_key {
+        Some(path) => Ok(Some(Signer::load(path)?)),
+        None => {
+            eprintln!(
+                "warning: no signing key (--signing-key, SWEEP_SIGNING_KEY): agents will reject this {what} unless they allow unsigned ones"
+            );
+            Ok(None)
+        }
+    }
+}
