@@ -18,6 +18,7 @@ fn a_query_past_the_memory_limit_is_stopped() {
         max_bytes: u64::MAX,
         // Room for the engine, not for every file under /usr held in memory.
         max_memory_bytes: baseline + 24 * 1024 * 1024,
+        ..Limits::default()
     };
     let engine = Engine::new(registry, limits);
     let out = engine.run("SELECT count(*) FROM file WHERE path LIKE '/usr/%%'");

@@ -171,3 +171,47 @@ fn packs_run_only_where_discovery_finds_something() {
     );
     ok(c.sweep(&["pack", "rm", "found"]));
 }
+
+#[test]
+fn a_scheduled_query_stopped_by_a_limit_is_deny_listed() {
+    let c = Cluster::start().unwrap();
+    let agent = c.agent("web-1", &[]).unwrap();
+    c.wait_agents(&["web-1"], Duration::from_secs(20)).unwrap();
+    // Never ends: the agents' 2 s wall-time limit stops it.
+    let runaway =
+        "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT count(*) FROM c";
+    ok(c.sweep(&["schedule", "add", "runaway", runaway, "--interval", "1s"]));
+    ok(c.sweep(&[
+        "schedule",
+        "add",
+        "healthy",
+        "SELECT 7 AS seven",
+        "--interval",
+        "1s",
+        "--snapshot",
+    ]));
+    let denied = eventually(Duration::from_secs(20), || {
+        agent.log_text().contains("deny-listed").then_some(())
+    });
+    assert!(denied.is_some(), "{}", agent.log_text());
+    // Many intervals later it has still run only once, and the agent kept
+    // serving the healthy query all along.
+    std::thread::sleep(Duration::from_secs(5));
+    let log = agent.log_text();
+    assert_eq!(log.matches("stopped by a limit").count(), 1, "{log}");
+    assert!(tail(&c, "healthy").len() >= 3);
+    // Editing the query lifts the deny-list.
+    ok(c.sweep(&[
+        "schedule",
+        "add",
+        "runaway",
+        "SELECT 1 AS fixed",
+        "--interval",
+        "1s",
+        "--snapshot",
+    ]));
+    let fixed = eventually(Duration::from_secs(20), || {
+        (!tail(&c, "runaway").is_empty()).then_some(())
+    });
+    assert!(fixed.is_some(), "{}", agent.log_text());
+}

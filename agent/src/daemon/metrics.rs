@@ -20,6 +20,7 @@ pub struct Metrics {
     pub hunts_skipped: IntCounterVec,
     /// Scheduled queries and packs not taken, by kind (`schedule`, `pack`).
     pub commands_rejected: IntCounterVec,
+    pub queries_denylisted: IntCounter,
     pub records_sent: IntCounter,
     pub delivery_errors: IntCounter,
     pub spool_records: IntGauge,
@@ -67,6 +68,10 @@ impl Metrics {
             ),
             &["kind"],
         )?;
+        let queries_denylisted = IntCounter::new(
+            "sweep_agent_queries_denylisted_total",
+            "Scheduled queries deny-listed after a limit stopped them.",
+        )?;
         let records_sent = IntCounter::new(
             "sweep_agent_kafka_records_sent_total",
             "Records the broker acknowledged.",
@@ -106,6 +111,7 @@ impl Metrics {
         registry.register(Box::new(result_rows.clone()))?;
         registry.register(Box::new(hunts_skipped.clone()))?;
         registry.register(Box::new(commands_rejected.clone()))?;
+        registry.register(Box::new(queries_denylisted.clone()))?;
         registry.register(Box::new(records_sent.clone()))?;
         registry.register(Box::new(delivery_errors.clone()))?;
         registry.register(Box::new(spool_records.clone()))?;
@@ -123,6 +129,7 @@ impl Metrics {
             result_rows,
             hunts_skipped,
             commands_rejected,
+            queries_denylisted,
             records_sent,
             delivery_errors,
             spool_records,

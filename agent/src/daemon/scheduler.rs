@@ -20,6 +20,7 @@ use tracing::{debug, info, warn};
 use super::diff::DiffStore;
 use super::watcher::{Change, Source};
 use super::{RowMeta, Shared};
+use crate::engine::QueryError;
 use crate::error::AgentError;
 
 /// How long a pack's discovery verdict holds.
@@ -49,6 +50,8 @@ pub struct Scheduler {
     /// etcd key → the query names it defined, to undo on delete.
     by_key: BTreeMap<String, (Source, Vec<String>)>,
     packs: BTreeMap<String, PackState>,
+    /// Queries stopped by a limit, and until when they are not run.
+    denied: BTreeMap<String, Instant>,
     diffs: DiffStore,
 }
 
@@ -58,6 +61,7 @@ impl Scheduler {
             entries: BTreeMap::new(),
             by_key: BTreeMap::new(),
             packs: BTreeMap::new(),
+            denied: BTreeMap::new(),
             diffs,
         }
     }
@@ -103,6 +107,8 @@ impl Scheduler {
     fn remove_key(&mut self, key: &str, deleted: bool) {
         if let Some((source, names)) = self.by_key.remove(key) {
             for name in &names {
+                // A changed or removed query starts with a clean record.
+                self.denied.remove(name);
                 if let Some(e) = self.entries.remove(name) {
                     if let Some(pack) = e.pack {
                         self.packs.remove(&pack);
@@ -249,6 +255,13 @@ impl Scheduler {
         if let Some(e) = self.entries.get_mut(&name) {
             e.next_run = now + interval;
         }
+        if let Some(until) = self.denied.get(&name) {
+            if *until > now {
+                debug!(query = %name, "deny-listed; not running");
+                return;
+            }
+            self.denied.remove(&name);
+        }
         if let Some(pack) = pack {
             if !self.discovered(shared, &pack).await {
                 debug!(query = %name, pack = %pack, "pack discovery found nothing; not running");
@@ -295,7 +308,7 @@ impl Scheduler {
     }
 
     async fn run_one(
-        &self,
+        &mut self,
         shared: &Shared,
         name: &str,
         sql: &str,
@@ -306,7 +319,16 @@ impl Scheduler {
         if let Some(e) = &out.error {
             // A failed run says nothing about the rows: the differential state
             // is left as it was.
-            warn!(query = name, error = %e, "scheduled query failed");
+            if matches!(e, QueryError::Limit(_)) {
+                // As osquery's watchdog does: a query that overran the agent's
+                // limits once would do it again on every interval.
+                let for_ = shared.config.limits.denylist_for;
+                self.denied.insert(name.to_string(), Instant::now() + for_);
+                shared.metrics.queries_denylisted.inc();
+                warn!(query = name, error = %e, denylisted_for = ?for_, "scheduled query stopped by a limit; deny-listed");
+            } else {
+                warn!(query = name, error = %e, "scheduled query failed");
+            }
             return Ok(());
         }
         let now = unix_now();

@@ -32,6 +32,10 @@ pub struct Limits {
     /// Resident memory of the whole agent a query may push it to; the query
     /// is stopped past it. 0 turns the check off.
     pub max_memory_bytes: u64,
+    /// How long a scheduled query stopped by a limit is deny-listed (not run)
+    /// on this agent, e.g. "1h". Editing the query lifts it.
+    #[serde(with = "sweep_proto::settings::humantime_serde_compat")]
+    pub denylist_for: Duration,
 }
 
 impl Default for Limits {
@@ -42,6 +46,7 @@ impl Default for Limits {
             max_bytes: 64 * 1024 * 1024,
             // osquery's watchdog default.
             max_memory_bytes: 200 * 1024 * 1024,
+            denylist_for: Duration::from_secs(3600),
         }
     }
 }
