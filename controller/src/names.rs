@@ -39,31 +39,7 @@ pub fn check(what: &'static str, name: &str) -> Result<(), ControllerError> {
 
 /// Whether `text` matches `pattern`, where `*` stands for any run of
 /// characters (also none) and everything else for itself.
-pub fn glob(pattern: &str, text: &str) -> bool {
-    let p: Vec<char> = pattern.chars().collect();
-    let t: Vec<char> = text.chars().collect();
-    // Greedy match with one backtrack point (the last `*`): linear in
-    // practice, and never exponential, however many `*` a pattern has.
-    let (mut pi, mut ti) = (0, 0);
-    let mut star: Option<(usize, usize)> = None;
-    while ti < t.len() {
-        if pi < p.len() && p[pi] == '*' {
-            star = Some((pi, ti));
-            pi += 1;
-        } else if pi < p.len() && p[pi] == t[ti] {
-            pi += 1;
-            ti += 1;
-        } else if let Some((sp, st)) = star {
-            // Let the last `*` swallow one more character and retry.
-            pi = sp + 1;
-            ti = st + 1;
-            star = Some((sp, st + 1));
-        } else {
-            return false;
-        }
-    }
-    p[pi..].iter().all(|c| *c == '*')
-}
+pub use sweep_proto::text::glob;
 
 #[cfg(test)]
 mod tests {

@@ -59,3 +59,83 @@ mod tests {
         assert_eq!(super::table(&[], &[]), "");
     }
 }
+
+/// Wildcard matching for SQL `LIKE` and shell-style `*` patterns: `many`
+/// matches any run of characters, `one` (if any) exactly one; `fold_case`
+/// compares ASCII letters case-insensitively, as SQLite's LIKE does.
+///
+/// Iterative, backtracking only to the last `many`: at worst
+/// O(pattern × text), so a hostile pattern such as `%a%a%a%a%b` cannot stall
+/// whoever evaluates it.
+pub fn wildcard_match(
+    pattern: &str,
+    text: &str,
+    many: char,
+    one: Option<char>,
+    fold_case: bool,
+) -> bool {
+    let p: Vec<char> = pattern.chars().collect();
+    let t: Vec<char> = text.chars().collect();
+    let same = |a: char, b: char| {
+        if fold_case {
+            a.eq_ignore_ascii_case(&b)
+        } else {
+            a == b
+        }
+    };
+    let (mut pi, mut ti) = (0, 0);
+    let mut star: Option<(usize, usize)> = None;
+    while ti < t.len() {
+        if pi < p.len() && p[pi] == many {
+            star = Some((pi, ti));
+            pi += 1;
+        } else if pi < p.len() && (Some(p[pi]) == one || same(p[pi], t[ti])) {
+            pi += 1;
+            ti += 1;
+        } else if let Some((sp, st)) = star {
+            // Let the last `many` swallow one more character and retry.
+            pi = sp + 1;
+            ti = st + 1;
+            star = Some((sp, st + 1));
+        } else {
+            return false;
+        }
+    }
+    p[pi..].iter().all(|c| *c == many)
+}
+
+/// SQL `LIKE`: `%`, `_`, ASCII case-insensitive.
+pub fn like(pattern: &str, text: &str) -> bool {
+    wildcard_match(pattern, text, '%', Some('_'), true)
+}
+
+/// A `*` glob, case-sensitive, no single-character wildcard.
+pub fn glob(pattern: &str, text: &str) -> bool {
+    wildcard_match(pattern, text, '*', None, false)
+}
+
+#[cfg(test)]
+mod wildcard_tests {
+    use super::*;
+
+    #[test]
+    fn like_and_glob() {
+        assert!(like("/etc/%", "/etc/passwd"));
+        assert!(like("/ETC/pass_d", "/etc/passwd"));
+        assert!(!like("/etc/%.conf", "/etc/passwd"));
+        assert!(like("%", ""));
+        assert!(like("%a%b%c", "xxaxxbxxc") && !like("%a%b%c", "xxaxxbxx"));
+        assert!(glob("hunt:*", "hunt:abc") && glob("*", "") && !glob("a*c", "ab"));
+        assert!(glob("pack_*_users", "pack_it_users") && !glob("Pack_*", "pack_x"));
+        assert!(!glob("a_c", "abc"), "_ is literal in globs");
+    }
+
+    #[test]
+    fn hostile_patterns_stay_fast() {
+        let long = "a".repeat(20_000);
+        let started = std::time::Instant::now();
+        assert!(!like("%a%a%a%a%a%a%a%a%a%b", &long));
+        // Generous bound: the point is polynomial, not exponential, time.
+        assert!(started.elapsed() < std::time::Duration::from_secs(5));
+    }
+}

@@ -356,31 +356,7 @@ fn eval(n: &Node, row: &BTreeMap<String, String>) -> Option<bool> {
     }
 }
 
-/// SQL LIKE: `%` any run, `_` one character, ASCII case-insensitive.
-fn like(pattern: &str, text: &str) -> bool {
-    let p: Vec<char> = pattern.chars().collect();
-    let t: Vec<char> = text.chars().collect();
-    // Iterative matcher with backtracking to the last `%`: linear in practice,
-    // no recursion to blow up on hostile patterns.
-    let (mut pi, mut ti) = (0, 0);
-    let mut star: Option<(usize, usize)> = None;
-    while ti < t.len() {
-        if pi < p.len() && p[pi] == '%' {
-            star = Some((pi, ti));
-            pi += 1;
-        } else if pi < p.len() && (p[pi] == '_' || p[pi].eq_ignore_ascii_case(&t[ti])) {
-            pi += 1;
-            ti += 1;
-        } else if let Some((sp, st)) = star {
-            pi = sp + 1;
-            ti = st + 1;
-            star = Some((sp, st + 1));
-        } else {
-            return false;
-        }
-    }
-    p[pi..].iter().all(|c| *c == '%')
-}
+use sweep_proto::text::like;
 
 #[cfg(test)]
 mod tests {

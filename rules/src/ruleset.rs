@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 
+use sweep_proto::text::glob;
 use sweep_proto::{MatchRecord, ResultRow};
 
 use crate::rule::Rule;
@@ -76,23 +77,6 @@ impl RuleSet {
             })
             .collect()
     }
-}
-
-/// `*` matches any run of characters; everything else is literal.
-fn glob(pattern: &str, text: &str) -> bool {
-    let parts: Vec<&str> = pattern.split('*').collect();
-    let (first, last) = (parts[0], parts[parts.len() - 1]);
-    if !text.starts_with(first) || text.len() < first.len() + last.len() || !text.ends_with(last) {
-        return false;
-    }
-    let mut rest = &text[first.len()..text.len() - last.len()];
-    for mid in &parts[1..parts.len() - 1] {
-        match rest.find(mid) {
-            Some(at) => rest = &rest[at + mid.len()..],
-            None => return false,
-        }
-    }
-    true
 }
 
 #[cfg(test)]

@@ -92,19 +92,9 @@ pub fn pids(only: Option<Vec<i64>>) -> Vec<i32> {
     }
 }
 
-/// SQL LIKE (case-insensitive for ASCII, `%` and `_`), for tables that must
-/// expand a LIKE pattern themselves (file and hash paths).
-pub fn like(pattern: &str, text: &str) -> bool {
-    fn go(p: &[u8], t: &[u8]) -> bool {
-        match p.split_first() {
-            None => t.is_empty(),
-            Some((b'%', rest)) => (0..=t.len()).any(|i| go(rest, &t[i..])),
-            Some((b'_', rest)) => !t.is_empty() && go(rest, &t[1..]),
-            Some((c, rest)) => !t.is_empty() && t[0].eq_ignore_ascii_case(c) && go(rest, &t[1..]),
-        }
-    }
-    go(pattern.as_bytes(), text.as_bytes())
-}
+/// SQL LIKE, for tables that must expand a LIKE pattern themselves (file
+/// and hash paths).
+pub use sweep_proto::text::like;
 
 #[cfg(test)]
 mod tests {
