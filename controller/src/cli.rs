@@ -70,9 +70,21 @@ pub struct TargetArgs {
     /// Only hosts with these labels, e.g. role=web,dc=sh1.
     #[arg(long)]
     pub labels: Option<String>,
+    /// Only hosts where this query returns rows (repeatable; all must).
+    #[arg(long = "discovery", value_name = "SQL")]
+    pub discovery: Vec<String>,
 }
 
 impl TargetArgs {
+    /// The first discovery query the guard refuses, with the reason.
+    pub fn refused_discovery(&self) -> Option<String> {
+        self.discovery.iter().find_map(|sql| {
+            sweep_proto::guard::check(sql, &sweep_proto::tables::is_known)
+                .err()
+                .map(|e| format!("discovery query {sql:?}: {e}"))
+        })
+    }
+
     pub fn targets(&self) -> Result<Targets, ProtoError> {
         Ok(Targets {
             hosts: self
@@ -86,6 +98,7 @@ impl TargetArgs {
                 Some(sel) => Targets::parse_selector(sel)?,
                 None => Default::default(),
             },
+            discovery: self.discovery.clone(),
         })
     }
 }

@@ -41,6 +41,9 @@ pub fn targets(t: &Targets) -> String {
         let labels: Vec<String> = t.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
         parts.push(format!("labels={}", labels.join(",")));
     }
+    if !t.discovery.is_empty() {
+        parts.push(format!("discovery={}", t.discovery.len()));
+    }
     parts.join(" ")
 }
 
@@ -87,6 +90,7 @@ mod tests {
         let t = Targets {
             hosts: vec!["a".into(), "b".into()],
             labels: Targets::parse_selector("role=web").unwrap(),
+            discovery: vec![],
         };
         assert_eq!(targets(&t), "hosts=a,b labels=role=web");
         let t = table(

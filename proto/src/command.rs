@@ -8,7 +8,9 @@ use crate::ProtoError;
 
 /// Which agents a command is for. Empty `hosts` and empty `labels` mean every
 /// agent; otherwise an agent must be listed (when `hosts` is set) and carry
-/// every label in `labels` (when that is set).
+/// every label in `labels` (when that is set). `discovery` queries, as in
+/// osquery packs, narrow it further on the agent: it runs the command only
+/// where every one of them returns rows.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Targets {
@@ -16,6 +18,8 @@ pub struct Targets {
     pub hosts: Vec<String>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub labels: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub discovery: Vec<String>,
 }
 
 impl Targets {
@@ -24,7 +28,7 @@ impl Targets {
     }
 
     pub fn is_all(&self) -> bool {
-        self.hosts.is_empty() && self.labels.is_empty()
+        self.hosts.is_empty() && self.labels.is_empty() && self.discovery.is_empty()
     }
 
     /// Whether an agent with this id and these labels is targeted.
@@ -110,12 +114,14 @@ mod tests {
         let t = Targets {
             hosts: vec!["a".into()],
             labels: Targets::parse_selector("role=web").unwrap(),
+            discovery: vec![],
         };
         assert!(t.matches("a", &labels));
         assert!(!t.matches("b", &labels));
         let t = Targets {
             hosts: vec![],
             labels: Targets::parse_selector("role=db").unwrap(),
+            discovery: vec![],
         };
         assert!(!t.matches("a", &labels));
         assert!(Targets::parse_selector("role").is_err());

@@ -55,6 +55,10 @@ pub struct StatusBody {
     /// Column names in the query's order (rows carry them as a map).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub columns: Vec<String>,
+    /// Why the agent did not run the hunt although targeted (a discovery
+    /// query returned no rows); absent when it ran.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub skipped: Option<String>,
 }
 
 /// Anything on `sweep.results`.
@@ -125,6 +129,7 @@ mod tests {
                 error: None,
                 duration_ms: 3,
                 columns: vec![],
+                skipped: None,
             },
         };
         let json = serde_json::to_vec(&status).unwrap();

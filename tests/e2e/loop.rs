@@ -278,3 +278,36 @@ fn table_values_match_the_host() {
     assert_eq!(rows[0]["parent"], std::os::unix::process::parent_id());
     drop(listener);
 }
+
+#[test]
+fn discovery_queries_narrow_a_hunt() {
+    let c = Cluster::start().unwrap();
+    let _a = c.agent("web-1", &[]).unwrap();
+    let _b = c.agent("web-2", &[]).unwrap();
+    c.wait_agents(&["web-1", "web-2"], Duration::from_secs(20))
+        .unwrap();
+    // osquery_info.instance_id starts with the host id, so this discovery
+    // query finds something on web-1 only.
+    let discovery = "SELECT 1 FROM osquery_info WHERE instance_id LIKE 'web-1-%'";
+    let out = c.sweep(&[
+        "hunt",
+        "SELECT 5 AS five",
+        "--discovery",
+        discovery,
+        "--json",
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let rows = ndjson(&out.stdout);
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(rows[0]["host_id"], "web-1");
+    assert!(
+        stderr.contains("web-2: skipped: discovery returned no rows"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("1 skipped by discovery"), "{stderr}");
+    // The guard covers discovery queries too.
+    let out = c.sweep(&["hunt", "SELECT 1", "--discovery", "DELETE FROM users"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("discovery query"));
+}

@@ -72,7 +72,6 @@ impl HuntRunner {
             return;
         }
         let result = match shared.check_trust(&hunt) {
-            Ok(()) => run_one(shared, &hunt).await,
             Err(why) => {
                 shared
                     .metrics
@@ -80,8 +79,22 @@ impl HuntRunner {
                     .with_label_values(&["untrusted"])
                     .inc();
                 warn!(hunt_id = %hunt.id, issuer = %hunt.issuer, error = %why, "hunt rejected");
-                report_rejection(shared, &hunt, why.to_string()).await
+                report_not_run(shared, &hunt, Some(why.to_string()), None).await
             }
+            Ok(()) => match shared.discovery_passes(&hunt.targets.discovery).await {
+                Ok(true) => run_one(shared, &hunt).await,
+                Ok(false) => {
+                    shared
+                        .metrics
+                        .hunts_skipped
+                        .with_label_values(&["discovery"])
+                        .inc();
+                    info!(hunt_id = %hunt.id, "discovery returned no rows; hunt not run");
+                    let why = "discovery returned no rows".to_string();
+                    report_not_run(shared, &hunt, None, Some(why)).await
+                }
+                Err(e) => report_not_run(shared, &hunt, Some(e), None).await,
+            },
         };
         if let Err(e) = result {
             // Results that did not reach the broker are in the spool; only a
@@ -96,18 +109,25 @@ impl HuntRunner {
     }
 }
 
-/// Tells the controller this agent will not run the hunt, and why: a status
-/// record with the error and no rows.
-async fn report_rejection(shared: &Shared, hunt: &Hunt, why: String) -> Result<(), AgentError> {
+/// Tells the controller this agent did not run the hunt, and why: a status
+/// record with no rows and either an error (rejected, discovery failed) or
+/// the reason it was skipped.
+async fn report_not_run(
+    shared: &Shared,
+    hunt: &Hunt,
+    error: Option<String>,
+    skipped: Option<String>,
+) -> Result<(), AgentError> {
     let status = HuntStatus {
         hunt_id: hunt.id.clone(),
         host_identifier: shared.host_id.clone(),
         unix_time: unix_now(),
         status: StatusBody {
             rows: 0,
-            error: Some(why),
+            error,
             duration_ms: 0,
             columns: Vec::new(),
+            skipped,
         },
     };
     let record = Record {
@@ -148,6 +168,7 @@ async fn run_one(shared: &Shared, hunt: &Hunt) -> Result<(), AgentError> {
             error: out.error.as_ref().map(ToString::to_string),
             duration_ms: out.elapsed.as_millis() as u64,
             columns: out.columns.clone(),
+            skipped: None,
         },
     };
     records.push(Record {

@@ -137,6 +137,24 @@ impl Shared {
         Ok(out)
     }
 
+    /// Whether every discovery query returns rows. A failing discovery query
+    /// is an error, not a "no": the operator should hear about it.
+    pub async fn discovery_passes(&self, queries: &[String]) -> Result<bool, String> {
+        for sql in queries {
+            let out = self
+                .run_query("discovery", sql)
+                .await
+                .map_err(|e| e.to_string())?;
+            if let Some(e) = out.error {
+                return Err(format!("discovery query failed: {e}"));
+            }
+            if out.rows.is_empty() {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
     /// One result row for `sweep.results`, in osquery's result-log form.
     pub fn result_record(&self, meta: RowMeta<'_>, columns: BTreeMap<String, String>) -> Record {
         let row = ResultRow {

@@ -168,12 +168,24 @@ impl Scheduler {
         ) {
             return Vec::new();
         }
+        // A schedule with discovery queries is gated like a pack of one.
+        let gate = (!q.targets.discovery.is_empty()).then(|| {
+            let key = format!("schedule:{}", q.name);
+            self.packs.insert(
+                key.clone(),
+                PackState {
+                    discovery: q.targets.discovery.clone(),
+                    verdict: None,
+                },
+            );
+            key
+        });
         let entry = Entry {
             sql: q.sql,
             interval: Duration::from_secs(q.interval.max(1)),
             snapshot: q.snapshot,
             removed: q.removed,
-            pack: None,
+            pack: gate,
             next_run: first_run(&shared.host_id, &q.name, q.interval),
         };
         self.entries.insert(q.name.clone(), entry);
@@ -283,24 +295,13 @@ impl Scheduler {
                 return verdict;
             }
         }
-        let mut verdict = true;
-        for sql in state.discovery.clone() {
-            match shared.run_query("discovery", &sql).await {
-                Ok(out) if out.error.is_none() && !out.rows.is_empty() => {}
-                Ok(out) => {
-                    if let Some(e) = out.error {
-                        warn!(pack, error = %e, "discovery query failed");
-                    }
-                    verdict = false;
-                    break;
-                }
-                Err(e) => {
-                    warn!(pack, error = %e, "discovery query failed");
-                    verdict = false;
-                    break;
-                }
+        let verdict = match shared.discovery_passes(&state.discovery.clone()).await {
+            Ok(v) => v,
+            Err(e) => {
+                warn!(pack, error = %e, "discovery failed; not running");
+                false
             }
-        }
+        };
         if let Some(state) = self.packs.get_mut(pack) {
             state.verdict = Some((verdict, Instant::now()));
         }

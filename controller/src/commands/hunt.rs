@@ -31,6 +31,10 @@ pub async fn run(settings: &Settings, args: HuntArgs) -> Result<u8, ControllerEr
         eprintln!("Error: {e}");
         return Ok(2);
     }
+    if let Some(why) = args.targets.refused_discovery() {
+        eprintln!("Error: {why}");
+        return Ok(2);
+    }
     let targets = args.targets.targets()?;
     let keys = settings.etcd.keyspace();
     let mut client = settings.etcd.connect().await?;
@@ -199,9 +203,16 @@ impl Answers {
             .iter()
             .filter(|h| !answered.contains_key(*h))
             .collect();
+        let skipped: Vec<(&String, &String)> = answered
+            .iter()
+            .filter_map(|(h, s)| s.skipped.as_ref().map(|why| (h, why)))
+            .collect();
         let mut err = std::io::stderr().lock();
         for (host, error) in &failed {
             writeln!(err, "{host}: {error}")?;
+        }
+        for (host, why) in &skipped {
+            writeln!(err, "{host}: skipped: {why}")?;
         }
         for host in &silent {
             match waited {
@@ -216,14 +227,19 @@ impl Answers {
         let all = expected.union(&answered.keys().cloned().collect()).count();
         writeln!(
             err,
-            "hunt {}: {} row(s) from {} of {} agent(s) in {:.2}s; {} failed, {} did not answer",
+            "hunt {}: {} row(s) from {} of {} agent(s) in {:.2}s; {} failed, {} did not answer{}",
             self.hunt_id,
             self.rows.len(),
             answered.len(),
             all,
             elapsed.as_secs_f64(),
             failed.len(),
-            silent.len()
+            silent.len(),
+            if skipped.is_empty() {
+                String::new()
+            } else {
+                format!(", {} skipped by discovery", skipped.len())
+            }
         )?;
         if all == 0 {
             writeln!(err, "no live agent matches the targets")?;

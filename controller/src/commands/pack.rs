@@ -54,6 +54,10 @@ async fn add(settings: &Settings, args: PackAddArgs) -> Result<u8, ControllerErr
         eprintln!("nothing was written: a pack is installed whole or not at all");
         return Ok(2);
     }
+    if let Some(why) = args.targets.refused_discovery() {
+        eprintln!("Error: {why}");
+        return Ok(2);
+    }
     let targets = args.targets.targets()?;
     let signer = operator::signer(settings, "pack")?;
     let mut pack = Pack {

@@ -42,6 +42,10 @@ async fn add(settings: &Settings, args: ScheduleAddArgs) -> Result<u8, Controlle
     if args.snapshot && args.no_removed {
         eprintln!("warning: --no-removed has no effect with --snapshot (snapshots log every row)");
     }
+    if let Some(why) = args.targets.refused_discovery() {
+        eprintln!("Error: {why}");
+        return Ok(2);
+    }
     let targets = args.targets.targets()?;
     let signer = operator::signer(settings, "schedule")?;
     let mut query = ScheduledQuery {
