@@ -2,17 +2,18 @@
 //! after every match a record produced is acknowledged by the broker, so a
 //! crash re-evaluates rather than loses (at-least-once).
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::Message;
 use rdkafka::producer::{FutureProducer, FutureRecord};
-use sweep_proto::{topics, ResultsRecord};
+use sweep_proto::{topics, MatchRecord, ResultsRecord};
 use tokio::sync::watch;
 use tracing::{debug, info, warn};
 
 use crate::config::Config;
 use crate::ruleset::RuleSet;
+use crate::suppress::Suppressor;
 use crate::RulesError;
 
 /// Runs until `shutdown` turns true.
@@ -41,9 +42,19 @@ pub async fn run(
     let producer: FutureProducer = pcfg.create()?;
     consumer.subscribe(&[topics::RESULTS])?;
     info!(rules = rules.len(), group = %config.group_id, "evaluating rules");
+    let mut suppressor = Suppressor::default();
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
     loop {
         let msg = tokio::select! {
             m = consumer.recv() => m,
+            _ = tick.tick() => {
+                for summary in suppressor.close(Instant::now()) {
+                    if !deliver(&producer, &summary, &mut shutdown).await {
+                        return Ok(());
+                    }
+                }
+                continue;
+            }
             _ = shutdown.changed() => break,
         };
         let msg = match msg {
@@ -62,26 +73,17 @@ pub async fn run(
                 Vec::new()
             }
         };
-        for m in &matches {
-            let payload = serde_json::to_string(m).expect("matches serialize");
-            // Retry until delivered: storing the offset past an undelivered
-            // match would lose it.
-            loop {
-                let rec = FutureRecord::to(topics::MATCHES)
-                    .key(&m.rule_id)
-                    .payload(&payload);
-                match producer.send(rec, Duration::from_secs(5)).await {
-                    Ok(_) => break,
-                    Err((e, _)) => {
-                        warn!(rule = %m.rule_id, error = %e, "match not delivered; retrying");
-                        tokio::select! {
-                            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
-                            _ = shutdown.changed() => return Ok(()),
-                        }
-                    }
+        let now = Instant::now();
+        for m in matches {
+            let report = match rules.suppress_for(&m.rule_id) {
+                Some(window) => suppressor.admit(m, window, now),
+                None => Some(m),
+            };
+            if let Some(m) = report {
+                if !deliver(&producer, &m, &mut shutdown).await {
+                    return Ok(());
                 }
             }
-            info!(rule = %m.rule_id, host = %m.host, severity = %m.severity, "match");
         }
         if let Err(e) = consumer.store_offset_from_message(&msg) {
             warn!(error = %e, "cannot store the offset");
@@ -93,4 +95,31 @@ pub async fn run(
         debug!(error = %e, "final commit");
     }
     Ok(())
+}
+
+/// Produces one match, retrying until the broker takes it: storing an offset
+/// past an undelivered match would lose it. False when shut down first.
+async fn deliver(
+    producer: &FutureProducer,
+    m: &MatchRecord,
+    shutdown: &mut watch::Receiver<bool>,
+) -> bool {
+    let payload = serde_json::to_string(m).expect("matches serialize");
+    loop {
+        let rec = FutureRecord::to(topics::MATCHES)
+            .key(&m.rule_id)
+            .payload(&payload);
+        match producer.send(rec, Duration::from_secs(5)).await {
+            Ok(_) => break,
+            Err((e, _)) => {
+                warn!(rule = %m.rule_id, error = %e, "match not delivered; retrying");
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                    _ = shutdown.changed() => return false,
+                }
+            }
+        }
+    }
+    info!(rule = %m.rule_id, host = %m.host, severity = %m.severity, count = m.count, "match");
+    true
 }

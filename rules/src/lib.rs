@@ -6,6 +6,8 @@
 //!   tree once, at load time, and evaluating it on a row.
 //! - [`ruleset`]: the loaded rules, indexed by the query they watch, turning a
 //!   result row into matches.
+//! - [`suppress`]: optional per-rule aggregation of repeated matches
+//!   (first/last seen, count).
 //! - [`consumer`]: the consume → evaluate → produce → commit loop.
 //! - [`config`]: the TOML configuration.
 #![forbid(unsafe_code)]
@@ -16,6 +18,7 @@ pub mod consumer;
 pub mod error;
 pub mod rule;
 pub mod ruleset;
+pub mod suppress;
 
 pub use config::Config;
 pub use error::RulesError;

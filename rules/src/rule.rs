@@ -10,9 +10,13 @@
 //! query = "*"
 //! # A SQL boolean expression over the row's columns.
 //! condition = "name = 'bash' AND remote_address NOT LIKE '10.%' AND remote_port > 0"
+//! # Optional: report a host's matching row once an hour, then a summary
+//! # with first/last seen and the count.
+//! suppress_for = "1h"
 //! ```
 
 use std::path::Path;
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
@@ -55,6 +59,22 @@ pub struct RuleSpec {
     pub description: String,
     #[serde(default = "yes")]
     pub enabled: bool,
+    /// Report a host's matching row once per this window ("1h"), then one
+    /// summary with the count; absent: report every match.
+    #[serde(default, with = "humantime_opt")]
+    pub suppress_for: Option<Duration>,
+}
+
+mod humantime_opt {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer};
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+        let text = Option::<String>::deserialize(d)?;
+        text.map(|t| humantime::parse_duration(&t).map_err(serde::de::Error::custom))
+            .transpose()
+    }
 }
 
 fn any_query() -> String {
@@ -80,6 +100,7 @@ pub struct Rule {
     pub severity: Severity,
     pub query: String,
     pub condition: Condition,
+    pub suppress_for: Option<Duration>,
 }
 
 impl Rule {
@@ -100,6 +121,7 @@ impl Rule {
             severity: spec.severity,
             query: spec.query,
             condition,
+            suppress_for: spec.suppress_for,
         })
     }
 }

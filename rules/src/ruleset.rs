@@ -34,6 +34,14 @@ impl RuleSet {
         }
     }
 
+    /// The rule's suppression window, if it has one.
+    pub fn suppress_for(&self, rule_id: &str) -> Option<std::time::Duration> {
+        self.rules
+            .iter()
+            .find(|r| r.id == rule_id)
+            .and_then(|r| r.suppress_for)
+    }
+
     pub fn len(&self) -> usize {
         self.rules.len()
     }

@@ -311,3 +311,50 @@ fn discovery_queries_narrow_a_hunt() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("discovery query"));
 }
+
+#[test]
+fn repeated_matches_are_summarised_with_a_count() {
+    let c = Cluster::start().unwrap();
+    let rules = c.dir.path().join("rules");
+    std::fs::create_dir_all(&rules).unwrap();
+    std::fs::write(
+        rules.join("suppress.toml"),
+        r#"
+[[rule]]
+id = "e2e_repeat"
+title = "The same row again and again"
+severity = "low"
+query = "hunt:*"
+condition = "marker = 'again'"
+suppress_for = "4s"
+"#,
+    )
+    .unwrap();
+    let _rules = c.rules(&rules).unwrap();
+    let _agent = c.agent("web-1", &[]).unwrap();
+    c.wait_agents(&["web-1"], Duration::from_secs(20)).unwrap();
+    for _ in 0..3 {
+        let out = c.sweep(&["hunt", "SELECT 'again' AS marker"]);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    // The first match at once, then one summary when the window closes.
+    let all = eventually(Duration::from_secs(30), || {
+        let out = c.sweep(&["matches", "--json"]);
+        let ms: Vec<_> = ndjson(&out.stdout)
+            .into_iter()
+            .filter(|m| m["rule_id"] == "e2e_repeat")
+            .collect();
+        (ms.len() >= 2).then_some(ms)
+    })
+    .expect("no summary match");
+    assert_eq!(all.len(), 2, "{all:?}");
+    assert_eq!(all[0]["count"], 1);
+    assert_eq!(all[1]["count"], 3);
+    assert!(all[1]["first_seen"].as_u64() <= all[1]["last_seen"].as_u64());
+    assert_eq!(all[1]["host"], "web-1");
+}

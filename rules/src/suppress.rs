@@ -1,0 +1,133 @@
+//! Match aggregation. A rule with `suppress_for` reports a given host's
+//! matching row once, then counts repeats of it (a snapshot query matches the
+//! same row every interval) and, when the window closes, reports one summary
+//! with the first and last time seen and the count. Without it, every match
+//! is reported as it happens.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use sweep_proto::MatchRecord;
+
+struct Group {
+    /// The latest state: first_seen fixed, last_seen and count growing.
+    record: MatchRecord,
+    /// How many of `record.count` were already reported.
+    reported: u64,
+    closes: Instant,
+}
+
+#[derive(Default)]
+pub struct Suppressor {
+    groups: HashMap<String, Group>,
+}
+
+fn key(m: &MatchRecord) -> String {
+    // The row is a BTreeMap: its JSON is canonical.
+    format!(
+        "{}\0{}\0{}",
+        m.rule_id,
+        m.host,
+        serde_json::to_string(&m.row).unwrap_or_default()
+    )
+}
+
+impl Suppressor {
+    /// Takes a new match for a rule with window `window`; returns it if it
+    /// must be reported now (the first of its group).
+    pub fn admit(&mut self, m: MatchRecord, window: Duration, now: Instant) -> Option<MatchRecord> {
+        let k = key(&m);
+        if let Some(g) = self.groups.get_mut(&k) {
+            if now < g.closes {
+                g.record.count += m.count;
+                g.record.last_seen = g.record.last_seen.max(m.last_seen);
+                return None;
+            }
+        }
+        self.groups.insert(
+            k,
+            Group {
+                record: m.clone(),
+                reported: m.count,
+                closes: now + window,
+            },
+        );
+        Some(m)
+    }
+
+    /// Summaries of the groups whose window closed with repeats not yet
+    /// reported; closed groups are forgotten.
+    pub fn close(&mut self, now: Instant) -> Vec<MatchRecord> {
+        let mut out = Vec::new();
+        self.groups.retain(|_, g| {
+            if now < g.closes {
+                return true;
+            }
+            if g.record.count > g.reported {
+                out.push(g.record.clone());
+            }
+            false
+        });
+        out.sort_by(|a, b| {
+            (a.first_seen, &a.rule_id, &a.host).cmp(&(b.first_seen, &b.rule_id, &b.host))
+        });
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+
+    fn m(host: &str, t: u64) -> MatchRecord {
+        MatchRecord {
+            rule_id: "r".into(),
+            title: "t".into(),
+            severity: "high".into(),
+            host: host.into(),
+            query: "q".into(),
+            hunt_id: None,
+            row: [("pid".to_string(), "1".to_string())]
+                .into_iter()
+                .collect::<BTreeMap<_, _>>(),
+            first_seen: t,
+            last_seen: t,
+            count: 1,
+        }
+    }
+
+    #[test]
+    fn repeats_are_counted_and_summarised_once() {
+        let mut s = Suppressor::default();
+        let w = Duration::from_secs(60);
+        let t0 = Instant::now();
+        assert!(s.admit(m("a", 100), w, t0).is_some());
+        assert!(s
+            .admit(m("a", 110), w, t0 + Duration::from_secs(10))
+            .is_none());
+        assert!(s
+            .admit(m("a", 120), w, t0 + Duration::from_secs(20))
+            .is_none());
+        // Another host is another group.
+        assert!(s
+            .admit(m("b", 120), w, t0 + Duration::from_secs(20))
+            .is_some());
+        assert!(s.close(t0 + Duration::from_secs(30)).is_empty());
+        let closed = s.close(t0 + Duration::from_secs(61));
+        assert_eq!(closed.len(), 1, "b had no repeats");
+        assert_eq!(
+            (
+                closed[0].host.as_str(),
+                closed[0].first_seen,
+                closed[0].last_seen,
+                closed[0].count
+            ),
+            ("a", 100, 120, 3)
+        );
+        // After the window the next match opens a new group.
+        assert!(s
+            .admit(m("a", 200), w, t0 + Duration::from_secs(100))
+            .is_some());
+    }
+}
