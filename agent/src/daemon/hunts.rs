@@ -139,7 +139,12 @@ async fn report_not_run(
 
 async fn run_one(shared: &Shared, hunt: &Hunt) -> Result<(), AgentError> {
     info!(hunt_id = %hunt.id, issuer = %hunt.issuer, "running hunt");
-    let out = shared.run_query("hunt", &hunt.sql).await?;
+    let out = match shared.run_query("hunt", &hunt.sql).await {
+        Ok(out) => out,
+        // The query task itself failed (it panicked outside a table): the
+        // controller still hears from this agent, with the reason.
+        Err(e) => return report_not_run(shared, hunt, Some(e.to_string()), None).await,
+    };
     shared.counters.hunts_run.fetch_add(1, Ordering::Relaxed);
     let now = unix_now();
     let name = hunt.query_name();
