@@ -12,7 +12,8 @@ as_root() {
 }
 
 # Installs what building and running sweep needs, when it is missing:
-# Debian packages (etcd, protoc, a C toolchain for librdkafka and SQLite) and
+# Debian packages (etcd, protoc, a C toolchain and OpenSSL for librdkafka and
+# SQLite) and
 # the Tansu broker from crates.io.
 install_deps() {
   local pkgs=()
@@ -24,6 +25,10 @@ install_deps() {
   command -v pkg-config >/dev/null || pkgs+=(pkg-config)
   command -v curl >/dev/null || pkgs+=(curl)
   dpkg -s zlib1g-dev >/dev/null 2>&1 || pkgs+=(zlib1g-dev)
+  # librdkafka links the system OpenSSL for Kafka TLS and SASL/SCRAM; the
+  # end-to-end tests make their TLS certificates with the openssl command.
+  dpkg -s libssl-dev >/dev/null 2>&1 || pkgs+=(libssl-dev)
+  command -v openssl >/dev/null || pkgs+=(openssl)
   if [ ${#pkgs[@]} -gt 0 ]; then
     log "installing Debian packages: ${pkgs[*]}"
     as_root apt-get update -qq

@@ -5,7 +5,9 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use etcd_client::{Client, ConnectOptions};
+use std::path::PathBuf;
+
+use etcd_client::{Certificate, Client, ConnectOptions, Identity, TlsOptions};
 use rdkafka::ClientConfig;
 use serde::{Deserialize, Serialize};
 
@@ -30,6 +32,12 @@ pub struct EtcdSettings {
     /// How long to wait for a connection, e.g. "5s".
     #[serde(with = "humantime_serde_compat")]
     pub connect_timeout: Duration,
+    /// PEM file of the CA that signed etcd's certificate; turns TLS on
+    /// (endpoints then use https://).
+    pub ca_file: Option<PathBuf>,
+    /// PEM client certificate and key, when etcd asks clients for one.
+    pub cert_file: Option<PathBuf>,
+    pub key_file: Option<PathBuf>,
 }
 
 impl Default for EtcdSettings {
@@ -40,6 +48,9 @@ impl Default for EtcdSettings {
             username: None,
             password: None,
             connect_timeout: Duration::from_secs(5),
+            ca_file: None,
+            cert_file: None,
+            key_file: None,
         }
     }
 }
@@ -47,6 +58,43 @@ impl Default for EtcdSettings {
 impl EtcdSettings {
     pub fn keyspace(&self) -> Keyspace {
         Keyspace::new(&self.prefix)
+    }
+
+    /// TLS options from the PEM files, when a CA is configured.
+    fn tls(&self) -> Result<Option<TlsOptions>, ProtoError> {
+        let read = |name: &'static str, path: &PathBuf| {
+            std::fs::read(path).map_err(|e| ProtoError::Setting {
+                name,
+                reason: format!("{}: {e}", path.display()),
+            })
+        };
+        let Some(ca) = &self.ca_file else {
+            if self.cert_file.is_some() || self.key_file.is_some() {
+                return Err(ProtoError::Setting {
+                    name: "etcd.ca_file",
+                    reason: "a client certificate needs ca_file too".into(),
+                });
+            }
+            return Ok(None);
+        };
+        let mut tls =
+            TlsOptions::new().ca_certificate(Certificate::from_pem(read("etcd.ca_file", ca)?));
+        match (&self.cert_file, &self.key_file) {
+            (Some(cert), Some(key)) => {
+                tls = tls.identity(Identity::from_pem(
+                    read("etcd.cert_file", cert)?,
+                    read("etcd.key_file", key)?,
+                ));
+            }
+            (None, None) => {}
+            _ => {
+                return Err(ProtoError::Setting {
+                    name: "etcd.cert_file",
+                    reason: "cert_file and key_file go together".into(),
+                })
+            }
+        }
+        Ok(Some(tls))
     }
 
     pub async fn connect(&self) -> Result<Client, ProtoError> {
@@ -60,6 +108,9 @@ impl EtcdSettings {
             .with_connect_timeout(self.connect_timeout)
             .with_timeout(Duration::from_secs(10))
             .with_keep_alive(Duration::from_secs(5), Duration::from_secs(5));
+        if let Some(tls) = self.tls()? {
+            opts = opts.with_tls(tls);
+        }
         if let Some(user) = &self.username {
             opts = opts.with_user(user.clone(), self.password.clone().unwrap_or_default());
         }
@@ -136,5 +187,48 @@ pub mod humantime_serde_compat {
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
         let text = String::deserialize(d)?;
         humantime::parse_duration(&text).map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kafka_tls_and_sasl_settings_are_accepted() {
+        // librdkafka refuses these at client creation when built without
+        // OpenSSL; sweep must reach brokers that require them.
+        let mut kafka = KafkaSettings::default();
+        kafka
+            .add_properties([
+                "security.protocol=SASL_SSL",
+                "sasl.mechanism=SCRAM-SHA-512",
+                "sasl.username=sweep",
+                "sasl.password=secret",
+            ])
+            .unwrap();
+        let created = kafka
+            .client_config()
+            .create::<rdkafka::producer::BaseProducer>();
+        assert!(created.is_ok(), "{:?}", created.err());
+        assert!(kafka.add_properties(["no-equals-sign"]).is_err());
+    }
+
+    #[test]
+    fn etcd_tls_files_must_come_in_pairs() {
+        let s = EtcdSettings {
+            cert_file: Some("/x.pem".into()),
+            ..EtcdSettings::default()
+        };
+        assert!(s.tls().unwrap_err().to_string().contains("ca_file"));
+        let s = EtcdSettings {
+            ca_file: Some("/nonexistent/ca.pem".into()),
+            ..EtcdSettings::default()
+        };
+        assert!(s
+            .tls()
+            .unwrap_err()
+            .to_string()
+            .contains("/nonexistent/ca.pem"));
     }
 }

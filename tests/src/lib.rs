@@ -133,6 +133,8 @@ pub struct Cluster {
     pub kafka: String,
     kafka_port: u16,
     etcd_ports: (u16, u16),
+    /// The test CA and etcd's certificate, when etcd speaks TLS.
+    etcd_tls: Option<TlsFiles>,
     signer: Signer,
     key_file: PathBuf,
     // Fields drop in order: the servers stop before their directory goes.
@@ -143,6 +145,16 @@ pub struct Cluster {
 
 impl Cluster {
     pub fn start() -> Result<Self> {
+        Self::start_with(false)
+    }
+
+    /// A cluster whose etcd speaks only TLS, with a CA made for the test;
+    /// agents and the controller are configured with it.
+    pub fn start_tls() -> Result<Self> {
+        Self::start_with(true)
+    }
+
+    fn start_with(tls: bool) -> Result<Self> {
         // Fail early, with the install hint, before anything starts.
         server("etcd", "apt-get install etcd-server");
         server(
@@ -155,10 +167,17 @@ impl Cluster {
         let signer = Signer::generate()?;
         let key_file = dir.path().join("sweep.key");
         std::fs::write(&key_file, signer.secret_hex())?;
+        let etcd_tls = if tls {
+            Some(make_tls(dir.path())?)
+        } else {
+            None
+        };
+        let scheme = if tls { "https" } else { "http" };
         let mut cluster = Self {
             signer,
             key_file,
-            etcd_url: format!("http://127.0.0.1:{client}"),
+            etcd_tls,
+            etcd_url: format!("{scheme}://127.0.0.1:{client}"),
             etcd_ports: (client, peer),
             kafka: format!("127.0.0.1:{kport}"),
             kafka_port: kport,
@@ -176,10 +195,14 @@ impl Cluster {
         let etcd_bin = server("etcd", "apt-get install etcd-server");
         let (client, peer) = self.etcd_ports;
         let peer_url = format!("http://127.0.0.1:{peer}");
+        let mut cmd = Command::new(etcd_bin);
+        if let Some(tls) = &self.etcd_tls {
+            cmd.arg(format!("--cert-file={}", tls.cert.display()))
+                .arg(format!("--key-file={}", tls.key.display()));
+        }
         let etcd = spawn(
             "etcd",
-            Command::new(etcd_bin)
-                .arg("--name=e2e")
+            cmd.arg("--name=e2e")
                 .arg(format!(
                     "--data-dir={}",
                     self.dir.path().join("etcd").display()
@@ -279,7 +302,8 @@ impl Cluster {
             cfg.push_str(&format!("{k} = \"{v}\"\n"));
         }
         cfg.push_str(&format!(
-            "[etcd]\nendpoints = [\"{}\"]\n[kafka]\nbrokers = \"{}\"\n[heartbeat]\nttl = \"3s\"\ninterval = \"1s\"\n[spool]\ndelivery_timeout = \"3s\"\n[limits]\nwall_time = \"2s\"\n[metrics]\nlisten = \"127.0.0.1:{}\"\n[trust]\npublic_keys = [\"{}\"]\n",
+            "[etcd]\n{}endpoints = [\"{}\"]\n[kafka]\nbrokers = \"{}\"\n[heartbeat]\nttl = \"3s\"\ninterval = \"1s\"\n[spool]\ndelivery_timeout = \"3s\"\n[limits]\nwall_time = \"2s\"\n[metrics]\nlisten = \"127.0.0.1:{}\"\n[trust]\npublic_keys = [\"{}\"]\n",
+            self.etcd_ca_line(),
             self.etcd_url,
             self.kafka,
             free_port(),
@@ -318,6 +342,14 @@ impl Cluster {
         )
     }
 
+    /// `ca_file = "…"` for an `[etcd]` section, when etcd speaks TLS.
+    fn etcd_ca_line(&self) -> String {
+        match &self.etcd_tls {
+            Some(tls) => format!("ca_file = \"{}\"\n", tls.ca.display()),
+            None => String::new(),
+        }
+    }
+
     /// The controller, pointed at this cluster.
     pub fn sweep_cmd(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new(bin("sweep"));
@@ -327,6 +359,12 @@ impl Cluster {
             .env("SWEEP_SIGNING_KEY", &self.key_file)
             .env_remove("SWEEP_CONFIG")
             .stdin(Stdio::null());
+        if self.etcd_tls.is_some() {
+            // The CA reaches the controller through its config file.
+            let path = self.dir.path().join("controller.toml");
+            let _ = std::fs::write(&path, format!("[etcd]\n{}", self.etcd_ca_line()));
+            cmd.env("SWEEP_CONFIG", path);
+        }
         cmd
     }
 
@@ -390,4 +428,78 @@ pub fn hunt(id: &str, sql: &str) -> Hunt {
         issuer: "e2e".into(),
         signature: None,
     }
+}
+
+/// A test CA and a certificate for 127.0.0.1 signed by it.
+pub struct TlsFiles {
+    pub ca: PathBuf,
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+/// Makes a CA and a server certificate with the `openssl` command.
+fn make_tls(dir: &Path) -> Result<TlsFiles> {
+    let openssl = server("openssl", "apt-get install openssl");
+    let tls = dir.join("tls");
+    std::fs::create_dir_all(&tls)?;
+    let run = |args: &[&str]| -> Result<()> {
+        let out = Command::new(&openssl)
+            .args(args)
+            .current_dir(&tls)
+            .output()?;
+        if !out.status.success() {
+            bail!("openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        Ok(())
+    };
+    run(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "1",
+        "-subj",
+        "/CN=sweep-test-ca",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+    ])?;
+    run(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-subj",
+        "/CN=127.0.0.1",
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
+    ])?;
+    std::fs::write(tls.join("san.ext"), "subjectAltName=IP:127.0.0.1\n")?;
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-days",
+        "1",
+        "-extfile",
+        "san.ext",
+        "-out",
+        "server.pem",
+    ])?;
+    Ok(TlsFiles {
+        ca: tls.join("ca.pem"),
+        cert: tls.join("server.pem"),
+        key: tls.join("server.key"),
+    })
 }
