@@ -171,14 +171,8 @@ mod tests {
     use rusqlite::types::Value;
 
     use super::*;
+    use crate::tables::testing::text;
     use crate::tables::{Budget, HostPaths, Op, TableEnv};
-
-    fn text(row: &Row, col: &str) -> String {
-        match row.get(col) {
-            Some(Value::Text(t)) => t.clone(),
-            other => panic!("{col}: {other:?}"),
-        }
-    }
 
     /// The live database against dpkg-query, which reads it with libdpkg.
     #[test]

@@ -86,21 +86,11 @@ mod tests {
     use rusqlite::types::Value;
 
     use super::*;
-    use crate::tables::{Budget, TableEnv};
+    use crate::tables::testing::text;
+    use crate::tables::TableEnv;
 
     fn scan(env: &TableEnv) -> Vec<Row> {
-        let budget = Budget::unlimited();
-        let ctx = ScanContext::all("etc_services", COLUMNS, &budget, env);
-        let mut rows = Vec::new();
-        EtcServices.generate(&ctx, &mut rows).unwrap();
-        rows
-    }
-
-    fn text(row: &Row, col: &str) -> String {
-        match row.get(col) {
-            Some(Value::Text(t)) => t.clone(),
-            other => panic!("{col}: {other:?}"),
-        }
+        crate::tables::testing::scan(&EtcServices, env)
     }
 
     #[test]

@@ -69,32 +69,34 @@ pub(super) struct Target {
     pub directory: String,
 }
 
+/// The paths one column's constraints name: its `=` values, and what its
+/// `LIKE` patterns expand to (`dirs`: directories only).
+fn constrained(
+    ctx: &ScanContext<'_>,
+    column: &str,
+    dirs: bool,
+) -> Result<BTreeSet<String>, AgentError> {
+    let mut out: BTreeSet<String> = ctx
+        .eq_texts(column)
+        .unwrap_or_default()
+        .into_iter()
+        .collect();
+    for pattern in ctx.like_patterns(column) {
+        out.extend(expand_pattern(ctx, &pattern, dirs)?);
+    }
+    Ok(out)
+}
+
 /// The paths named by a scan's `path` and `directory` constraints (`=` and
 /// `LIKE`), sorted and without duplicates.
 pub(super) fn targets(ctx: &ScanContext<'_>) -> Result<Vec<Target>, AgentError> {
     let mut out = BTreeSet::new();
-    let mut paths: BTreeSet<String> = ctx
-        .eq_texts("path")
-        .unwrap_or_default()
-        .into_iter()
-        .collect();
-    for pattern in ctx.like_patterns("path") {
-        paths.extend(expand_pattern(ctx, &pattern, false)?);
-    }
-    for path in paths {
+    for path in constrained(ctx, "path", false)? {
         let directory = parent_of(&path);
         out.insert(Target { path, directory });
     }
 
-    let mut dirs: BTreeSet<String> = ctx
-        .eq_texts("directory")
-        .unwrap_or_default()
-        .into_iter()
-        .collect();
-    for pattern in ctx.like_patterns("directory") {
-        dirs.extend(expand_pattern(ctx, &pattern, true)?);
-    }
-    for dir in dirs {
+    for dir in constrained(ctx, "directory", true)? {
         for name in list_dir(&dir) {
             ctx.check()?;
             out.insert(Target {
@@ -319,33 +321,12 @@ mod tests {
 
     use super::*;
     use crate::engine::{Engine, Limits};
-    use crate::tables::{Budget, Op, Registry, TableEnv};
+    use crate::tables::testing::{int, text};
+    use crate::tables::{Op, Registry, TableEnv};
 
     fn scan(column: &str, op: Op, value: &str) -> Vec<Row> {
-        let budget = Budget::unlimited();
-        let env = TableEnv::default();
-        let ctx = ScanContext::all("file", COLUMNS, &budget, &env).with_constraint(
-            column,
-            op,
-            vec![Value::Text(value.to_string())],
-        );
-        let mut rows = Vec::new();
-        File.generate(&ctx, &mut rows).unwrap();
-        rows
-    }
-
-    fn text(row: &Row, col: &str) -> String {
-        match row.get(col) {
-            Some(Value::Text(t)) => t.clone(),
-            other => panic!("{col}: {other:?}"),
-        }
-    }
-
-    fn int(row: &Row, col: &str) -> i64 {
-        match row.get(col) {
-            Some(Value::Integer(i)) => *i,
-            other => panic!("{col}: {other:?}"),
-        }
+        let value = vec![Value::Text(value.to_string())];
+        crate::tables::testing::scan_with(&File, &TableEnv::default(), &[(column, op, value)])
     }
 
     /// `stat --format` output for one path, independent of our own stat code.

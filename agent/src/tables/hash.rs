@@ -133,16 +133,8 @@ mod tests {
     use crate::tables::{Budget, Op, Registry, TableEnv};
 
     fn scan(column: &str, op: Op, value: &str) -> Vec<Row> {
-        let budget = Budget::unlimited();
-        let env = TableEnv::default();
-        let ctx = ScanContext::all("hash", COLUMNS, &budget, &env).with_constraint(
-            column,
-            op,
-            vec![Value::Text(value.to_string())],
-        );
-        let mut rows = Vec::new();
-        Hash.generate(&ctx, &mut rows).unwrap();
-        rows
+        let value = vec![Value::Text(value.to_string())];
+        crate::tables::testing::scan_with(&Hash, &TableEnv::default(), &[(column, op, value)])
     }
 
     /// The digest coreutils' `<tool>` prints for `path`.

@@ -119,29 +119,11 @@ mod tests {
     use rusqlite::types::Value;
 
     use super::*;
-    use crate::tables::{Budget, TableEnv};
+    use crate::tables::testing::{int, text};
+    use crate::tables::TableEnv;
 
     fn scan() -> Vec<Row> {
-        let budget = Budget::unlimited();
-        let env = TableEnv::default();
-        let ctx = ScanContext::all("interface_details", COLUMNS, &budget, &env);
-        let mut rows = Vec::new();
-        InterfaceDetails.generate(&ctx, &mut rows).unwrap();
-        rows
-    }
-
-    fn int(row: &Row, col: &str) -> i64 {
-        match row.get(col) {
-            Some(Value::Integer(i)) => *i,
-            other => panic!("{col}: {other:?}"),
-        }
-    }
-
-    fn text(row: &Row, col: &str) -> String {
-        match row.get(col) {
-            Some(Value::Text(t)) => t.clone(),
-            other => panic!("{col}: {other:?}"),
-        }
+        crate::tables::testing::scan(&InterfaceDetails, &TableEnv::default())
     }
 
     fn sysfs(name: &str, file: &str) -> String {

@@ -77,15 +77,10 @@ mod tests {
 
     use super::*;
     use crate::tables::net::sockets::fixture::{fd, inode, net_namespace, Opened};
-    use crate::tables::{Budget, IntoValue, TableEnv};
+    use crate::tables::{IntoValue, TableEnv};
 
     fn scan() -> Vec<Row> {
-        let budget = Budget::unlimited();
-        let env = TableEnv::default();
-        let ctx = ScanContext::all("listening_ports", COLUMNS, &budget, &env);
-        let mut rows = Vec::new();
-        ListeningPorts.generate(&ctx, &mut rows).unwrap();
-        rows
+        crate::tables::testing::scan(&ListeningPorts, &TableEnv::default())
     }
 
     fn find<'r>(rows: &'r [Row], col: &str, value: Value) -> Option<&'r Row> {

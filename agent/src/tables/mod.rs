@@ -17,6 +17,8 @@ mod schema;
 pub mod vtab;
 
 mod net;
+#[cfg(test)]
+pub(crate) mod testing;
 pub(crate) mod util;
 
 mod arp_cache;

@@ -148,15 +148,10 @@ mod tests {
     use rusqlite::types::Value;
 
     use super::*;
-    use crate::tables::{Budget, TableEnv};
+    use crate::tables::TableEnv;
 
     fn scan() -> Vec<Row> {
-        let budget = Budget::unlimited();
-        let env = TableEnv::default();
-        let ctx = ScanContext::all("mounts", COLUMNS, &budget, &env);
-        let mut rows = Vec::new();
-        Mounts.generate(&ctx, &mut rows).unwrap();
-        rows
+        crate::tables::testing::scan(&Mounts, &TableEnv::default())
     }
 
     fn text(row: &Row, c: &str) -> String {

@@ -103,6 +103,7 @@ mod tests {
     use rusqlite::types::Value;
 
     use super::*;
+    use crate::tables::testing::text;
     use crate::tables::{Budget, Op, TableEnv};
 
     fn scan_pid(pid: i64) -> Vec<Row> {
@@ -116,13 +117,6 @@ mod tests {
         let mut rows = Vec::new();
         ProcessMemoryMap.generate(&ctx, &mut rows).unwrap();
         rows
-    }
-
-    fn text(row: &Row, col: &str) -> String {
-        match row.get(col) {
-            Some(Value::Text(t)) => t.clone(),
-            other => panic!("{col}: {other:?}"),
-        }
     }
 
     /// A sleeping child's maps do not change, so they can be compared with

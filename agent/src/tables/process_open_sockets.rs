@@ -68,6 +68,7 @@ mod tests {
 
     use super::*;
     use crate::tables::net::sockets::fixture::{fd, inode, net_namespace, Opened};
+    use crate::tables::testing::int;
     use crate::tables::{Budget, Op, TableEnv};
 
     fn scan(pid: Option<i64>) -> Vec<Row> {
@@ -86,13 +87,6 @@ mod tests {
         rows.iter()
             .find(|r| r.get("socket") == Some(&Value::Integer(inode)))
             .unwrap_or_else(|| panic!("socket {inode} not found"))
-    }
-
-    fn int(row: &Row, col: &str) -> i64 {
-        match row.get(col) {
-            Some(Value::Integer(i)) => *i,
-            other => panic!("{col}: {other:?}"),
-        }
     }
 
     fn text<'r>(row: &'r Row, col: &str) -> &'r str {

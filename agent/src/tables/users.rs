@@ -147,31 +147,15 @@ mod tests {
     use rusqlite::types::Value;
 
     use super::*;
-    use crate::tables::{Budget, Op, TableEnv};
+    use crate::tables::testing::{int, text};
+    use crate::tables::{Op, TableEnv};
 
     fn scan(env: &TableEnv, constraints: &[(&str, Vec<Value>)]) -> Vec<Row> {
-        let budget = Budget::unlimited();
-        let mut ctx = ScanContext::all("users", COLUMNS, &budget, env);
-        for (col, vals) in constraints {
-            ctx = ctx.with_constraint(col, Op::Eq, vals.clone());
-        }
-        let mut rows = Vec::new();
-        Users.generate(&ctx, &mut rows).unwrap();
-        rows
-    }
-
-    fn text(row: &Row, col: &str) -> String {
-        match row.get(col) {
-            Some(Value::Text(t)) => t.clone(),
-            other => panic!("{col}: {other:?}"),
-        }
-    }
-
-    fn int(row: &Row, col: &str) -> i64 {
-        match row.get(col) {
-            Some(Value::Integer(i)) => *i,
-            other => panic!("{col}: {other:?}"),
-        }
+        let constraints: Vec<_> = constraints
+            .iter()
+            .map(|(c, v)| (*c, Op::Eq, v.clone()))
+            .collect();
+        crate::tables::testing::scan_with(&Users, env, &constraints)
     }
 
     /// `getent passwd` output, keyed by name (first entry wins, as in NSS).

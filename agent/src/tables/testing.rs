@@ -1,0 +1,46 @@
+//! Helpers shared by the tables' unit tests: run one scan the way the vtab
+//! glue does, and read typed values out of rows.
+
+use rusqlite::types::Value;
+
+use super::{Budget, Op, Row, ScanContext, Table, TableEnv};
+
+/// Every row of one scan of `table`, all columns used, with `constraints`
+/// pushed down.
+pub fn scan_with(
+    table: &dyn Table,
+    env: &TableEnv,
+    constraints: &[(&str, Op, Vec<Value>)],
+) -> Vec<Row> {
+    let budget = Budget::unlimited();
+    let mut ctx = ScanContext::all(table.name(), table.columns(), &budget, env);
+    for (column, op, values) in constraints {
+        ctx = ctx.with_constraint(column, *op, values.clone());
+    }
+    let mut rows = Vec::new();
+    table
+        .generate(&ctx, &mut rows)
+        .unwrap_or_else(|e| panic!("{}: {e}", table.name()));
+    rows
+}
+
+/// Every row of one unconstrained scan of `table`.
+pub fn scan(table: &dyn Table, env: &TableEnv) -> Vec<Row> {
+    scan_with(table, env, &[])
+}
+
+/// A TEXT value; panics (failing the test) on anything else.
+pub fn text(row: &Row, col: &str) -> String {
+    match row.get(col) {
+        Some(Value::Text(t)) => t.clone(),
+        other => panic!("{col}: {other:?}"),
+    }
+}
+
+/// An INTEGER value; panics (failing the test) on anything else.
+pub fn int(row: &Row, col: &str) -> i64 {
+    match row.get(col) {
+        Some(Value::Integer(i)) => *i,
+        other => panic!("{col}: {other:?}"),
+    }
+}
