@@ -189,32 +189,56 @@ impl<'a> ScanContext<'a> {
         out
     }
 
-    /// Integer values `column` must equal; values that are not integers match nothing.
+    /// Integer values `column` must equal, or None when the query does not
+    /// narrow it to a list the table can look up exactly.
+    ///
+    /// A push-down may never narrow a result: SQLite compares `pid = '01'`
+    /// or `pid = 1.0` numerically, so such values are converted the way its
+    /// affinity does, and a value whose conversion is not certain (`'1e0'`, a
+    /// blob) turns the look-up off; SQLite then filters a full scan. NULL
+    /// equals nothing and is dropped.
     pub fn eq_integers(&self, column: &str) -> Option<Vec<i64>> {
-        self.eq_values(column).map(|vals| {
-            let mut out: Vec<i64> = vals
-                .iter()
-                .filter_map(|v| match v {
-                    Value::Integer(i) => Some(*i),
-                    Value::Real(f) if f.fract() == 0.0 => Some(*f as i64),
-                    Value::Text(t) => t.trim().parse().ok(),
-                    _ => None,
-                })
-                .collect();
-            out.sort_unstable();
-            out.dedup();
-            out
-        })
+        let vals = self.eq_values(column)?;
+        let mut out = Vec::with_capacity(vals.len());
+        for v in &vals {
+            match v {
+                Value::Null => {}
+                Value::Integer(i) => out.push(*i),
+                // Exactly an integer in i64's range: -2^63 <= f < 2^63.
+                Value::Real(f)
+                    if f.fract() == 0.0
+                        && *f >= -9.223_372_036_854_776e18
+                        && *f < 9.223_372_036_854_776e18 =>
+                {
+                    out.push(*f as i64)
+                }
+                Value::Text(t) => out.push(t.trim().parse().ok()?),
+                _ => return None,
+            }
+        }
+        out.sort_unstable();
+        out.dedup();
+        Some(out)
     }
 
-    /// Text values `column` must equal.
+    /// Text values `column` must equal, or None when the query does not
+    /// narrow it to values the table can compare exactly: integers become
+    /// their decimal text (as SQLite's text affinity makes them), while a real
+    /// or a blob turns the look-up off (see [`eq_integers`](Self::eq_integers)).
     pub fn eq_texts(&self, column: &str) -> Option<Vec<String>> {
-        self.eq_values(column).map(|vals| {
-            let mut out: Vec<String> = vals.iter().filter_map(value_text).collect();
-            out.sort();
-            out.dedup();
-            out
-        })
+        let vals = self.eq_values(column)?;
+        let mut out = Vec::with_capacity(vals.len());
+        for v in &vals {
+            match v {
+                Value::Null => {}
+                Value::Text(t) => out.push(t.clone()),
+                Value::Integer(i) => out.push(i.to_string()),
+                _ => return None,
+            }
+        }
+        out.sort();
+        out.dedup();
+        Some(out)
     }
 
     /// `LIKE` patterns on `column`.
@@ -258,7 +282,8 @@ fn value_text(v: &Value) -> Option<String> {
     match v {
         Value::Text(t) => Some(t.clone()),
         Value::Integer(i) => Some(i.to_string()),
-        Value::Real(f) => Some(f.to_string()),
+        // SQLite renders reals its own way ("1.0e+20"); such a pattern is
+        // left to SQLite rather than guessed.
         _ => None,
     }
 }

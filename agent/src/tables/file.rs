@@ -246,8 +246,20 @@ pub(super) fn expand_pattern(
         let last = i + 1 == segments.len();
         let mut next = Vec::new();
         if !is_wild(segment) {
+            // LIKE folds ASCII case: `/ETC/passwd` names /etc/passwd too, so
+            // a segment with letters is matched against the directory's
+            // entries; one that cannot be listed keeps the literal name.
+            let folds = segment.bytes().any(|b| b.is_ascii_alphabetic());
             for prefix in &current {
-                next.push(join(prefix, segment));
+                let names = if folds { list_dir(prefix) } else { Vec::new() };
+                if names.is_empty() {
+                    next.push(join(prefix, segment));
+                }
+                for name in names {
+                    if name.eq_ignore_ascii_case(segment) {
+                        next.push(join(prefix, &name));
+                    }
+                }
             }
         } else if last && segment.ends_with("%%") {
             // "%%" means "and everything below": match this level with '%'.
@@ -473,6 +485,19 @@ mod tests {
             .map(|r| (text(r, "directory"), text(r, "path")))
             .collect();
         assert_eq!(got, vec![(format!("{d}/sub"), format!("{d}/sub/deeper"))]);
+
+        // LIKE folds ASCII case in literal segments too, as SQLite does:
+        // `SUB` names both `sub` and `Sub`.
+        std::fs::create_dir_all(dir.path().join("Sub")).unwrap();
+        std::fs::write(dir.path().join("Sub/five.conf"), "5").unwrap();
+        let got: Vec<String> = scan("path", Op::Like, &format!("{d}/SUB/%"))
+            .iter()
+            .map(|r| text(r, "path"))
+            .collect();
+        assert_eq!(
+            got,
+            vec![format!("{d}/Sub/five.conf"), format!("{d}/sub/deeper")]
+        );
     }
 
     #[test]

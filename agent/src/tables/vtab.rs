@@ -152,6 +152,11 @@ unsafe impl<'vtab> VTab<'vtab> for SweepTab {
                 IndexConstraintOp::SQLITE_INDEX_CONSTRAINT_LIKE => Op::Like,
                 _ => continue,
             };
+            // `x = 'A' COLLATE NOCASE` (or RTRIM) matches more than the exact
+            // value a table would look up: such a constraint is left to SQLite.
+            if op == Op::Eq && !info.collation(i)?.eq_ignore_ascii_case("BINARY") {
+                continue;
+            }
             chosen.push((i, col, op));
         }
         let mut planned = Vec::with_capacity(chosen.len());
@@ -204,6 +209,7 @@ unsafe impl<'vtab> VTab<'vtab> for SweepTab {
             tab: self,
             rows: Vec::new(),
             pos: 0,
+            col_used: u64::MAX,
         })
     }
 }
@@ -215,6 +221,8 @@ struct SweepCursor<'vtab> {
     tab: &'vtab SweepTab,
     rows: Vec<Row>,
     pos: usize,
+    /// The columns this scan's query reads (SQLite's colUsed mask).
+    col_used: u64,
 }
 
 impl SweepCursor<'_> {
@@ -285,6 +293,7 @@ unsafe impl VTabCursor for SweepCursor<'_> {
         };
         self.rows.clear();
         self.pos = 0;
+        self.col_used = col_used;
         // SQLite calls us through C: a panic must not unwind out of here (that
         // aborts the agent). A table that panics fails its query instead.
         let rows = &mut self.rows;
@@ -334,9 +343,41 @@ unsafe impl VTabCursor for SweepCursor<'_> {
         }
     }
 
+    /// A row's identity, the same in every scan of one query. SQLite uses
+    /// rowids to drop rows it has already returned when it answers an `OR`
+    /// with one scan per branch, so a rowid must name the row, not its
+    /// position in one scan (positions collide across scans and silently
+    /// dropped rows). The identity is a hash of the values of the columns the
+    /// query reads: two rows alike in all of those are alike in every branch
+    /// of the `WHERE`, so treating them as one is exact.
     fn rowid(&self) -> rusqlite::Result<i64> {
-        Ok(self.pos as i64)
+        let Some(row) = self.rows.get(self.pos) else {
+            return Ok(0);
+        };
+        Ok(row_identity(&row.values, self.col_used))
     }
+}
+
+/// A stable 64-bit hash of the values of the used columns (bit 63 of
+/// `col_used` stands for column 63 and every later one, as in SQLite).
+fn row_identity(values: &[Value], col_used: u64) -> i64 {
+    use std::hash::{Hash, Hasher};
+    // SipHash with fixed keys: the same in every scan and every run.
+    let mut h = std::hash::DefaultHasher::new();
+    for (i, v) in values.iter().enumerate() {
+        if col_used & (1u64 << i.min(63)) == 0 {
+            continue;
+        }
+        i.hash(&mut h);
+        match v {
+            Value::Null => 0u8.hash(&mut h),
+            Value::Integer(n) => (1u8, n).hash(&mut h),
+            Value::Real(f) => (2u8, f.to_bits()).hash(&mut h),
+            Value::Text(t) => (3u8, t).hash(&mut h),
+            Value::Blob(b) => (4u8, b).hash(&mut h),
+        }
+    }
+    h.finish() as i64
 }
 
 #[cfg(test)]
