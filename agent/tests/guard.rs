@@ -44,6 +44,7 @@ fn expect(engine: &Engine, sql: &str, kind: Kind, fragment: &str) -> QueryOutput
         Some(QueryError::Refused(m)) => (Kind::Refused, m),
         Some(QueryError::Sql(m)) => (Kind::Sql, m),
         Some(QueryError::Limit(m)) => (Kind::Limit, m),
+        Some(QueryError::Output(m)) => panic!("{shown:?}: rows lost: {m}"),
         None => panic!("{shown:?} ran: {} rows", out.rows.len()),
     };
     assert_eq!(got, kind, "{shown:?}: {message}");

@@ -22,6 +22,9 @@ pub struct Counters {
     pub hunts_run: u64,
     pub queries_failed: u64,
     pub rows_sent: u64,
+    /// Records the broker refused for good, kept in the agent's quarantine.
+    #[serde(default)]
+    pub records_quarantined: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

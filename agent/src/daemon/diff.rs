@@ -8,12 +8,13 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use super::state_file;
 use crate::error::AgentError;
 
 type Row = BTreeMap<String, String>;
 
-#[derive(Debug, Default, Serialize, Deserialize)]
-struct Saved {
+#[derive(Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Saved {
     /// Hash of the SQL: a changed query starts a new epoch.
     fingerprint: String,
     epoch: u64,
@@ -28,6 +29,8 @@ pub struct Diff {
     pub counter: u64,
     pub added: Vec<Row>,
     pub removed: Vec<Row>,
+    /// The state to remember once the records are safe ([`DiffStore::commit`]).
+    next: Option<Saved>,
 }
 
 pub struct DiffStore {
@@ -68,10 +71,8 @@ impl DiffStore {
     pub fn diff(&self, name: &str, sql: &str, rows: Vec<Row>) -> Result<Diff, AgentError> {
         let path = self.path(name);
         let fingerprint = hash(sql);
-        let saved: Saved = std::fs::read(&path)
-            .ok()
-            .and_then(|b| serde_json::from_slice(&b).ok())
-            .unwrap_or_default();
+        let saved: Saved =
+            state_file::read_or_set_aside(&path, "differential state")?.unwrap_or_default();
         let (epoch, counter, previous) = if saved.fingerprint == fingerprint {
             (saved.epoch, saved.counter + 1, saved.rows)
         } else if saved.fingerprint.is_empty() {
@@ -107,17 +108,25 @@ impl DiffStore {
         }
         diff.added.sort();
         diff.removed.sort();
-        let saved = Saved {
+        diff.next = Some(Saved {
             fingerprint,
             epoch,
             counter,
             rows: current,
-        };
-        let tmp = path.with_extension("tmp");
-        std::fs::write(&tmp, serde_json::to_vec(&saved).expect("state serializes"))
-            .and_then(|()| std::fs::rename(&tmp, &path))
-            .map_err(|e| AgentError::io(format!("writing {}", path.display()), e))?;
+        });
         Ok(diff)
+    }
+
+    /// Remembers this run's rows as the state the next run compares with.
+    /// Called only once the diff's records are spooled: a crash before that
+    /// leaves the old state, so the next run reports the change again rather
+    /// than never.
+    pub fn commit(&self, name: &str, diff: &mut Diff) -> Result<(), AgentError> {
+        let Some(saved) = diff.next.take() else {
+            return Ok(());
+        };
+        let bytes = serde_json::to_vec(&saved).expect("state serializes");
+        state_file::write_atomic(&self.path(name), &bytes)
     }
 
     /// Drops the state of a query that was removed.
@@ -138,28 +147,51 @@ mod tests {
     fn reports_changes_like_osquery_and_survives_reopen() {
         let dir = tempfile::tempdir().unwrap();
         let store = DiffStore::open(dir.path()).unwrap();
-        let d = store
+        let mut d = store
             .diff("q", "SELECT 1", vec![row("a"), row("b")])
             .unwrap();
+        store.commit("q", &mut d).unwrap();
         assert_eq!((d.epoch, d.counter), (0, 0));
         assert_eq!(d.added, vec![row("a"), row("b")]);
         let store = DiffStore::open(dir.path()).unwrap();
-        let d = store
+        let mut d = store
             .diff("q", "SELECT 1", vec![row("b"), row("c"), row("c")])
             .unwrap();
+        store.commit("q", &mut d).unwrap();
         assert_eq!((d.epoch, d.counter), (0, 1));
         assert_eq!(d.added, vec![row("c"), row("c")]);
         assert_eq!(d.removed, vec![row("a")]);
-        let d = store
+        let mut d = store
             .diff("q", "SELECT 1", vec![row("b"), row("c"), row("c")])
             .unwrap();
+        store.commit("q", &mut d).unwrap();
         assert!(d.added.is_empty() && d.removed.is_empty());
         // A new SQL text is a new epoch: everything is added again.
-        let d = store.diff("q", "SELECT 2", vec![row("b")]).unwrap();
+        let mut d = store.diff("q", "SELECT 2", vec![row("b")]).unwrap();
+        store.commit("q", &mut d).unwrap();
         assert_eq!((d.epoch, d.counter), (1, 0));
         assert_eq!(d.added, vec![row("b")]);
         store.forget("q");
-        let d = store.diff("q", "SELECT 2", vec![row("b")]).unwrap();
+        let mut d = store.diff("q", "SELECT 2", vec![row("b")]).unwrap();
+        store.commit("q", &mut d).unwrap();
         assert_eq!(d.added, vec![row("b")]);
+    }
+
+    #[test]
+    fn an_uncommitted_run_is_reported_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = DiffStore::open(dir.path()).unwrap();
+        let mut d = store.diff("q", "SELECT 1", vec![row("a")]).unwrap();
+        store.commit("q", &mut d).unwrap();
+        // The rows of this run never reached the spool (a crash): no commit.
+        let d = store
+            .diff("q", "SELECT 1", vec![row("a"), row("b")])
+            .unwrap();
+        assert_eq!(d.added, vec![row("b")]);
+        let store = DiffStore::open(dir.path()).unwrap();
+        let d = store
+            .diff("q", "SELECT 1", vec![row("a"), row("b")])
+            .unwrap();
+        assert_eq!((d.counter, d.added.clone()), (1, vec![row("b")]));
     }
 }

@@ -134,61 +134,60 @@ async fn report_not_run(
         key: shared.host_id.clone(),
         value: serde_json::to_string(&status).expect("status serializes"),
     };
-    shared.sink.send(vec![record]).await
+    shared.sink.send(&[record])
 }
 
 async fn run_one(shared: &Shared, hunt: &Hunt) -> Result<(), AgentError> {
     info!(hunt_id = %hunt.id, issuer = %hunt.issuer, "running hunt");
-    let out = match shared.run_query("hunt", &hunt.sql).await {
-        Ok(out) => out,
-        // The query task itself failed (it panicked outside a table): the
-        // controller still hears from this agent, with the reason.
-        Err(e) => return report_not_run(shared, hunt, Some(e.to_string()), None).await,
-    };
-    shared.counters.hunts_run.fetch_add(1, Ordering::Relaxed);
     let now = unix_now();
-    let name = hunt.query_name();
-    let mut records: Vec<Record> = out
-        .string_rows()
-        .map(|columns| {
+    let record = {
+        let shared = shared.clone();
+        let name = hunt.query_name();
+        let hunt_id = hunt.id.clone();
+        move |columns| {
             shared.result_record(
                 RowMeta {
                     name: &name,
                     action: "snapshot",
-                    hunt_id: Some(&hunt.id),
+                    hunt_id: Some(&hunt_id),
                     epoch: 0,
                     counter: 0,
                     now,
                 },
                 columns,
             )
-        })
-        .collect();
+        }
+    };
+    let out = match shared.run_streaming("hunt", &hunt.sql, record).await {
+        Ok(out) => out,
+        // The query task itself failed (it panicked outside a table): the
+        // controller still hears from this agent, with the reason.
+        Err(e) => return report_not_run(shared, hunt, Some(e.to_string()), None).await,
+    };
+    shared.counters.hunts_run.fetch_add(1, Ordering::Relaxed);
     let status = HuntStatus {
         hunt_id: hunt.id.clone(),
         host_identifier: shared.host_id.clone(),
         unix_time: now,
         status: StatusBody {
-            rows: out.rows.len() as u64,
+            rows: out.row_count,
             error: out.error.as_ref().map(ToString::to_string),
             duration_ms: out.elapsed.as_millis() as u64,
             columns: out.columns.clone(),
             skipped: None,
         },
     };
-    records.push(Record {
+    shared.sink.send(&[Record {
         key: shared.host_id.clone(),
         value: serde_json::to_string(&status).expect("status serializes"),
-    });
-    let rows = out.rows.len();
-    shared.sink.send(records).await?;
+    }])?;
     shared
         .counters
         .rows_sent
-        .fetch_add(rows as u64, Ordering::Relaxed);
+        .fetch_add(out.row_count, Ordering::Relaxed);
     info!(
         hunt_id = %hunt.id,
-        rows,
+        rows = out.row_count,
         duration_ms = out.elapsed.as_millis() as u64,
         error = out.error.as_ref().map(ToString::to_string).unwrap_or_default(),
         "hunt answered"

@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use super::state_file;
 use crate::error::AgentError;
 
 pub struct Ledger {
@@ -13,15 +14,10 @@ pub struct Ledger {
 }
 
 impl Ledger {
+    /// Opens the ledger; a corrupt one is set aside with a warning (hunts
+    /// still live may then run once more, which beats not starting).
     pub fn open(path: &Path) -> Result<Self, AgentError> {
-        let ran = match std::fs::read(path) {
-            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| AgentError::Config {
-                path: path.display().to_string(),
-                reason: format!("corrupt hunt ledger: {e}"),
-            })?,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => BTreeMap::new(),
-            Err(e) => return Err(AgentError::io(format!("reading {}", path.display()), e)),
-        };
+        let ran = state_file::read_or_set_aside(path, "hunt ledger")?.unwrap_or_default();
         Ok(Self {
             path: path.to_path_buf(),
             ran,
@@ -36,11 +32,8 @@ impl Ledger {
     pub fn record(&mut self, hunt_id: &str, expires_at: u64, now: u64) -> Result<(), AgentError> {
         self.ran.retain(|_, exp| *exp > now);
         self.ran.insert(hunt_id.to_string(), expires_at);
-        let tmp = self.path.with_extension("tmp");
         let bytes = serde_json::to_vec(&self.ran).expect("a map of strings serializes");
-        std::fs::write(&tmp, bytes)
-            .and_then(|()| std::fs::rename(&tmp, &self.path))
-            .map_err(|e| AgentError::io(format!("writing {}", self.path.display()), e))
+        state_file::write_atomic(&self.path, &bytes)
     }
 }
 

@@ -26,6 +26,8 @@ pub struct Metrics {
     pub spool_records: IntGauge,
     pub spool_bytes: IntGauge,
     pub spool_dropped: IntCounter,
+    pub spool_corrupt: IntCounter,
+    pub records_quarantined: IntCounter,
     pub etcd_errors: IntCounterVec,
     pub cpu_percent: Gauge,
     pub rss_bytes: IntGauge,
@@ -78,7 +80,7 @@ impl Metrics {
         )?;
         let delivery_errors = IntCounter::new(
             "sweep_agent_kafka_delivery_errors_total",
-            "Records the broker did not take in time (then spooled).",
+            "Deliveries that failed for a reason that may pass (retried from the spool).",
         )?;
         let spool_records = IntGauge::new(
             "sweep_agent_spool_records",
@@ -87,7 +89,15 @@ impl Metrics {
         let spool_bytes = IntGauge::new("sweep_agent_spool_bytes", "Bytes in the disk spool.")?;
         let spool_dropped = IntCounter::new(
             "sweep_agent_spool_dropped_records_total",
-            "Records dropped because the spool was full.",
+            "Records dropped because the spool (or the quarantine) was full.",
+        )?;
+        let spool_corrupt = IntCounter::new(
+            "sweep_agent_spool_corrupt_lines_total",
+            "Undecodable spool lines (torn by a crash) that were skipped.",
+        )?;
+        let records_quarantined = IntCounter::new(
+            "sweep_agent_kafka_records_quarantined_total",
+            "Records the broker refused for good, set aside in the quarantine file.",
         )?;
         let etcd_errors = IntCounterVec::new(
             Opts::new("sweep_agent_etcd_errors_total", "etcd failures, by task."),
@@ -117,6 +127,8 @@ impl Metrics {
         registry.register(Box::new(spool_records.clone()))?;
         registry.register(Box::new(spool_bytes.clone()))?;
         registry.register(Box::new(spool_dropped.clone()))?;
+        registry.register(Box::new(spool_corrupt.clone()))?;
+        registry.register(Box::new(records_quarantined.clone()))?;
         registry.register(Box::new(etcd_errors.clone()))?;
         registry.register(Box::new(cpu_percent.clone()))?;
         registry.register(Box::new(rss_bytes.clone()))?;
@@ -135,6 +147,8 @@ impl Metrics {
             spool_records,
             spool_bytes,
             spool_dropped,
+            spool_corrupt,
+            records_quarantined,
             etcd_errors,
             cpu_percent,
             rss_bytes,

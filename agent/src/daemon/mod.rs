@@ -8,7 +8,10 @@
 //!   across restarts.
 //! - [`scheduler`]: scheduled queries and packs; [`diff`]: differential
 //!   results across runs.
-//! - [`sink`] and [`spool`]: the Kafka producer and its disk spool.
+//! - [`sink`] and [`spool`]: every record is spooled to disk first, then
+//!   sent to Kafka in order; [`quarantine`]: records the broker refuses for
+//!   good.
+//! - [`state_file`]: crash-safe writes of the small state files.
 //! - [`metrics`], [`http`]: Prometheus metrics and their endpoint.
 //! - [`selfstat`]: the agent's own CPU and memory.
 //!
@@ -23,10 +26,12 @@ pub mod http;
 pub mod hunts;
 pub mod ledger;
 pub mod metrics;
+pub mod quarantine;
 pub mod scheduler;
 pub mod selfstat;
 pub mod sink;
 pub mod spool;
+pub mod state_file;
 pub mod watcher;
 
 use std::collections::BTreeMap;
@@ -42,12 +47,15 @@ use tokio::sync::{mpsc, watch};
 use tracing::{info, warn};
 
 use crate::config::Config;
-use crate::engine::{Engine, QueryError, QueryOutput};
+use crate::engine::{value_to_string, Engine, QueryError, QueryOutput};
 use crate::error::AgentError;
-use crate::tables::{AgentFacts, Registry, TableEnv};
+use crate::tables::{AgentFacts, Budget, Registry, TableEnv};
 use metrics::Metrics;
 use sink::Sink;
 use spool::Record;
+
+/// Rows a streaming query spools at a time.
+const STREAM_BATCH: usize = 1_000;
 
 #[derive(Default)]
 pub struct AtomicCounters {
@@ -96,6 +104,7 @@ impl Shared {
                 hunts_run: self.counters.hunts_run.load(Ordering::Relaxed),
                 queries_failed: self.counters.queries_failed.load(Ordering::Relaxed),
                 rows_sent: self.counters.rows_sent.load(Ordering::Relaxed),
+                records_quarantined: self.sink.quarantined(),
             },
             spool_depth: self.sink.spool_depth(),
         }
@@ -110,18 +119,63 @@ impl Shared {
         self.trusted.verify(command)
     }
 
-    /// Runs a query off the async threads and counts it under `kind`.
+    /// Runs a query off the async threads, collecting its rows, and counts
+    /// it under `kind`.
     pub async fn run_query(&self, kind: &str, sql: &str) -> Result<QueryOutput, AgentError> {
         let engine = self.engine.clone();
         let sql = sql.to_string();
         let out = tokio::task::spawn_blocking(move || engine.run(&sql))
             .await
             .map_err(|e| AgentError::Task(e.to_string()))?;
+        self.count_query(kind, &out);
+        Ok(out)
+    }
+
+    /// Runs a query off the async threads and spools its rows in batches as
+    /// they come, each turned into a record by `record`: a large answer is
+    /// never held whole.
+    pub async fn run_streaming(
+        &self,
+        kind: &str,
+        sql: &str,
+        record: impl Fn(BTreeMap<String, String>) -> Record + Send + 'static,
+    ) -> Result<QueryOutput, AgentError> {
+        let engine = self.engine.clone();
+        let sink = self.sink.clone();
+        let sql = sql.to_string();
+        let out = tokio::task::spawn_blocking(move || {
+            let mut batch = Vec::with_capacity(STREAM_BATCH);
+            let mut on_row = |columns: &[String], row: Vec<rusqlite::types::Value>| {
+                let fields = columns
+                    .iter()
+                    .zip(&row)
+                    .map(|(c, v)| (c.clone(), value_to_string(v)))
+                    .collect();
+                batch.push(record(fields));
+                if batch.len() >= STREAM_BATCH {
+                    sink.send(&batch).map_err(|e| e.to_string())?;
+                    batch.clear();
+                }
+                Ok(())
+            };
+            let mut out = engine.run_each(&sql, Budget::unlimited(), &mut on_row);
+            if let Err(e) = sink.send(&batch) {
+                out.error = Some(QueryError::Output(e.to_string()));
+            }
+            out
+        })
+        .await
+        .map_err(|e| AgentError::Task(e.to_string()))?;
+        self.count_query(kind, &out);
+        Ok(out)
+    }
+
+    fn count_query(&self, kind: &str, out: &QueryOutput) {
         let outcome = match &out.error {
             None => "ok",
             Some(QueryError::Refused(_)) => "refused",
             Some(QueryError::Limit(_)) => "limit",
-            Some(QueryError::Sql(_)) => "error",
+            Some(QueryError::Sql(_) | QueryError::Output(_)) => "error",
         };
         self.metrics
             .queries
@@ -130,11 +184,10 @@ impl Shared {
         self.metrics
             .query_duration
             .observe(out.elapsed.as_secs_f64());
-        self.metrics.result_rows.inc_by(out.rows.len() as u64);
+        self.metrics.result_rows.inc_by(out.row_count);
         if out.error.is_some() {
             self.counters.queries_failed.fetch_add(1, Ordering::Relaxed);
         }
-        Ok(out)
     }
 
     /// Whether every discovery query returns rows. A failing discovery query
@@ -214,9 +267,9 @@ impl Running {
     /// Waits for the tasks to finish after shutdown was signalled.
     pub async fn stopped(self) {
         for t in self.tasks {
-            let _ = tokio::time::timeout(Duration::from_secs(5), t).await;
+            let _ = tokio::time::timeout(Duration::from_secs(6), t).await;
         }
-        self.shared.sink.flush(Duration::from_secs(5));
+        self.shared.sink.report_pending();
     }
 
     pub fn host_id(&self) -> &str {
@@ -314,7 +367,7 @@ pub async fn start(config: Config, shutdown: watch::Receiver<bool>) -> Result<Ru
         changes_rx,
         shutdown.clone(),
     )));
-    tasks.push(tokio::spawn(sink.drain(shutdown)));
+    tasks.push(tokio::spawn(sink.drain(shutdown, Duration::from_secs(5))));
     info!(host_id = %host_id, version = sweep_proto::VERSION, "agent started");
     Ok(Running { tasks, shared })
 }

@@ -342,31 +342,36 @@ impl Scheduler {
             counter,
             now,
         };
-        let records: Vec<_> =
+        let (records, diff) =
             if snapshot {
-                rows.into_iter()
+                let records: Vec<_> = rows
+                    .into_iter()
                     .map(|r| shared.result_record(meta("snapshot", 0, 0), r))
-                    .collect()
+                    .collect();
+                (records, None)
             } else {
                 let diff = self.diffs.diff(name, sql, rows)?;
                 let mut records: Vec<_> = diff
                     .added
-                    .into_iter()
+                    .iter()
+                    .cloned()
                     .map(|r| shared.result_record(meta("added", diff.epoch, diff.counter), r))
                     .collect();
                 if removed {
-                    records.extend(diff.removed.into_iter().map(|r| {
+                    records.extend(diff.removed.iter().cloned().map(|r| {
                         shared.result_record(meta("removed", diff.epoch, diff.counter), r)
                     }));
                 }
-                records
+                (records, Some(diff))
             };
         debug!(query = name, records = records.len(), "scheduled query ran");
-        if records.is_empty() {
-            return Ok(());
-        }
         let n = records.len() as u64;
-        shared.sink.send(records).await?;
+        shared.sink.send(&records)?;
+        // Only now that its rows are on disk does this run become the state
+        // the next one is compared with.
+        if let Some(mut diff) = diff {
+            self.diffs.commit(name, &mut diff)?;
+        }
         shared
             .counters
             .rows_sent

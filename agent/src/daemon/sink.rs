@@ -1,20 +1,34 @@
-//! The Kafka sink: an idempotent `acks=all` producer in front of the disk
-//! spool. Records go straight to the broker while it answers; when it does
-//! not, they go to the spool, and while the spool holds anything, new records
-//! queue behind it so the topic sees them in order.
+//! The Kafka sink: the disk spool in front of an idempotent `acks=all`
+//! producer. [`Sink::send`] only writes to the spool, so queries and
+//! schedules never wait on the broker; [`Sink::drain`] sends the spool in
+//! order and moves its cursor past what the broker acknowledged.
+//!
+//! Broker errors are sorted: a transient one (broker down, timeout, leader
+//! moving) keeps the records and retries with back-off; a permanent one
+//! (record too large, not authorised, invalid) sends that record to the
+//! quarantine, counted and logged with its query name, and the records
+//! behind it flow on.
 
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use futures::future::join_all;
-use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
-use tokio::sync::{watch, Mutex, Notify};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use sweep_proto::time::unix_now;
+use tokio::sync::{watch, Notify};
 use tracing::{debug, info, warn};
 
 use super::metrics::Metrics;
+use super::quarantine::{self, Quarantine};
 use super::spool::{Record, Spool};
 use crate::config::Config;
 use crate::error::AgentError;
+
+/// How many spooled records one produce round sends.
+const BATCH_RECORDS: usize = 5_000;
+const BATCH_BYTES: u64 = 8 * 1024 * 1024;
 
 #[derive(Clone)]
 pub struct Sink {
@@ -22,18 +36,56 @@ pub struct Sink {
 }
 
 struct Inner {
-    /// Replaced when librdkafka declares it fatally failed (an idempotent
-    /// producer does after in-flight records time out during an outage).
+    /// Replaced after failed deliveries (an idempotent producer whose records
+    /// timed out carries sequence numbers the broker may no longer accept).
     producer: std::sync::RwLock<FutureProducer>,
     config: rdkafka::ClientConfig,
     topic: String,
     spool: Spool,
+    quarantine: Quarantine,
     metrics: Metrics,
     /// Wakes the drainer when records were spooled.
     spooled: Notify,
-    /// Serializes senders so "spool empty → send direct" cannot race a
-    /// concurrent spooling and reorder records.
-    order: Mutex<()>,
+    /// Whether the last delivery attempt reached the broker.
+    delivering: AtomicBool,
+    quarantined: AtomicU64,
+}
+
+/// What the broker made of one record.
+#[derive(Debug)]
+enum Outcome {
+    Delivered,
+    /// Will never be accepted: quarantine it.
+    Refused(String),
+    /// May be accepted later: keep it and retry.
+    Failed(String),
+}
+
+/// Errors that retrying cannot fix.
+fn is_permanent(e: &KafkaError) -> bool {
+    use RDKafkaErrorCode as C;
+    matches!(
+        e.rdkafka_error_code(),
+        Some(
+            C::MessageSizeTooLarge
+                | C::InvalidMessageSize
+                | C::MessageBatchTooLarge
+                | C::InvalidTopic
+                | C::InvalidRecord
+                | C::InvalidRequiredAcks
+                | C::TopicAuthorizationFailed
+                | C::ClusterAuthorizationFailed
+                | C::UnsupportedForMessageFormat
+        )
+    )
+}
+
+fn outcome(e: &KafkaError) -> Outcome {
+    if is_permanent(e) {
+        Outcome::Refused(e.to_string())
+    } else {
+        Outcome::Failed(e.to_string())
+    }
 }
 
 impl Sink {
@@ -52,15 +104,21 @@ impl Sink {
         }
         let producer: FutureProducer = cfg.create()?;
         let spool = Spool::open(&config.state_dir.join("spool"), config.spool.max_bytes)?;
+        let quarantine = Quarantine::new(
+            &config.state_dir.join("quarantine.jsonl"),
+            config.spool.max_bytes,
+        );
         let sink = Self {
             inner: Arc::new(Inner {
                 producer: std::sync::RwLock::new(producer),
                 config: cfg,
                 topic: topic.to_string(),
                 spool,
+                quarantine,
                 metrics,
                 spooled: Notify::new(),
-                order: Mutex::new(()),
+                delivering: AtomicBool::new(true),
+                quarantined: AtomicU64::new(0),
             }),
         };
         sink.update_gauges();
@@ -72,28 +130,29 @@ impl Sink {
         self.inner.spool.depth().0
     }
 
+    /// Records set aside because the broker refused them for good.
+    pub fn quarantined(&self) -> u64 {
+        self.inner.quarantined.load(Ordering::Relaxed)
+    }
+
+    /// Whether records are reaching the broker (for `/ready`).
+    pub fn is_delivering(&self) -> bool {
+        self.inner.delivering.load(Ordering::Relaxed)
+    }
+
     fn update_gauges(&self) {
         let (records, bytes) = self.inner.spool.depth();
         self.inner.metrics.spool_records.set(records as i64);
         self.inner.metrics.spool_bytes.set(bytes as i64);
     }
 
-    /// Sends records in order; whatever the broker does not take in time is
-    /// spooled. Returns once every record is acknowledged or on disk.
-    pub async fn send(&self, records: Vec<Record>) -> Result<(), AgentError> {
-        let _order = self.inner.order.lock().await;
-        if !self.inner.spool.is_empty() {
-            return self.spool(&records);
-        }
-        let failed = self.produce(&records).await;
-        if failed.is_empty() {
+    /// Writes records to the spool, in order, synced to disk; the drainer
+    /// sends them. Never waits on the broker. A full spool drops records
+    /// (counted and logged); only a disk error fails.
+    pub fn send(&self, records: &[Record]) -> Result<(), AgentError> {
+        if records.is_empty() {
             return Ok(());
         }
-        let failed: Vec<Record> = failed.into_iter().map(|i| records[i].clone()).collect();
-        self.spool(&failed)
-    }
-
-    fn spool(&self, records: &[Record]) -> Result<(), AgentError> {
         let dropped = self.inner.spool.append(records)?;
         if dropped > 0 {
             self.inner.metrics.spool_dropped.inc_by(dropped);
@@ -112,11 +171,9 @@ impl Sink {
             .clone()
     }
 
-    /// Starts a new producer after failed deliveries. An idempotent producer
-    /// whose records timed out carries sequence numbers and a producer id the
-    /// broker may no longer accept (a restarted broker answers with errors
-    /// forever, and librdkafka may declare it fatally failed); a fresh one
-    /// starts clean. Nothing is in flight here: every delivery has resolved.
+    /// Starts a new producer after failed deliveries: one whose records timed
+    /// out may be fatally failed, or hold a producer id a restarted broker no
+    /// longer knows. Nothing is in flight here: every delivery has resolved.
     fn renew_producer(&self) {
         match self.inner.config.create::<FutureProducer>() {
             Ok(fresh) => {
@@ -131,91 +188,184 @@ impl Sink {
         }
     }
 
-    /// Produces every record and waits for the broker; returns the indexes of
-    /// the records that were not delivered.
-    async fn produce(&self, records: &[Record]) -> Vec<usize> {
-        let inner = &self.inner;
+    /// Produces every record and waits for the broker's answers.
+    async fn produce(&self, records: &[&Record]) -> Vec<Outcome> {
         let producer = self.producer();
+        let mut outcomes: Vec<Option<Outcome>> = Vec::with_capacity(records.len());
         let mut pending = Vec::with_capacity(records.len());
-        let mut failed = Vec::new();
-        let mut first_error = None;
         for (i, rec) in records.iter().enumerate() {
-            let fr = FutureRecord::to(&inner.topic)
+            let fr = FutureRecord::to(&self.inner.topic)
                 .key(&rec.key)
                 .payload(&rec.value);
             match producer.send_result(fr) {
-                Ok(fut) => pending.push((i, fut)),
-                Err((e, _)) => {
-                    first_error.get_or_insert(e.to_string());
-                    failed.push(i);
+                Ok(fut) => {
+                    outcomes.push(None);
+                    pending.push((i, fut));
                 }
+                Err((e, _)) => outcomes.push(Some(outcome(&e))),
             }
         }
         let (idx, futs): (Vec<usize>, Vec<_>) = pending.into_iter().unzip();
         for (i, result) in idx.into_iter().zip(join_all(futs).await) {
-            match result {
-                Ok(Ok(_)) => inner.metrics.records_sent.inc(),
-                Ok(Err((e, _))) => {
-                    first_error.get_or_insert(e.to_string());
-                    failed.push(i);
-                }
-                Err(_) => failed.push(i),
+            outcomes[i] = Some(match result {
+                Ok(Ok(_)) => Outcome::Delivered,
+                Ok(Err((e, _))) => outcome(&e),
+                Err(_) => Outcome::Failed("the producer went away".into()),
+            });
+        }
+        outcomes
+            .into_iter()
+            .map(|o| o.unwrap_or(Outcome::Failed("no answer".into())))
+            .collect()
+    }
+
+    fn quarantine(&self, record: &Record, error: &str) {
+        let query = quarantine::query_name(record);
+        let entry = quarantine::Entry {
+            at: unix_now(),
+            error: error.to_string(),
+            query: query.clone(),
+            record: record.clone(),
+        };
+        match self.inner.quarantine.put(&entry) {
+            Ok(true) => {
+                self.inner.quarantined.fetch_add(1, Ordering::Relaxed);
+                self.inner.metrics.records_quarantined.inc();
+                warn!(query = %query, error, bytes = record.value.len(), "the broker refused a record for good; quarantined");
+            }
+            Ok(false) => {
+                self.inner.metrics.spool_dropped.inc();
+                warn!(query = %query, error, "the broker refused a record and the quarantine is full; dropped");
+            }
+            Err(e) => {
+                self.inner.metrics.spool_dropped.inc();
+                warn!(query = %query, error = %e, "cannot quarantine a refused record; dropped");
             }
         }
-        if !failed.is_empty() {
-            inner.metrics.delivery_errors.inc_by(failed.len() as u64);
-            let error = first_error.unwrap_or_default();
-            warn!(failed = failed.len(), %error, "records not delivered");
-            failed.sort_unstable();
+    }
+
+    /// One round: sends what the spool holds past its cursor and moves the
+    /// cursor over everything acknowledged or quarantined. Returns whether
+    /// the round made progress, and the first transient error.
+    async fn deliver_once(&self) -> Result<(bool, Option<String>), AgentError> {
+        let spool = &self.inner.spool;
+        let from = spool.acked();
+        let batch = spool.read(from, BATCH_RECORDS, BATCH_BYTES)?;
+        if batch.corrupt > 0 {
+            self.inner.metrics.spool_corrupt.inc_by(batch.corrupt);
+            warn!(lines = batch.corrupt, "skipped undecodable spool lines");
+        }
+        if batch.records.is_empty() {
+            if batch.end != from {
+                spool.ack(batch.end, batch.corrupt, 0)?;
+                return Ok((true, None));
+            }
+            return Ok((false, None));
+        }
+        let records: Vec<&Record> = batch.records.iter().map(|(r, _)| r).collect();
+        let outcomes = self.produce(&records).await;
+        let mut to = from;
+        let (mut n, mut bytes) = (batch.corrupt, 0u64);
+        let mut transient = None;
+        for ((rec, end), outcome) in batch.records.iter().zip(&outcomes) {
+            match outcome {
+                Outcome::Delivered => self.inner.metrics.records_sent.inc(),
+                Outcome::Refused(e) => self.quarantine(rec, e),
+                Outcome::Failed(e) => {
+                    transient = Some(e.clone());
+                    break;
+                }
+            }
+            to = *end;
+            n += 1;
+            bytes += (rec.key.len() + rec.value.len()) as u64;
+        }
+        if transient.is_none() {
+            to = batch.end;
+        } else {
+            let failed = outcomes
+                .iter()
+                .filter(|o| matches!(o, Outcome::Failed(_)))
+                .count();
+            self.inner.metrics.delivery_errors.inc_by(failed as u64);
             self.renew_producer();
         }
-        failed
+        spool.ack(to, n, bytes)?;
+        self.update_gauges();
+        Ok((to != from, transient))
     }
 
-    /// Sends spooled segments, oldest first, until shutdown.
-    pub async fn drain(self, mut shutdown: watch::Receiver<bool>) {
-        let mut backoff = Duration::from_secs(1);
+    /// Sends the spool, oldest first, until `shutdown`; then keeps trying
+    /// for at most `grace` so what is pending leaves before the agent exits.
+    /// Whatever is still undelivered stays on disk for the next start.
+    pub async fn drain(self, mut shutdown: watch::Receiver<bool>, grace: Duration) {
+        let mut backoff = Duration::from_millis(250);
+        let mut stop_at: Option<tokio::time::Instant> = None;
         loop {
-            if *shutdown.borrow() {
+            if stop_at.is_none() && *shutdown.borrow() {
+                stop_at = Some(tokio::time::Instant::now() + grace);
+            }
+            if stop_at.is_some_and(|t| tokio::time::Instant::now() >= t) {
                 return;
             }
-            let next = match self.inner.spool.oldest() {
-                Ok(n) => n,
+            match self.deliver_once().await {
+                Ok((_, None)) if self.inner.spool.is_empty() => {
+                    self.inner.delivering.store(true, Ordering::Relaxed);
+                    backoff = Duration::from_millis(250);
+                    if stop_at.is_some() {
+                        return;
+                    }
+                    // Wait for more; the timeout covers a missed wake-up.
+                    tokio::select! {
+                        _ = self.inner.spooled.notified() => {}
+                        _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                        _ = shutdown.changed() => {}
+                    }
+                }
+                Ok((_, None)) => {
+                    self.inner.delivering.store(true, Ordering::Relaxed);
+                    backoff = Duration::from_millis(250);
+                }
+                Ok((progress, Some(error))) => {
+                    self.inner.delivering.store(progress, Ordering::Relaxed);
+                    let (waiting, _) = self.inner.spool.depth();
+                    warn!(%error, waiting, retry_in = ?backoff, "broker not taking records; they wait in the spool");
+                    self.pause(backoff, stop_at, &mut shutdown).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(8));
+                }
                 Err(e) => {
                     warn!(error = %e, "cannot read the spool");
-                    None
+                    self.pause(backoff, stop_at, &mut shutdown).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(8));
                 }
-            };
-            let Some((seq, records)) = next else {
-                tokio::select! {
-                    _ = self.inner.spooled.notified() => {}
-                    _ = shutdown.changed() => {}
-                }
-                continue;
-            };
-            let failed = self.produce(&records).await;
-            if failed.is_empty() {
-                if let Err(e) = self.inner.spool.remove(seq) {
-                    warn!(error = %e, "cannot remove a drained spool segment");
-                }
-                info!(records = records.len(), "spooled records delivered");
-                self.update_gauges();
-                backoff = Duration::from_secs(1);
-            } else {
-                warn!(failed = failed.len(), retry_in = ?backoff, "broker still unreachable; keeping the spool");
-                tokio::select! {
-                    _ = tokio::time::sleep(backoff) => {}
-                    _ = shutdown.changed() => {}
-                }
-                backoff = (backoff * 2).min(Duration::from_secs(8));
             }
         }
     }
 
-    /// Waits for in-flight records before the agent exits.
-    pub fn flush(&self, timeout: Duration) {
-        if let Err(e) = self.producer().flush(timeout) {
-            warn!(error = %e, "records still in flight at shutdown");
+    async fn pause(
+        &self,
+        backoff: Duration,
+        stop_at: Option<tokio::time::Instant>,
+        shutdown: &mut watch::Receiver<bool>,
+    ) {
+        let mut until = tokio::time::Instant::now() + backoff;
+        if let Some(stop) = stop_at {
+            until = until.min(stop);
+        }
+        tokio::select! {
+            _ = tokio::time::sleep_until(until) => {}
+            _ = shutdown.changed(), if stop_at.is_none() => {}
+        }
+    }
+
+    /// Logs what is left for the next start.
+    pub fn report_pending(&self) {
+        let (records, bytes) = self.inner.spool.depth();
+        if records > 0 {
+            info!(
+                records,
+                bytes, "undelivered records stay in the spool for the next start"
+            );
         }
     }
 }

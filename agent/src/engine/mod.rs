@@ -3,6 +3,11 @@
 //!
 //! A connection per query is cheap (an in-memory database and a few module
 //! registrations) and means no query can leave state behind for the next.
+//! Rows are handed to the caller as SQLite produces them
+//! ([`Engine::run_each`]), so a large answer is never held whole; memory is
+//! limited per query ([`heap`]), never by what earlier queries left behind.
+
+pub mod heap;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
@@ -29,8 +34,11 @@ pub struct Limits {
     pub max_rows: u64,
     /// Bytes of result values a query may return.
     pub max_bytes: u64,
-    /// Resident memory of the whole agent a query may push it to; the query
-    /// is stopped past it. 0 turns the check off.
+    /// Memory one query may use: SQLite's heap for it (sorts, temporary
+    /// b-trees, strings it builds) and the agent's growth in resident memory
+    /// while it runs (rows the tables generate). Past it the query is stopped
+    /// with the limit named; what earlier queries used never counts. 0 turns
+    /// the check off. osquery's watchdog default is 200 MB.
     pub max_memory_bytes: u64,
     /// How long a scheduled query stopped by a limit is deny-listed (not run)
     /// on this agent, e.g. "1h". Editing the query lifts it.
@@ -60,6 +68,8 @@ pub enum QueryError {
     Sql(String),
     /// A limit cut it short; the rows up to then are kept.
     Limit(String),
+    /// The rows could not be handed on (the spool failed).
+    Output(String),
 }
 
 impl std::fmt::Display for QueryError {
@@ -68,6 +78,7 @@ impl std::fmt::Display for QueryError {
             Self::Refused(why) => write!(f, "query refused: {why}"),
             Self::Sql(why) => write!(f, "query failed: {why}"),
             Self::Limit(why) => write!(f, "query stopped: {why}"),
+            Self::Output(why) => write!(f, "query results lost: {why}"),
         }
     }
 }
@@ -76,7 +87,10 @@ impl std::fmt::Display for QueryError {
 #[derive(Debug, Clone, Default)]
 pub struct QueryOutput {
     pub columns: Vec<String>,
+    /// The rows, when the caller asked for them collected ([`Engine::run`]).
     pub rows: Vec<Vec<Value>>,
+    /// Rows produced, whether collected or handed on.
+    pub row_count: u64,
     pub error: Option<QueryError>,
     pub elapsed: Duration,
     /// Rows generated per table before SQLite filtered them.
@@ -127,6 +141,10 @@ fn value_bytes(v: &ValueRef<'_>) -> u64 {
     }
 }
 
+/// Where [`Engine::run_each`] hands each row, with the column names; an
+/// error stops the query.
+pub type OnRow<'a> = dyn FnMut(&[String], Vec<Value>) -> Result<(), String> + 'a;
+
 /// Runs queries on this host's tables.
 #[derive(Clone)]
 pub struct Engine {
@@ -136,6 +154,7 @@ pub struct Engine {
 
 impl Engine {
     pub fn new(registry: Arc<Registry>, limits: Limits) -> Self {
+        heap::configure_allocator();
         Self { registry, limits }
     }
 
@@ -147,15 +166,45 @@ impl Engine {
         &self.limits
     }
 
-    /// Guards and runs `sql`. Never panics on bad input: every failure is in
-    /// the output's `error`, with whatever rows came before it.
+    /// Guards and runs `sql`, collecting its rows. Never panics on bad input:
+    /// every failure is in the output's `error`, with whatever rows came
+    /// before it.
     pub fn run(&self, sql: &str) -> QueryOutput {
         self.run_with(sql, Budget::unlimited())
     }
 
     /// As [`run`](Self::run), with a budget the caller can cancel (the
-    /// watchdog does, when the agent goes over its limits).
+    /// watchdog and shutdown do).
     pub fn run_with(&self, sql: &str, cancel: Arc<Budget>) -> QueryOutput {
+        let mut rows = Vec::new();
+        let mut out = self.run_each(sql, cancel, &mut |_, row| {
+            rows.push(row);
+            Ok(())
+        });
+        out.rows = rows;
+        out
+    }
+
+    /// Guards and runs `sql`, handing each row to `on_row` as SQLite produces
+    /// it, with the column names. An error from `on_row` stops the query
+    /// ([`QueryError::Output`]). Freed memory goes back to the OS afterwards.
+    pub fn run_each(
+        &self,
+        sql: &str,
+        cancel: Arc<Budget>,
+        on_row: &mut OnRow<'_>,
+    ) -> QueryOutput {
+        let out = self.run_inner(sql, cancel, on_row);
+        heap::release_free_memory();
+        out
+    }
+
+    fn run_inner(
+        &self,
+        sql: &str,
+        cancel: Arc<Budget>,
+        on_row: &mut OnRow<'_>,
+    ) -> QueryOutput {
         let started = Instant::now();
         if let Err(e) = sweep_proto::guard::check(sql, &|t| self.registry.contains(t)) {
             let why = match e {
@@ -165,15 +214,20 @@ impl Engine {
             return QueryOutput::failed(QueryError::Refused(why), started);
         }
         let mut budget = Budget::until(started + self.limits.wall_time);
+        let mut _heap = None;
         if self.limits.max_memory_bytes > 0 {
             budget = budget.with_memory_limit(self.limits.max_memory_bytes);
+            _heap = Some(heap::HeapLimit::new(self.limits.max_memory_bytes));
         }
         let shared = ScanShared::new(budget.clone(), self.registry.env().clone());
         let conn = match self.connect(&budget, &cancel, shared.clone()) {
             Ok(c) => c,
             Err(e) => return QueryOutput::failed(QueryError::Sql(e.to_string()), started),
         };
-        let mut out = self.execute(&conn, sql, &budget, &cancel, started);
+        let mut out = self.execute(&conn, sql, &budget, &cancel, on_row);
+        // The connection (and every row its cursors hold) goes before the
+        // heap limit is lifted.
+        drop(conn);
         out.generated = shared
             .generated
             .lock()
@@ -230,7 +284,7 @@ impl Engine {
         sql: &str,
         budget: &Budget,
         cancel: &Budget,
-        started: Instant,
+        on_row: &mut OnRow<'_>,
     ) -> QueryOutput {
         let mut out = QueryOutput::default();
         let limit_error = |budget: &Budget| {
@@ -250,10 +304,20 @@ impl Engine {
                 QueryError::Sql("interrupted".into())
             }
         };
+        let failure = |e: &rusqlite::Error| {
+            if is_out_of_memory(e) && self.limits.max_memory_bytes > 0 {
+                budget.exceed_memory();
+            }
+            if is_interrupt(e) || budget.is_over() {
+                limit_error(budget)
+            } else {
+                QueryError::Sql(sqlite_message(e))
+            }
+        };
         let mut stmt = match conn.prepare(sql) {
             Ok(s) => s,
             Err(e) => {
-                out.error = Some(QueryError::Sql(sqlite_message(&e)));
+                out.error = Some(failure(&e));
                 return out;
             }
         };
@@ -266,7 +330,7 @@ impl Engine {
         let mut rows = match stmt.query([]) {
             Ok(r) => r,
             Err(e) => {
-                out.error = Some(QueryError::Sql(sqlite_message(&e)));
+                out.error = Some(failure(&e));
                 return out;
             }
         };
@@ -274,7 +338,7 @@ impl Engine {
         loop {
             match rows.next() {
                 Ok(Some(row)) => {
-                    if out.rows.len() as u64 >= self.limits.max_rows {
+                    if out.row_count >= self.limits.max_rows {
                         out.error = Some(QueryError::Limit(format!(
                             "row limit of {} reached",
                             self.limits.max_rows
@@ -294,22 +358,26 @@ impl Engine {
                         )));
                         break;
                     }
-                    out.rows.push(values);
+                    if let Err(e) = on_row(&out.columns, values) {
+                        out.error = Some(QueryError::Output(e));
+                        break;
+                    }
+                    out.row_count += 1;
                 }
                 Ok(None) => break,
                 Err(e) => {
-                    out.error = Some(if is_interrupt(&e) || budget.is_over() {
-                        limit_error(budget)
-                    } else {
-                        QueryError::Sql(sqlite_message(&e))
-                    });
+                    out.error = Some(failure(&e));
                     break;
                 }
             }
         }
-        out.elapsed = started.elapsed();
         out
     }
+}
+
+/// SQLite refused an allocation: past the per-query heap limit.
+fn is_out_of_memory(e: &rusqlite::Error) -> bool {
+    matches!(e, rusqlite::Error::SqliteFailure(f, _) if f.code == rusqlite::ErrorCode::OutOfMemory)
 }
 
 fn is_interrupt(e: &rusqlite::Error) -> bool {

@@ -12,7 +12,13 @@ fn unguarded(sql: &str) -> QueryOutput {
     let cancel = Budget::unlimited();
     let shared = ScanShared::new(budget.clone(), engine.registry.env().clone());
     let conn = engine.connect(&budget, &cancel, shared).expect("connect");
-    engine.execute(&conn, sql, &budget, &cancel, started)
+    let mut rows = Vec::new();
+    let mut out = engine.execute(&conn, sql, &budget, &cancel, &mut |_, row| {
+        rows.push(row);
+        Ok(())
+    });
+    out.rows = rows;
+    out
 }
 
 fn assert_stopped(sql: &str, fragment: &str) {

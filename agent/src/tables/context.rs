@@ -37,8 +37,9 @@ pub struct Budget {
     pub deadline: Option<Instant>,
     pub cancelled: AtomicBool,
     reads: Mutex<BTreeMap<&'static str, u64>>,
-    /// The agent's resident memory may not pass this while the query runs
-    /// (osquery's watchdog default is 200 MB).
+    /// The agent's resident memory may not pass this while the query runs:
+    /// its size when the query started plus the query's allowance, so one
+    /// query's leftovers never count against the next.
     memory_limit: Option<u64>,
     memory_exceeded: AtomicBool,
     checks: AtomicU32,
@@ -61,12 +62,19 @@ impl Budget {
         })
     }
 
-    /// Also stops the query once the process's resident memory passes `bytes`.
+    /// Also stops the query once the process's resident memory has grown by
+    /// more than `bytes` since now.
     pub fn with_memory_limit(mut self: Arc<Self>, bytes: u64) -> Arc<Self> {
         if let Some(b) = Arc::get_mut(&mut self) {
-            b.memory_limit = Some(bytes);
+            b.memory_limit = Some(resident_bytes().unwrap_or(0).saturating_add(bytes));
         }
         self
+    }
+
+    /// Marks the query as stopped for its memory (SQLite refused to grow).
+    pub fn exceed_memory(&self) {
+        self.memory_exceeded.store(true, Ordering::Relaxed);
+        self.cancelled.store(true, Ordering::Relaxed);
     }
 
     /// Whether the query was stopped for using too much memory.
