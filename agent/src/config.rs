@@ -29,6 +29,12 @@ pub struct Config {
     pub spool: SpoolConfig,
     pub metrics: MetricsConfig,
     pub trust: TrustConfig,
+    /// How long a stop (SIGTERM, SIGINT) may take: running queries are
+    /// interrupted at once, the lease is revoked, then the spool drains for
+    /// what is left of this, and the agent exits. Keep it below systemd's
+    /// `TimeoutStopSec`. Undelivered records stay spooled for the next start.
+    #[serde(with = "sweep_proto::settings::humantime_serde_compat")]
+    pub shutdown_timeout: std::time::Duration,
 }
 
 impl Default for Config {
@@ -44,6 +50,7 @@ impl Default for Config {
             spool: SpoolConfig::default(),
             metrics: MetricsConfig::default(),
             trust: TrustConfig::default(),
+            shutdown_timeout: std::time::Duration::from_secs(10),
         }
     }
 }

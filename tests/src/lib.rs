@@ -291,6 +291,16 @@ impl Cluster {
 
     /// Starts an agent with this host id and labels; lease TTL 3 s.
     pub fn agent(&self, host_id: &str, labels: &[(&str, &str)]) -> Result<Proc> {
+        self.agent_with(host_id, labels, "wall_time = \"2s\"\n")
+    }
+
+    /// Where the agent `host_id` keeps its state (spool, ledger, quarantine).
+    pub fn state_dir(&self, host_id: &str) -> PathBuf {
+        self.dir.path().join(host_id)
+    }
+
+    /// As [`agent`](Self::agent), with these lines in its `[limits]`.
+    pub fn agent_with(&self, host_id: &str, labels: &[(&str, &str)], limits: &str) -> Result<Proc> {
         let state = self.dir.path().join(host_id);
         std::fs::create_dir_all(&state)?;
         let labels: BTreeMap<&str, &str> = labels.iter().copied().collect();
@@ -302,7 +312,7 @@ impl Cluster {
             cfg.push_str(&format!("{k} = \"{v}\"\n"));
         }
         cfg.push_str(&format!(
-            "[etcd]\n{}endpoints = [\"{}\"]\n[kafka]\nbrokers = \"{}\"\n[heartbeat]\nttl = \"3s\"\ninterval = \"1s\"\n[spool]\ndelivery_timeout = \"3s\"\n[limits]\nwall_time = \"2s\"\n[metrics]\nlisten = \"127.0.0.1:{}\"\n[trust]\npublic_keys = [\"{}\"]\n",
+            "[etcd]\n{}endpoints = [\"{}\"]\n[kafka]\nbrokers = \"{}\"\n[heartbeat]\nttl = \"3s\"\ninterval = \"1s\"\n[spool]\ndelivery_timeout = \"3s\"\n[limits]\n{limits}[metrics]\nlisten = \"127.0.0.1:{}\"\n[trust]\npublic_keys = [\"{}\"]\n",
             self.etcd_ca_line(),
             self.etcd_url,
             self.kafka,

@@ -15,9 +15,11 @@
 //! - [`metrics`], [`http`]: Prometheus metrics and their endpoint.
 //! - [`selfstat`]: the agent's own CPU and memory.
 //!
-//! Life cycle: start every task, wait for SIGTERM or SIGINT, then signal the
-//! tasks, revoke the lease (so the agent leaves `sweep agents` at once) and
-//! flush the producer.
+//! Life cycle: one shutdown signal for the whole daemon, listened to from the
+//! first moment. On SIGTERM or SIGINT running queries are cancelled, the
+//! lease is revoked (so the agent leaves `sweep agents` at once), the spool
+//! drains for what is left of `shutdown_timeout`, and the agent exits;
+//! anything undelivered waits on disk.
 
 pub mod diff;
 pub mod executor;
@@ -82,6 +84,8 @@ pub struct SharedInner {
     pub decorations: BTreeMap<String, String>,
     /// Keys whose signatures make a hunt runnable.
     pub trusted: TrustedKeys,
+    /// Cancelled at shutdown: running queries stop at their next step.
+    pub stopping: Arc<Budget>,
 }
 
 impl std::ops::Deref for Shared {
@@ -124,7 +128,8 @@ impl Shared {
     pub async fn run_query(&self, kind: &str, sql: &str) -> Result<QueryOutput, AgentError> {
         let engine = self.engine.clone();
         let sql = sql.to_string();
-        let out = tokio::task::spawn_blocking(move || engine.run(&sql))
+        let stopping = self.stopping.clone();
+        let out = tokio::task::spawn_blocking(move || engine.run_with(&sql, stopping))
             .await
             .map_err(|e| AgentError::Task(e.to_string()))?;
         self.count_query(kind, &out);
@@ -143,6 +148,7 @@ impl Shared {
         let engine = self.engine.clone();
         let sink = self.sink.clone();
         let sql = sql.to_string();
+        let stopping = self.stopping.clone();
         let out = tokio::task::spawn_blocking(move || {
             let mut batch = Vec::with_capacity(STREAM_BATCH);
             let mut on_row = |columns: &[String], row: Vec<rusqlite::types::Value>| {
@@ -158,7 +164,7 @@ impl Shared {
                 }
                 Ok(())
             };
-            let mut out = engine.run_each(&sql, Budget::unlimited(), &mut on_row);
+            let mut out = engine.run_each(&sql, stopping, &mut on_row);
             if let Err(e) = sink.send(&batch) {
                 out.error = Some(QueryError::Output(e.to_string()));
             }
@@ -246,13 +252,26 @@ pub struct RowMeta<'a> {
     pub now: u64,
 }
 
-/// Runs the agent until SIGTERM or SIGINT.
+/// Runs the agent until SIGTERM or SIGINT, which are honoured from the first
+/// moment, start-up included.
 pub async fn run(config: Config) -> Result<(), AgentError> {
     let (tx, rx) = watch::channel(false);
-    let agent = start(config, rx).await?;
-    sweep_proto::runtime::shutdown_signal().await;
-    info!("shutting down");
-    let _ = tx.send(true);
+    tokio::spawn(async move {
+        sweep_proto::runtime::shutdown_signal().await;
+        info!("shutting down");
+        let _ = tx.send(true);
+    });
+    let mut stop = rx.clone();
+    // A stop during start-up drops whatever start-up was waiting on.
+    let agent = tokio::select! {
+        started = start(config, rx) => match started {
+            Ok(agent) => agent,
+            Err(AgentError::Shutdown) => return Ok(()),
+            Err(e) => return Err(e),
+        },
+        _ = stop.wait_for(|stop| *stop) => return Ok(()),
+    };
+    let _ = stop.wait_for(|stop| *stop).await;
     agent.stopped().await;
     Ok(())
 }
@@ -264,10 +283,14 @@ pub struct Running {
 }
 
 impl Running {
-    /// Waits for the tasks to finish after shutdown was signalled.
+    /// Waits, at most `shutdown_timeout` in all, for the tasks to finish
+    /// after shutdown was signalled.
     pub async fn stopped(self) {
+        let deadline = tokio::time::Instant::now() + self.shared.config.shutdown_timeout;
         for t in self.tasks {
-            let _ = tokio::time::timeout(Duration::from_secs(6), t).await;
+            if tokio::time::timeout_at(deadline, t).await.is_err() {
+                warn!("a task did not stop in time");
+            }
         }
         self.shared.sink.report_pending();
     }
@@ -317,8 +340,17 @@ pub async fn start(config: Config, shutdown: watch::Receiver<bool>) -> Result<Ru
             counters: AtomicCounters::default(),
             decorations,
             trusted,
+            stopping: Budget::unlimited(),
         }),
     };
+    {
+        let stopping = shared.stopping.clone();
+        let mut shutdown = shutdown.clone();
+        tokio::spawn(async move {
+            let _ = shutdown.wait_for(|stop| *stop).await;
+            stopping.cancelled.store(true, Ordering::Relaxed);
+        });
+    }
     if let Err(e) = topics::ensure(&config.kafka, &[topics::RESULTS], 1).await {
         // Not fatal: the topic may exist already, or be created by an operator
         // on a broker that refuses us admin rights. Records spool meanwhile.
@@ -367,7 +399,10 @@ pub async fn start(config: Config, shutdown: watch::Receiver<bool>) -> Result<Ru
         changes_rx,
         shutdown.clone(),
     )));
-    tasks.push(tokio::spawn(sink.drain(shutdown, Duration::from_secs(5))));
+    // Queries stop and the lease goes at once; the spool gets what is left
+    // of the stop's time, less a margin for the rest.
+    let grace = config.shutdown_timeout.saturating_sub(Duration::from_secs(1));
+    tasks.push(tokio::spawn(sink.drain(shutdown, grace)));
     info!(host_id = %host_id, version = sweep_proto::VERSION, "agent started");
     Ok(Running { tasks, shared })
 }

@@ -1,0 +1,282 @@
+//! Nothing lost, nothing stuck, end to end on a real etcd and a real broker:
+//! exact `OR` answers through a hunt, a schedule that keeps its cadence
+//! through a broker outage, a record the broker refuses for good that does
+//! not block the ones behind it, `kill -9` with rows waiting, a large hunt
+//! that leaves the agent as small as it was, and SIGTERM during a long query.
+
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use sweep_e2e::{eventually, hunt, ndjson, Cluster, Proc};
+
+fn ok(out: &std::process::Output) {
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn heartbeat(c: &Cluster, host: &str) -> Option<Value> {
+    let out = c.sweep(&["agents", "--json"]);
+    ndjson(&out.stdout)
+        .into_iter()
+        .find(|a| a["host_id"] == host)
+}
+
+fn tail(c: &Cluster, query: &str) -> Vec<Value> {
+    let out = c.sweep(&["tail", "--query", query, "--json"]);
+    ok(&out);
+    ndjson(&out.stdout)
+}
+
+/// The rows of a hunt, once every expected agent answered.
+fn results(c: &Cluster, id: &str, rows: usize, agent: &Proc) -> Vec<Value> {
+    eventually(Duration::from_secs(60), || {
+        let out = c.sweep(&["results", id, "--json"]);
+        let got = ndjson(&out.stdout);
+        (out.status.code() == Some(0) && got.len() >= rows).then_some(got)
+    })
+    .unwrap_or_else(|| panic!("hunt {id}: fewer than {rows} rows\n{}", agent.log_text()))
+}
+
+/// The agent's resident size, from /proc.
+fn rss_kib(pid: i32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap()
+}
+
+#[test]
+fn an_or_across_pushed_down_columns_returns_every_row() {
+    let c = Cluster::start().unwrap();
+    let _agent = c.agent("web-1", &[]).unwrap();
+    c.wait_agents(&["web-1"], Duration::from_secs(20)).unwrap();
+    let out = c.sweep(&[
+        "hunt",
+        "SELECT uid, username FROM users WHERE uid = 0 OR username = 'nobody'",
+        "--json",
+    ]);
+    ok(&out);
+    let names: BTreeSet<String> = ndjson(&out.stdout)
+        .iter()
+        .map(|r| r["username"].as_str().unwrap_or_default().to_string())
+        .collect();
+    assert_eq!(
+        names,
+        ["nobody", "root"].map(String::from).into(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}
+
+#[test]
+fn a_schedule_keeps_its_cadence_through_a_broker_outage() {
+    let mut c = Cluster::start().unwrap();
+    let agent = c.agent("web-1", &[]).unwrap();
+    c.wait_agents(&["web-1"], Duration::from_secs(20)).unwrap();
+    ok(&c.sweep(&[
+        "schedule",
+        "add",
+        "tick",
+        "SELECT 1 AS one",
+        "--interval",
+        "1s",
+        "--snapshot",
+    ]));
+    eventually(Duration::from_secs(90), || (tail(&c, "tick").len() >= 3).then_some(()))
+        .unwrap_or_else(|| panic!("no ticks\n{}", agent.log_text()));
+
+    c.stop_broker();
+    let outage = Instant::now();
+    // Twenty runs while the broker is away, seen in the spool depth the
+    // agent reports (its heartbeat goes to etcd, which is up).
+    eventually(Duration::from_secs(60), || {
+        let depth = heartbeat(&c, "web-1")?["spool_depth"].as_u64()?;
+        (depth >= 20).then_some(())
+    })
+    .unwrap_or_else(|| panic!("the spool did not grow\n{}", agent.log_text()));
+    let away = outage.elapsed();
+    c.start_broker().unwrap();
+
+    let rows = eventually(Duration::from_secs(90), || {
+        let rows = tail(&c, "tick");
+        let depth = heartbeat(&c, "web-1")?["spool_depth"].as_u64()?;
+        (depth == 0 && rows.len() >= 25).then_some(rows)
+    })
+    .unwrap_or_else(|| panic!("the spool never drained\n{}", agent.log_text()));
+    let times: Vec<u64> = rows
+        .iter()
+        .map(|r| r["unixTime"].as_u64().unwrap())
+        .collect();
+    assert!(
+        times.windows(2).all(|w| w[0] <= w[1]),
+        "out of order: {times:?}"
+    );
+    let gaps: Vec<u64> = times.windows(2).map(|w| w[1] - w[0]).collect();
+    let widest = gaps.iter().max().copied().unwrap_or(0);
+    eprintln!(
+        "{} rows over {} s, broker away {away:?}, widest gap {widest} s",
+        rows.len(),
+        times.last().unwrap() - times[0]
+    );
+    assert!(
+        widest <= 2,
+        "a gap of {widest} s in a 1 s schedule: {times:?}\n{}",
+        agent.log_text()
+    );
+}
+
+#[test]
+fn a_record_the_broker_refuses_is_quarantined_and_the_rest_flow() {
+    let c = Cluster::start().unwrap();
+    let agent = c.agent("web-1", &[]).unwrap();
+    c.wait_agents(&["web-1"], Duration::from_secs(20)).unwrap();
+    // One row of 1.1 MB: over the 1 MB a broker (and librdkafka) takes.
+    c.put_hunt(
+        hunt("too-big", "SELECT printf('%.*c', 1100000, 'x') AS big"),
+        Some(c.signer()),
+    );
+    c.put_hunt(
+        hunt("after", "SELECT value FROM json_each('[1,2,3]')"),
+        Some(c.signer()),
+    );
+    let rows = results(&c, "after", 3, &agent);
+    let values: Vec<&str> = rows.iter().map(|r| r["value"].as_str().unwrap()).collect();
+    assert_eq!(values, ["1", "2", "3"]);
+    let quarantine = c.state_dir("web-1").join("quarantine.jsonl");
+    let entries: Vec<Value> = ndjson(&std::fs::read(&quarantine).unwrap());
+    assert_eq!(entries.len(), 1, "{entries:?}");
+    assert_eq!(entries[0]["query"], "hunt:too-big");
+    let error = entries[0]["error"].as_str().unwrap();
+    assert!(error.to_lowercase().contains("too large"), "{error}");
+    assert!(entries[0]["record"]["value"].as_str().unwrap().len() > 1_100_000);
+    let counted = eventually(Duration::from_secs(10), || {
+        let n = heartbeat(&c, "web-1")?["counters"]["records_quarantined"].as_u64()?;
+        (n == 1).then_some(())
+    });
+    assert!(counted.is_some(), "the heartbeat does not count it");
+    assert!(agent.log_text().contains("quarantined"));
+}
+
+#[test]
+fn kill_9_with_rows_waiting_loses_nothing_and_floods_nothing() {
+    let mut c = Cluster::start().unwrap();
+    let mut agent = c.agent("web-1", &[]).unwrap();
+    c.wait_agents(&["web-1"], Duration::from_secs(20)).unwrap();
+    ok(&c.sweep(&["hunt", "SELECT 1 AS warmup"]));
+    let watched = tempfile::tempdir().unwrap();
+    for i in 0..50 {
+        std::fs::write(watched.path().join(format!("f{i:02}")), "x").unwrap();
+    }
+    let sql = format!(
+        "SELECT filename FROM file WHERE directory = '{}'",
+        watched.path().display()
+    );
+    c.stop_broker();
+    ok(&c.sweep(&["schedule", "add", "files", &sql, "--interval", "1s"]));
+    // The first run's 50 `added` rows wait in the spool.
+    eventually(Duration::from_secs(60), || {
+        let depth = heartbeat(&c, "web-1")?["spool_depth"].as_u64()?;
+        (depth >= 50).then_some(())
+    })
+    .unwrap_or_else(|| panic!("rows never spooled\n{}", agent.log_text()));
+    agent.signal(9);
+    assert!(agent.wait_exit(Duration::from_secs(10)));
+    c.start_broker().unwrap();
+    let agent = c.agent("web-1", &[]).unwrap();
+    // One more file after the restart: the only new `added` row expected.
+    std::fs::write(watched.path().join("late"), "x").unwrap();
+    let rows = eventually(Duration::from_secs(90), || {
+        let rows = tail(&c, "files");
+        rows.iter()
+            .any(|r| r["columns"]["filename"] == "late")
+            .then_some(rows)
+    })
+    .unwrap_or_else(|| panic!("no rows after the restart\n{}", agent.log_text()));
+    let mut added: Vec<String> = rows
+        .iter()
+        .filter(|r| r["action"] == "added")
+        .map(|r| r["columns"]["filename"].as_str().unwrap().to_string())
+        .collect();
+    added.sort();
+    let mut want: Vec<String> = (0..50).map(|i| format!("f{i:02}")).collect();
+    want.push("late".into());
+    assert_eq!(added, want, "each file added exactly once");
+}
+
+#[test]
+fn a_large_hunt_then_a_small_one_and_the_agent_is_as_small_as_before() {
+    let c = Cluster::start().unwrap();
+    let agent = c
+        .agent_with(
+            "web-1",
+            &[],
+            "wall_time = \"120s\"\nmax_rows = 1000000\nmax_bytes = 1073741824\n",
+        )
+        .unwrap();
+    c.wait_agents(&["web-1"], Duration::from_secs(20)).unwrap();
+    ok(&c.sweep(&["hunt", "SELECT 1 AS warmup"]));
+    let idle = rss_kib(agent.pid());
+    // More than 100,000 rows (osquery's default is no row limit).
+    let out = c.sweep(&[
+        "hunt",
+        "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x+1 FROM c WHERE x < 120000) \
+         SELECT x, printf('%080d', x) AS pad FROM c",
+        "--timeout",
+        "120s",
+        "--json",
+    ]);
+    ok(&out);
+    assert_eq!(ndjson(&out.stdout).len(), 120_000);
+    let out = c.sweep(&["hunt", "SELECT 2 AS small", "--json"]);
+    ok(&out);
+    assert_eq!(ndjson(&out.stdout).len(), 1);
+    let after = rss_kib(agent.pid());
+    eprintln!("agent RSS: {idle} KiB idle, {after} KiB after 120,000 rows");
+    assert!(
+        after <= idle + 20 * 1024,
+        "RSS {after} KiB after, {idle} KiB before"
+    );
+}
+
+#[test]
+fn sigterm_during_a_long_query_stops_within_the_shutdown_timeout() {
+    let c = Cluster::start().unwrap();
+    let mut agent = c
+        .agent_with("web-1", &[], "wall_time = \"60s\"\n")
+        .unwrap();
+    c.wait_agents(&["web-1"], Duration::from_secs(20)).unwrap();
+    c.put_hunt(
+        hunt(
+            "forever",
+            "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x+1 FROM c) SELECT count(*) FROM c",
+        ),
+        Some(c.signer()),
+    );
+    eventually(Duration::from_secs(20), || {
+        agent.log_text().contains("running hunt").then_some(())
+    })
+    .expect("the hunt never started");
+    let asked = Instant::now();
+    agent.signal(15);
+    assert!(
+        agent.wait_exit(Duration::from_secs(10)),
+        "still running 10 s after SIGTERM\n{}",
+        agent.log_text()
+    );
+    let took = asked.elapsed();
+    eprintln!("exited {took:?} after SIGTERM");
+    // Gone from the fleet at once: the lease was revoked, not left to lapse.
+    assert!(
+        !c.live_agents().contains(&"web-1".to_string()),
+        "still listed after exit"
+    );
+}
