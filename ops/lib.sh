@@ -29,6 +29,8 @@ install_deps() {
   # end-to-end tests make their TLS certificates with the openssl command.
   dpkg -s libssl-dev >/dev/null 2>&1 || pkgs+=(libssl-dev)
   command -v openssl >/dev/null || pkgs+=(openssl)
+  # promtool (from Debian's Prometheus) checks the agent's /metrics output.
+  command -v promtool >/dev/null || pkgs+=(prometheus)
   if [ ${#pkgs[@]} -gt 0 ]; then
     log "installing Debian packages: ${pkgs[*]}"
     as_root apt-get update -qq

@@ -111,7 +111,7 @@ impl Default for MetricsConfig {
 }
 
 /// Which commands the agent runs.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct TrustConfig {
     /// Hex ed25519 public keys (`sweep keygen` prints one); a hunt must be
@@ -120,6 +120,20 @@ pub struct TrustConfig {
     /// Run unsigned hunts too. Only for a lab: anyone who can write to etcd
     /// can then run SQL on this host.
     pub allow_unsigned: bool,
+    /// The longest a hunt may stay live (its expiry less its issue time, and
+    /// its expiry from now); longer ones are refused.
+    #[serde(with = "sweep_proto::settings::humantime_serde_compat")]
+    pub max_hunt_lifetime: std::time::Duration,
+}
+
+impl Default for TrustConfig {
+    fn default() -> Self {
+        Self {
+            public_keys: Vec::new(),
+            allow_unsigned: false,
+            max_hunt_lifetime: std::time::Duration::from_secs(24 * 3600),
+        }
+    }
 }
 
 impl Config {

@@ -1,7 +1,7 @@
 //! Who is issuing a command, and the key it is signed with: shared by every
 //! subcommand that writes a command to etcd (`hunt`, `schedule`, `pack`).
 
-use sweep_proto::signing::Signer;
+use sweep_proto::signing::{Envelope, Kind, Signer};
 
 use crate::config::Settings;
 use crate::ControllerError;
@@ -30,4 +30,17 @@ pub fn signer(settings: &Settings, what: &str) -> Result<Option<Signer>, Control
             Ok(None)
         }
     }
+}
+
+/// Wraps a command's JSON for etcd: signed when there is a key.
+pub fn seal(signer: Option<&Signer>, kind: Kind, body: String) -> Envelope {
+    match signer {
+        Some(s) => s.seal(kind, body),
+        None => Envelope::unsigned(kind, body),
+    }
+}
+
+/// The command JSON inside a value read from etcd.
+pub fn body(value: &[u8]) -> Result<String, ControllerError> {
+    Ok(Envelope::from_json(value)?.body)
 }

@@ -74,9 +74,6 @@ pub struct Hunt {
     pub expires_at: u64,
     /// Who issued it (user@host of the operator).
     pub issuer: String,
-    /// ed25519 signature over the canonical command, when signing is on.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub signature: Option<String>,
 }
 
 impl Hunt {

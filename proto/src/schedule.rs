@@ -35,10 +35,13 @@ pub struct ScheduledQuery {
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub description: String,
     pub issuer: String,
-    /// Unix seconds.
-    pub updated_at: u64,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub signature: Option<String>,
+    /// Unix seconds when the controller wrote it.
+    pub issued_at: u64,
+    /// Grows with every write of this name (the controller takes the larger
+    /// of the time in milliseconds and the last version plus one); an agent
+    /// never goes back to a lower one, so a replayed old version, or a
+    /// deleted command put back, is refused.
+    pub version: u64,
 }
 
 /// One query of a pack, in osquery's pack format.
@@ -69,9 +72,10 @@ pub struct Pack {
     pub targets: Targets,
     pub queries: BTreeMap<String, PackQuery>,
     pub issuer: String,
-    pub updated_at: u64,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub signature: Option<String>,
+    /// Unix seconds when the controller wrote it.
+    pub issued_at: u64,
+    /// As [`ScheduledQuery::version`].
+    pub version: u64,
 }
 
 impl Pack {
@@ -117,6 +121,12 @@ macro_rules! json_command {
 
 json_command!(ScheduledQuery, "scheduled query");
 json_command!(Pack, "pack");
+
+/// The version for a new write of a command whose last version (if any) was
+/// `previous`: later than that, and than any earlier write's clock.
+pub fn next_version(previous: Option<u64>, now_ms: u64) -> u64 {
+    previous.map_or(now_ms, |p| now_ms.max(p + 1))
+}
 
 #[cfg(test)]
 mod tests {

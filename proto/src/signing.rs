@@ -1,18 +1,22 @@
-//! Command signing: the controller signs every hunt with an ed25519 key, and
-//! an agent runs only hunts signed by a key it trusts.
+//! Command signing: the controller signs every command it writes to etcd
+//! with an ed25519 key, and an agent runs only commands signed by a key it
+//! trusts.
 //!
-//! What is signed is the hunt's JSON with `signature` left out, as this
-//! version serializes it. A field the agent does not know therefore fails the
-//! check (a safe failure) rather than going unverified.
+//! A command is stored as an [`Envelope`]: the command's JSON exactly as
+//! written (`body`, a string), its kind, and a signature over a tag for the
+//! kind followed by those exact bytes. The agent checks the signature before
+//! it decodes the body, so what runs is byte for byte what was signed, and a
+//! signature for a hunt is never valid for a schedule or a pack.
 //!
 //! Key files hold hex: the secret key file the 32-byte seed, the public key
 //! file the 32-byte public key, each on one line.
 
 use std::path::Path;
 
-use ed25519_dalek::{Signature, Signer as _, SigningKey, Verifier as _, VerifyingKey};
+use ed25519_dalek::{Signature, Signer as _, SigningKey, VerifyingKey};
+use serde::{Deserialize, Serialize};
 
-use crate::{Hunt, Pack, ProtoError, ScheduledQuery};
+use crate::ProtoError;
 
 fn bad_key(path: &Path, reason: impl Into<String>) -> ProtoError {
     ProtoError::Setting {
@@ -21,33 +25,74 @@ fn bad_key(path: &Path, reason: impl Into<String>) -> ProtoError {
     }
 }
 
-/// A command written to etcd that carries a signature.
-pub trait Signed: serde::Serialize + Clone {
-    fn signature(&self) -> Option<&str>;
-    fn set_signature(&mut self, signature: Option<String>);
+/// What a command is; part of what is signed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    Hunt,
+    Schedule,
+    Pack,
 }
 
-macro_rules! signed {
-    ($($t:ty),*) => {$(
-        impl Signed for $t {
-            fn signature(&self) -> Option<&str> {
-                self.signature.as_deref()
-            }
-
-            fn set_signature(&mut self, signature: Option<String>) {
-                self.signature = signature;
-            }
+impl Kind {
+    /// The domain-separation tag signed before the body.
+    fn tag(self) -> &'static [u8] {
+        match self {
+            Self::Hunt => b"sweep-command-v1 hunt\n",
+            Self::Schedule => b"sweep-command-v1 schedule\n",
+            Self::Pack => b"sweep-command-v1 pack\n",
         }
-    )*};
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Hunt => "hunt",
+            Self::Schedule => "schedule",
+            Self::Pack => "pack",
+        }
+    }
 }
 
-signed!(Hunt, ScheduledQuery, Pack);
+/// A command as stored in etcd.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Envelope {
+    pub kind: Kind,
+    /// The command's JSON, exactly the bytes that were signed.
+    pub body: String,
+    /// Hex ed25519 signature over the kind's tag and `body`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signature: Option<String>,
+}
 
-/// The bytes a command's signature covers.
-fn signed_bytes<C: Signed>(command: &C) -> Vec<u8> {
-    let mut unsigned = command.clone();
-    unsigned.set_signature(None);
-    serde_json::to_vec(&unsigned).expect("commands always serialize")
+impl Envelope {
+    /// An unsigned envelope (for agents that allow unsigned commands).
+    pub fn unsigned(kind: Kind, body: String) -> Self {
+        Self {
+            kind,
+            body,
+            signature: None,
+        }
+    }
+
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).expect("an envelope always serializes")
+    }
+
+    pub fn from_json(bytes: &[u8]) -> Result<Self, ProtoError> {
+        serde_json::from_slice(bytes).map_err(|source| ProtoError::Decode {
+            what: "command envelope",
+            source,
+        })
+    }
+
+    fn message(&self) -> Vec<u8> {
+        let tag = self.kind.tag();
+        let mut msg = Vec::with_capacity(tag.len() + self.body.len());
+        msg.extend_from_slice(tag);
+        msg.extend_from_slice(self.body.as_bytes());
+        msg
+    }
 }
 
 /// A controller's signing key.
@@ -90,10 +135,12 @@ impl Signer {
         hex::encode(self.key.verifying_key().to_bytes())
     }
 
-    /// Sets the command's signature.
-    pub fn sign<C: Signed>(&self, command: &mut C) {
-        let sig = self.key.sign(&signed_bytes(command));
-        command.set_signature(Some(hex::encode(sig.to_bytes())));
+    /// Wraps `body` (a command's JSON) in a signed envelope of `kind`.
+    pub fn seal(&self, kind: Kind, body: String) -> Envelope {
+        let mut env = Envelope::unsigned(kind, body);
+        let sig = self.key.sign(&env.message());
+        env.signature = Some(hex::encode(sig.to_bytes()));
+        env
     }
 }
 
@@ -125,24 +172,37 @@ impl TrustedKeys {
         self.keys.is_empty()
     }
 
-    /// Checks that the command carries a valid signature by one of these keys.
-    pub fn verify<C: Signed>(&self, command: &C) -> Result<(), ProtoError> {
-        let untrusted = |why: &str| Err(ProtoError::Untrusted(why.to_string()));
-        let Some(sig_hex) = command.signature() else {
-            return untrusted("the command is not signed");
+    /// Checks that `env` is a `kind` command carrying a valid signature by
+    /// one of these keys (strict ed25519: no malleable or weak-key
+    /// signatures), before anything decodes its body.
+    pub fn verify(&self, env: &Envelope, kind: Kind) -> Result<(), ProtoError> {
+        let untrusted = |why: String| Err(ProtoError::Untrusted(why));
+        if env.kind != kind {
+            return untrusted(format!(
+                "a {} command stored where a {} belongs",
+                env.kind.as_str(),
+                kind.as_str()
+            ));
+        }
+        let Some(sig_hex) = env.signature.as_deref() else {
+            return untrusted("the command is not signed".into());
         };
         let Some(sig) = hex::decode(sig_hex)
             .ok()
             .and_then(|b| <[u8; 64]>::try_from(b).ok())
             .map(|b| Signature::from_bytes(&b))
         else {
-            return untrusted("the signature is malformed");
+            return untrusted("the signature is malformed".into());
         };
-        let msg = signed_bytes(command);
-        if self.keys.iter().any(|k| k.verify(&msg, &sig).is_ok()) {
+        let msg = env.message();
+        if self
+            .keys
+            .iter()
+            .any(|k| k.verify_strict(&msg, &sig).is_ok())
+        {
             Ok(())
         } else {
-            untrusted("the signature is not by a trusted key")
+            untrusted("the signature is not by a trusted key".into())
         }
     }
 }
@@ -150,47 +210,38 @@ impl TrustedKeys {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::Targets;
 
-    fn hunt() -> Hunt {
-        Hunt {
-            id: "h".into(),
-            sql: "SELECT 1".into(),
-            targets: Targets::all(),
-            issued_at: 1,
-            expires_at: 2,
-            issuer: "alice@ops".into(),
-            signature: None,
-        }
-    }
+    const BODY: &str = r#"{"id":"h","sql":"SELECT 1"}"#;
 
     #[test]
-    fn signed_hunts_verify_and_tampered_ones_do_not() {
+    fn signed_commands_verify_and_altered_ones_do_not() {
         let signer = Signer::generate().unwrap();
         let other = Signer::generate().unwrap();
         let trusted = TrustedKeys::parse([signer.public_hex().as_str()]).unwrap();
-        let mut h = hunt();
+        let unsigned = Envelope::unsigned(Kind::Hunt, BODY.into());
+        let why = trusted.verify(&unsigned, Kind::Hunt).unwrap_err();
+        assert!(why.to_string().contains("not signed"), "{why}");
+        let env = signer.seal(Kind::Hunt, BODY.into());
+        trusted.verify(&env, Kind::Hunt).unwrap();
+        // Survives the trip through etcd.
+        let back = Envelope::from_json(env.to_json().as_bytes()).unwrap();
+        trusted.verify(&back, Kind::Hunt).unwrap();
+        // One byte changed, even white space the JSON parser would not see.
+        let mut tampered = env.clone();
+        tampered.body = BODY.replace(':', ": ");
+        assert!(trusted.verify(&tampered, Kind::Hunt).is_err());
+        // A hunt's signature on a schedule, either by label or by check.
+        let mut moved = env.clone();
+        moved.kind = Kind::Schedule;
+        assert!(trusted.verify(&moved, Kind::Schedule).is_err());
         assert!(trusted
-            .verify(&h)
+            .verify(&env, Kind::Schedule)
             .unwrap_err()
             .to_string()
-            .contains("not signed"));
-        signer.sign(&mut h);
-        trusted.verify(&h).unwrap();
-        // Survives the trip through etcd.
-        trusted
-            .verify(&Hunt::from_json(h.to_json().as_bytes()).unwrap())
-            .unwrap();
-        let mut tampered = h.clone();
-        tampered.sql = "SELECT 2".into();
-        assert!(trusted.verify(&tampered).is_err());
-        let mut spoofed = h.clone();
-        spoofed.issuer = "mallory".into();
-        assert!(trusted.verify(&spoofed).is_err());
-        let mut foreign = hunt();
-        other.sign(&mut foreign);
+            .contains("hunt command stored where a schedule belongs"));
+        let foreign = other.seal(Kind::Hunt, BODY.into());
         assert!(trusted
-            .verify(&foreign)
+            .verify(&foreign, Kind::Hunt)
             .unwrap_err()
             .to_string()
             .contains("not by a trusted key"));

@@ -91,8 +91,10 @@ fn a_schedule_keeps_its_cadence_through_a_broker_outage() {
         "1s",
         "--snapshot",
     ]));
-    eventually(Duration::from_secs(90), || (tail(&c, "tick").len() >= 3).then_some(()))
-        .unwrap_or_else(|| panic!("no ticks\n{}", agent.log_text()));
+    eventually(Duration::from_secs(90), || {
+        (tail(&c, "tick").len() >= 3).then_some(())
+    })
+    .unwrap_or_else(|| panic!("no ticks\n{}", agent.log_text()));
 
     c.stop_broker();
     let outage = Instant::now();
@@ -164,6 +166,14 @@ fn a_record_the_broker_refuses_is_quarantined_and_the_rest_flow() {
     });
     assert!(counted.is_some(), "the heartbeat does not count it");
     assert!(agent.log_text().contains("quarantined"));
+    // The operator hears of it: the status counts a row that never came.
+    let out = c.sweep(&["results", "too-big"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("web-1: sent 1 row(s) but 0 arrived"),
+        "{stderr}"
+    );
 }
 
 #[test]
@@ -250,9 +260,7 @@ fn a_large_hunt_then_a_small_one_and_the_agent_is_as_small_as_before() {
 #[test]
 fn sigterm_during_a_long_query_stops_within_the_shutdown_timeout() {
     let c = Cluster::start().unwrap();
-    let mut agent = c
-        .agent_with("web-1", &[], "wall_time = \"60s\"\n")
-        .unwrap();
+    let mut agent = c.agent_with("web-1", &[], "wall_time = \"60s\"\n").unwrap();
     c.wait_agents(&["web-1"], Duration::from_secs(20)).unwrap();
     c.put_hunt(
         hunt(

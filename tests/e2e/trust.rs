@@ -4,7 +4,8 @@
 use std::time::Duration;
 
 use sweep_e2e::{eventually, hunt, Cluster};
-use sweep_proto::signing::Signer;
+use sweep_proto::signing::{Kind, Signer};
+use sweep_proto::Keyspace;
 
 #[test]
 fn unsigned_and_foreign_hunts_are_rejected_and_reported() {
@@ -16,10 +17,15 @@ fn unsigned_and_foreign_hunts_are_rejected_and_reported() {
     c.put_hunt(hunt("unsigned", "SELECT 1 AS ran"), None);
     c.put_hunt(hunt("foreign", "SELECT 1 AS ran"), Some(&mallory));
     // A signed hunt whose text was changed after signing.
-    let mut tampered = hunt("tampered", "SELECT 1 AS ran");
-    c.signer().sign(&mut tampered);
-    tampered.sql = "SELECT 2 AS ran".into();
-    c.put_hunt(tampered, None);
+    let mut tampered = c
+        .signer()
+        .seal(Kind::Hunt, hunt("tampered", "SELECT 1 AS ran").to_json());
+    tampered.body = tampered.body.replace("SELECT 1", "SELECT 2");
+    c.put_value(
+        &Keyspace::default().hunt("tampered"),
+        &tampered.to_json(),
+        Some(300),
+    );
 
     for (id, why) in [
         ("unsigned", "the command is not signed"),
@@ -71,4 +77,99 @@ fn the_controller_refuses_a_bad_signing_key() {
         stderr.contains("signing key") && stderr.contains("bad.key"),
         "{stderr}"
     );
+}
+
+#[test]
+fn a_replayed_schedule_and_a_moved_signature_are_rejected() {
+    let c = Cluster::start().unwrap();
+    let agent = c.agent("web-1", &[]).unwrap();
+    c.wait_agents(&["web-1"], Duration::from_secs(20)).unwrap();
+    let key = Keyspace::default().schedule("q");
+    let add = |sql: &str| {
+        let out = c.sweep(&[
+            "schedule",
+            "add",
+            "q",
+            sql,
+            "--interval",
+            "1s",
+            "--snapshot",
+        ]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        c.get_value(&key).expect("stored")
+    };
+    let v1 = add("SELECT 1 AS v");
+    let v2 = add("SELECT 2 AS v");
+    assert_ne!(v1, v2);
+    let values = |c: &Cluster| -> Vec<String> {
+        let out = c.sweep(&["tail", "--query", "q", "--json"]);
+        sweep_e2e::ndjson(&out.stdout)
+            .iter()
+            .map(|r| r["columns"]["v"].as_str().unwrap_or_default().to_string())
+            .collect()
+    };
+    eventually(Duration::from_secs(30), || {
+        values(&c).iter().any(|v| v == "2").then_some(())
+    })
+    .unwrap_or_else(|| panic!("version 2 never ran\n{}", agent.log_text()));
+
+    // Someone with etcd write access puts the older signed version back.
+    c.put_value(&key, std::str::from_utf8(&v1).unwrap(), None);
+    eventually(Duration::from_secs(20), || {
+        agent
+            .log_text()
+            .contains("already seen (a replay?)")
+            .then_some(())
+    })
+    .unwrap_or_else(|| panic!("the replay was not rejected\n{}", agent.log_text()));
+    // Version 2 keeps running; version 1 does not come back.
+    let ones = values(&c).iter().filter(|v| *v == "1").count();
+    let twos = values(&c).iter().filter(|v| *v == "2").count();
+    eventually(Duration::from_secs(20), || {
+        (values(&c).iter().filter(|v| *v == "2").count() >= twos + 3).then_some(())
+    })
+    .unwrap_or_else(|| panic!("version 2 stopped\n{}", agent.log_text()));
+    assert_eq!(values(&c).iter().filter(|v| *v == "1").count(), ones);
+
+    // A hunt's signature over a schedule's body, under a schedule key: as a
+    // hunt, and relabelled as a schedule.
+    let body = String::from_utf8(v2.clone()).unwrap();
+    let body = sweep_proto::signing::Envelope::from_json(body.as_bytes())
+        .unwrap()
+        .body
+        .replace("\"name\":\"q\"", "\"name\":\"moved\"");
+    let as_hunt = c.signer().seal(Kind::Hunt, body);
+    let mut relabelled = as_hunt.clone();
+    relabelled.kind = Kind::Schedule;
+    let moved = Keyspace::default().schedule("moved");
+    c.put_value(&moved, &as_hunt.to_json(), None);
+    eventually(Duration::from_secs(20), || {
+        agent
+            .log_text()
+            .contains("a hunt command stored where a schedule belongs")
+            .then_some(())
+    })
+    .unwrap_or_else(|| panic!("the moved signature was not rejected\n{}", agent.log_text()));
+    c.put_value(&moved, &relabelled.to_json(), None);
+    eventually(Duration::from_secs(20), || {
+        let log = agent.log_text();
+        (log.matches("command rejected").count() >= 3 && log.contains("not by a trusted key"))
+            .then_some(())
+    })
+    .unwrap_or_else(|| {
+        panic!(
+            "the relabelled signature was not rejected\n{}",
+            agent.log_text()
+        )
+    });
+    assert!(!agent.log_text().contains("pack_moved") && !values_named(&c, "moved"));
+}
+
+fn values_named(c: &Cluster, query: &str) -> bool {
+    let out = c.sweep(&["tail", "--query", query, "--json"]);
+    !sweep_e2e::ndjson(&out.stdout).is_empty()
 }

@@ -12,7 +12,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use sweep_proto::signing::Signer;
+use sweep_proto::signing::{Envelope, Kind, Signer};
 use sweep_proto::{Hunt, Keyspace, Targets};
 
 /// sweep's binaries, next to the test executable (target/debug).
@@ -220,29 +220,55 @@ impl Cluster {
 
     /// Writes a hunt straight to etcd, past the controller and its guard, as a
     /// compromised or buggy controller could; signed by `signer` if given.
-    pub fn put_hunt(&self, mut hunt: Hunt, signer: Option<&Signer>) {
-        if let Some(s) = signer {
-            s.sign(&mut hunt);
-        }
+    pub fn put_hunt(&self, hunt: Hunt, signer: Option<&Signer>) {
+        let body = hunt.to_json();
+        let env = match signer {
+            Some(s) => s.seal(Kind::Hunt, body),
+            None => Envelope::unsigned(Kind::Hunt, body),
+        };
+        self.put_value(
+            &Keyspace::default().hunt(&hunt.id),
+            &env.to_json(),
+            Some(300),
+        );
+    }
+
+    /// Writes `value` under `key` in etcd, on a lease of `lease_secs` if given.
+    pub fn put_value(&self, key: &str, value: &str, lease_secs: Option<i64>) {
+        self.etcd_client(|mut client| async move {
+            let opts = match lease_secs {
+                Some(ttl) => {
+                    let lease = client.lease_grant(ttl, None).await.expect("lease").id();
+                    Some(etcd_client::PutOptions::new().with_lease(lease))
+                }
+                None => None,
+            };
+            client.put(key, value, opts).await.expect("put");
+        });
+    }
+
+    /// The value under `key` in etcd.
+    pub fn get_value(&self, key: &str) -> Option<Vec<u8>> {
+        self.etcd_client(|mut client| async move {
+            let resp = client.get(key, None).await.expect("get");
+            resp.kvs().first().map(|kv| kv.value().to_vec())
+        })
+    }
+
+    fn etcd_client<F, T>(&self, f: impl FnOnce(etcd_client::Client) -> F) -> T
+    where
+        F: std::future::Future<Output = T>,
+    {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .unwrap();
         rt.block_on(async {
-            let mut client = etcd_client::Client::connect([self.etcd_url.as_str()], None)
+            let client = etcd_client::Client::connect([self.etcd_url.as_str()], None)
                 .await
                 .expect("etcd");
-            let lease = client.lease_grant(300, None).await.expect("lease").id();
-            let opts = etcd_client::PutOptions::new().with_lease(lease);
-            client
-                .put(
-                    Keyspace::default().hunt(&hunt.id),
-                    hunt.to_json(),
-                    Some(opts),
-                )
-                .await
-                .expect("put");
-        });
+            f(client).await
+        })
     }
 
     /// The key hunts of this cluster are signed with.
@@ -436,7 +462,6 @@ pub fn hunt(id: &str, sql: &str) -> Hunt {
         issued_at: now,
         expires_at: now + 300,
         issuer: "e2e".into(),
-        signature: None,
     }
 }
 

@@ -18,6 +18,7 @@ pub async fn run(
     mut changes: mpsc::Receiver<(Source, Change)>,
     mut shutdown: watch::Receiver<bool>,
 ) {
+    let _running = shared.health.executor_running();
     loop {
         // With nothing scheduled, wake up now and then anyway; a change wakes
         // the loop sooner.
@@ -29,10 +30,8 @@ pub async fn run(
             _ = shutdown.changed() => return,
             change = changes.recv() => match change {
                 None => return,
-                Some((Source::Hunts, Change::Put { value, .. })) => {
-                    if let Some(hunt) = HuntRunner::decode(&shared, &value) {
-                        hunts.offer(&shared, hunt).await;
-                    }
+                Some((Source::Hunts, Change::Put { key, value })) => {
+                    hunts.offer(&shared, &key, &value).await;
                 }
                 // A hunt's key goes when its lease ends; nothing to undo.
                 Some((Source::Hunts, _)) => {}

@@ -8,7 +8,7 @@ use std::sync::atomic::Ordering;
 use sweep_proto::record::StatusBody;
 
 use sweep_proto::time::unix_now;
-use sweep_proto::{Hunt, HuntStatus};
+use sweep_proto::{Hunt, HuntStatus, Keyspace};
 use tracing::{info, warn};
 
 use super::ledger::Ledger;
@@ -16,13 +16,23 @@ use super::spool::Record;
 use super::{RowMeta, Shared};
 use crate::error::AgentError;
 
+/// The longest hunt id an agent echoes back; the controller makes 16 hex
+/// digits. A longer key is dropped unreported, so nobody can make agents
+/// send megabytes by writing a long key.
+const MAX_HUNT_ID: usize = 128;
+
+/// Rejected hunt ids remembered so a re-read does not report them twice;
+/// forgotten wholesale past this many.
+const MAX_REJECTED: usize = 10_000;
+
 /// Runs each hunt once: remembers what it ran (the ledger, across restarts)
 /// and what it has queued.
 pub struct HuntRunner {
     ledger: Ledger,
-    // Hunts seen but not yet in the ledger: a re-read of the prefix offers a
-    // hunt again before its first run finished.
+    // Verified hunts seen but not yet in the ledger: a re-read of the prefix
+    // offers a hunt again before its first run finished.
     seen: HashSet<String>,
+    rejected: HashSet<String>,
 }
 
 impl HuntRunner {
@@ -30,31 +40,51 @@ impl HuntRunner {
         Self {
             ledger,
             seen: HashSet::new(),
+            rejected: HashSet::new(),
         }
     }
 
-    /// Decodes a hunt from etcd; None (counted, logged) when it is not one.
-    pub fn decode(shared: &Shared, value: &[u8]) -> Option<Hunt> {
-        match Hunt::from_json(value) {
-            Ok(h) => Some(h),
-            Err(e) => {
+    /// Takes in a hunt put under `key`: verified first (signature, id, expiry
+    /// bounds), then run unless it ran already, expired, or is not for this
+    /// host. A rejection is reported back under the key's id.
+    pub async fn offer(&mut self, shared: &Shared, key: &str, value: &[u8]) {
+        let dir = shared.config.etcd.keyspace().hunts();
+        let Some(id) = Keyspace::leaf(&dir, key).filter(|id| id.len() <= MAX_HUNT_ID) else {
+            shared
+                .metrics
+                .hunts_skipped
+                .with_label_values(&["invalid"])
+                .inc();
+            warn!(
+                key_bytes = key.len(),
+                "ignoring a hunt under a malformed key"
+            );
+            return;
+        };
+        if self.ledger.has_run(id) || self.seen.contains(id) || self.rejected.contains(id) {
+            return;
+        }
+        let now = unix_now();
+        let hunt = match shared.verifier.hunt(id, value, now) {
+            Ok(hunt) => hunt,
+            Err(why) => {
                 shared
                     .metrics
                     .hunts_skipped
-                    .with_label_values(&["invalid"])
+                    .with_label_values(&["untrusted"])
                     .inc();
-                warn!(error = %e, "ignoring an undecodable hunt");
-                None
+                warn!(hunt_id = %id, error = %why, "hunt rejected");
+                if self.rejected.len() >= MAX_REJECTED {
+                    self.rejected.clear();
+                }
+                self.rejected.insert(id.to_string());
+                if let Err(e) = report_not_run(shared, id, Some(why.to_string()), None).await {
+                    warn!(hunt_id = %id, error = %e, "cannot report the rejection");
+                }
+                return;
             }
-        }
-    }
-
-    /// Runs `hunt` unless it ran already, expired, or is not for this host.
-    pub async fn offer(&mut self, shared: &Shared, hunt: Hunt) {
-        let now = unix_now();
-        if self.ledger.has_run(&hunt.id) || !self.seen.insert(hunt.id.clone()) {
-            return;
-        }
+        };
+        self.seen.insert(hunt.id.clone());
         if hunt.is_expired(now) {
             shared
                 .metrics
@@ -71,34 +101,22 @@ impl HuntRunner {
                 .inc();
             return;
         }
-        let result = match shared.check_trust(&hunt) {
-            Err(why) => {
+        let result = match shared.discovery_passes(&hunt.targets.discovery).await {
+            Ok(true) => run_one(shared, &hunt).await,
+            Ok(false) => {
                 shared
                     .metrics
                     .hunts_skipped
-                    .with_label_values(&["untrusted"])
+                    .with_label_values(&["discovery"])
                     .inc();
-                warn!(hunt_id = %hunt.id, issuer = %hunt.issuer, error = %why, "hunt rejected");
-                report_not_run(shared, &hunt, Some(why.to_string()), None).await
+                info!(hunt_id = %hunt.id, "discovery returned no rows; hunt not run");
+                let why = "discovery returned no rows".to_string();
+                report_not_run(shared, &hunt.id, None, Some(why)).await
             }
-            Ok(()) => match shared.discovery_passes(&hunt.targets.discovery).await {
-                Ok(true) => run_one(shared, &hunt).await,
-                Ok(false) => {
-                    shared
-                        .metrics
-                        .hunts_skipped
-                        .with_label_values(&["discovery"])
-                        .inc();
-                    info!(hunt_id = %hunt.id, "discovery returned no rows; hunt not run");
-                    let why = "discovery returned no rows".to_string();
-                    report_not_run(shared, &hunt, None, Some(why)).await
-                }
-                Err(e) => report_not_run(shared, &hunt, Some(e), None).await,
-            },
+            Err(e) => report_not_run(shared, &hunt.id, Some(e), None).await,
         };
         if let Err(e) = result {
-            // Results that did not reach the broker are in the spool; only a
-            // spool failure gets here, and the hunt is then retried on restart.
+            // Only a spool failure gets here; the hunt is retried on restart.
             warn!(hunt_id = %hunt.id, error = %e, "hunt results could not be stored");
             self.seen.remove(&hunt.id);
             return;
@@ -106,6 +124,8 @@ impl HuntRunner {
         if let Err(e) = self.ledger.record(&hunt.id, hunt.expires_at, now) {
             warn!(hunt_id = %hunt.id, error = %e, "cannot record the hunt in the ledger");
         }
+        // The ledger has it now (or it runs again after a restart).
+        self.seen.remove(&hunt.id);
     }
 }
 
@@ -114,12 +134,12 @@ impl HuntRunner {
 /// the reason it was skipped.
 async fn report_not_run(
     shared: &Shared,
-    hunt: &Hunt,
+    hunt_id: &str,
     error: Option<String>,
     skipped: Option<String>,
 ) -> Result<(), AgentError> {
     let status = HuntStatus {
-        hunt_id: hunt.id.clone(),
+        hunt_id: hunt_id.to_string(),
         host_identifier: shared.host_id.clone(),
         unix_time: unix_now(),
         status: StatusBody {
@@ -162,7 +182,7 @@ async fn run_one(shared: &Shared, hunt: &Hunt) -> Result<(), AgentError> {
         Ok(out) => out,
         // The query task itself failed (it panicked outside a table): the
         // controller still hears from this agent, with the reason.
-        Err(e) => return report_not_run(shared, hunt, Some(e.to_string()), None).await,
+        Err(e) => return report_not_run(shared, &hunt.id, Some(e.to_string()), None).await,
     };
     shared.counters.hunts_run.fetch_add(1, Ordering::Relaxed);
     let status = HuntStatus {

@@ -3,8 +3,8 @@
 //! ids, no query text).
 
 use prometheus::{
-    Encoder, Gauge, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
-    TextEncoder,
+    Encoder, Gauge, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec,
+    Opts, Registry, TextEncoder,
 };
 
 use crate::error::AgentError;
@@ -116,6 +116,20 @@ impl Metrics {
             "sweep_agent_open_fds",
             "Open file descriptors of the agent.",
         )?;
+        // The standard process_* metrics: CPU seconds, resident and virtual
+        // memory, open and maximum fds, threads, start time.
+        registry.register(Box::new(
+            prometheus::process_collector::ProcessCollector::for_self(),
+        ))?;
+        let build_info = IntGaugeVec::new(
+            Opts::new(
+                "sweep_agent_build_info",
+                "Always 1; the labels say which build is running.",
+            ),
+            &["version"],
+        )?;
+        build_info.with_label_values(&[sweep_proto::VERSION]).set(1);
+        registry.register(Box::new(build_info))?;
         registry.register(Box::new(queries.clone()))?;
         registry.register(Box::new(query_duration.clone()))?;
         registry.register(Box::new(result_rows.clone()))?;

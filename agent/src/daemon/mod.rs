@@ -12,7 +12,9 @@
 //!   sent to Kafka in order; [`quarantine`]: records the broker refuses for
 //!   good.
 //! - [`state_file`]: crash-safe writes of the small state files.
-//! - [`metrics`], [`http`]: Prometheus metrics and their endpoint.
+//! - [`trust`]: which commands from etcd run: signatures, keys, versions.
+//! - [`metrics`]: Prometheus metrics; [`admin`]: `/metrics`, `/live` and
+//!   `/ready` ([`health`]).
 //! - [`selfstat`]: the agent's own CPU and memory.
 //!
 //! Life cycle: one shutdown signal for the whole daemon, listened to from the
@@ -21,10 +23,11 @@
 //! drains for what is left of `shutdown_timeout`, and the agent exits;
 //! anything undelivered waits on disk.
 
+pub mod admin;
 pub mod diff;
 pub mod executor;
+pub mod health;
 pub mod heartbeat;
-pub mod http;
 pub mod hunts;
 pub mod ledger;
 pub mod metrics;
@@ -34,6 +37,7 @@ pub mod selfstat;
 pub mod sink;
 pub mod spool;
 pub mod state_file;
+pub mod trust;
 pub mod watcher;
 
 use std::collections::BTreeMap;
@@ -42,7 +46,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use sweep_proto::heartbeat::Counters;
-use sweep_proto::signing::{Signed, TrustedKeys};
 use sweep_proto::time::{calendar_time, unix_now, unix_now_ms};
 use sweep_proto::{topics, Heartbeat, Resources, ResultRow};
 use tokio::sync::{mpsc, watch};
@@ -82,10 +85,12 @@ pub struct SharedInner {
     pub counters: AtomicCounters,
     /// Added to every result row, as osquery's decorators do.
     pub decorations: BTreeMap<String, String>,
-    /// Keys whose signatures make a hunt runnable.
-    pub trusted: TrustedKeys,
+    /// Which commands run: signatures, names, lifetimes, versions.
+    pub verifier: trust::Verifier,
     /// Cancelled at shutdown: running queries stop at their next step.
     pub stopping: Arc<Budget>,
+    /// What `/ready` reports.
+    pub health: health::Health,
 }
 
 impl std::ops::Deref for Shared {
@@ -112,15 +117,6 @@ impl Shared {
             },
             spool_depth: self.sink.spool_depth(),
         }
-    }
-
-    /// Whether a command may run: signed by a trusted key, or unsigned where
-    /// the operator allowed that.
-    pub fn check_trust<C: Signed>(&self, command: &C) -> Result<(), sweep_proto::ProtoError> {
-        if self.config.trust.allow_unsigned && command.signature().is_none() {
-            return Ok(());
-        }
-        self.trusted.verify(command)
     }
 
     /// Runs a query off the async threads, collecting its rows, and counts
@@ -304,15 +300,15 @@ impl Running {
 pub async fn start(config: Config, shutdown: watch::Receiver<bool>) -> Result<Running, AgentError> {
     let host_id = config.host_id();
     let started_at = unix_now();
-    let trusted = TrustedKeys::parse(config.trust.public_keys.iter().map(String::as_str))?;
-    if trusted.is_empty() && !config.trust.allow_unsigned {
+    std::fs::create_dir_all(&config.state_dir)
+        .map_err(|e| AgentError::io(format!("creating {}", config.state_dir.display()), e))?;
+    let verifier = trust::Verifier::new(&config.trust, &config.state_dir)?;
+    if !verifier.has_keys() && !config.trust.allow_unsigned {
         warn!("no [trust] public_keys: every hunt will be rejected (create a key with `sweep keygen`)");
     }
     if config.trust.allow_unsigned {
         warn!("trust.allow_unsigned is set: anyone who can write to etcd can run SQL on this host");
     }
-    std::fs::create_dir_all(&config.state_dir)
-        .map_err(|e| AgentError::io(format!("creating {}", config.state_dir.display()), e))?;
     let metrics = Metrics::new()?;
     let facts = AgentFacts {
         instance_id: format!("{host_id}-{started_at}"),
@@ -339,8 +335,9 @@ pub async fn start(config: Config, shutdown: watch::Receiver<bool>) -> Result<Ru
             metrics: metrics.clone(),
             counters: AtomicCounters::default(),
             decorations,
-            trusted,
+            verifier,
             stopping: Budget::unlimited(),
+            health: health::Health::default(),
         }),
     };
     {
@@ -356,7 +353,7 @@ pub async fn start(config: Config, shutdown: watch::Receiver<bool>) -> Result<Ru
         // on a broker that refuses us admin rights. Records spool meanwhile.
         warn!(error = %e, "could not make sure the results topic exists");
     }
-    let client = connect_etcd(&config, shutdown.clone()).await?;
+    // The admin endpoint first: `/live` answers while etcd is still away.
     let mut tasks = Vec::new();
     if !config.metrics.listen.is_empty() {
         let listener = tokio::net::TcpListener::bind(&config.metrics.listen)
@@ -364,12 +361,13 @@ pub async fn start(config: Config, shutdown: watch::Receiver<bool>) -> Result<Ru
             .map_err(|e| {
                 AgentError::io(format!("binding metrics on {}", config.metrics.listen), e)
             })?;
-        tasks.push(tokio::spawn(http::serve(
+        tasks.push(tokio::spawn(admin::serve(
             listener,
-            metrics.clone(),
+            shared.clone(),
             shutdown.clone(),
         )));
     }
+    let client = connect_etcd(&config, shutdown.clone()).await?;
     let (changes_tx, changes_rx) = mpsc::channel(1024);
     tasks.push(tokio::spawn(heartbeat::run(
         shared.clone(),
@@ -401,7 +399,9 @@ pub async fn start(config: Config, shutdown: watch::Receiver<bool>) -> Result<Ru
     )));
     // Queries stop and the lease goes at once; the spool gets what is left
     // of the stop's time, less a margin for the rest.
-    let grace = config.shutdown_timeout.saturating_sub(Duration::from_secs(1));
+    let grace = config
+        .shutdown_timeout
+        .saturating_sub(Duration::from_secs(1));
     tasks.push(tokio::spawn(sink.drain(shutdown, grace)));
     info!(host_id = %host_id, version = sweep_proto::VERSION, "agent started");
     Ok(Running { tasks, shared })

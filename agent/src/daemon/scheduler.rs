@@ -13,7 +13,7 @@ use std::time::Duration;
 use sha2::{Digest, Sha256};
 use sweep_proto::schedule::runs_on_linux;
 use sweep_proto::time::unix_now;
-use sweep_proto::{Pack, ScheduledQuery, Targets};
+use sweep_proto::{Keyspace, Pack, ScheduledQuery, Targets};
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
@@ -36,6 +36,12 @@ struct Entry {
     removed: bool,
     pack: Option<String>,
     next_run: Instant,
+}
+
+/// A verified command from etcd.
+enum Command {
+    Schedule(ScheduledQuery),
+    Pack(Pack),
 }
 
 struct PackState {
@@ -87,11 +93,40 @@ impl Scheduler {
             }
             Change::Delete { key } => self.remove_key(&key, true),
             Change::Put { key, value } => {
+                // Verified before anything is replaced: a bad value put over
+                // a good command leaves the good one running.
+                let keys = shared.config.etcd.keyspace();
+                let (kind, dir) = match source {
+                    Source::Schedules => ("schedule", keys.schedules()),
+                    Source::Packs => ("pack", keys.packs()),
+                    Source::Hunts => return,
+                };
+                let Some(leaf) = Keyspace::leaf(&dir, &key) else {
+                    return;
+                };
+                let command = match source {
+                    Source::Schedules => shared
+                        .verifier
+                        .schedule(&key, leaf, &value)
+                        .map(Command::Schedule),
+                    _ => shared.verifier.pack(&key, leaf, &value).map(Command::Pack),
+                };
+                let command = match command {
+                    Ok(c) => c,
+                    Err(why) => {
+                        shared
+                            .metrics
+                            .commands_rejected
+                            .with_label_values(&[kind])
+                            .inc();
+                        warn!(kind, key = %key, error = %why, "command rejected");
+                        return;
+                    }
+                };
                 self.remove_key(&key, false);
-                let added = match source {
-                    Source::Schedules => self.put_schedule(shared, &value),
-                    Source::Packs => self.put_pack(shared, &value),
-                    Source::Hunts => Vec::new(),
+                let added = match command {
+                    Command::Schedule(q) => self.put_schedule(shared, q),
+                    Command::Pack(p) => self.put_pack(shared, p),
                 };
                 if !added.is_empty() {
                     info!(key = %key, queries = ?added, "scheduled");
@@ -124,48 +159,13 @@ impl Scheduler {
         }
     }
 
-    /// Whether a command is for this host and trusted; logs why not.
-    fn accept<C: sweep_proto::signing::Signed>(
-        shared: &Shared,
-        what: &str,
-        name: &str,
-        command: &C,
-        targets: &Targets,
-        platform: Option<&str>,
-    ) -> bool {
-        if let Err(why) = shared.check_trust(command) {
-            shared
-                .metrics
-                .commands_rejected
-                .with_label_values(&[what])
-                .inc();
-            warn!(kind = what, name, error = %why, "command rejected");
-            return false;
-        }
+    /// Whether a command is for this host.
+    fn accept(shared: &Shared, targets: &Targets, platform: Option<&str>) -> bool {
         targets.matches(&shared.host_id, &shared.config.labels) && runs_on_linux(platform)
     }
 
-    fn put_schedule(&mut self, shared: &Shared, value: &[u8]) -> Vec<String> {
-        let q = match ScheduledQuery::from_json(value) {
-            Ok(q) => q,
-            Err(e) => {
-                shared
-                    .metrics
-                    .commands_rejected
-                    .with_label_values(&["schedule"])
-                    .inc();
-                warn!(error = %e, "ignoring an undecodable scheduled query");
-                return Vec::new();
-            }
-        };
-        if !Self::accept(
-            shared,
-            "schedule",
-            &q.name,
-            &q,
-            &q.targets,
-            q.platform.as_deref(),
-        ) {
+    fn put_schedule(&mut self, shared: &Shared, q: ScheduledQuery) -> Vec<String> {
+        if !Self::accept(shared, &q.targets, q.platform.as_deref()) {
             return Vec::new();
         }
         // A schedule with discovery queries is gated like a pack of one.
@@ -192,27 +192,8 @@ impl Scheduler {
         vec![q.name]
     }
 
-    fn put_pack(&mut self, shared: &Shared, value: &[u8]) -> Vec<String> {
-        let pack = match Pack::from_json(value) {
-            Ok(p) => p,
-            Err(e) => {
-                shared
-                    .metrics
-                    .commands_rejected
-                    .with_label_values(&["pack"])
-                    .inc();
-                warn!(error = %e, "ignoring an undecodable pack");
-                return Vec::new();
-            }
-        };
-        if !Self::accept(
-            shared,
-            "pack",
-            &pack.name,
-            &pack,
-            &pack.targets,
-            pack.platform.as_deref(),
-        ) {
+    fn put_pack(&mut self, shared: &Shared, pack: Pack) -> Vec<String> {
+        if !Self::accept(shared, &pack.targets, pack.platform.as_deref()) {
             return Vec::new();
         }
         let mut names = Vec::new();

@@ -48,6 +48,8 @@ struct Inner {
     spooled: Notify,
     /// Whether the last delivery attempt reached the broker.
     delivering: AtomicBool,
+    /// Whether the last write to the spool kept every record.
+    accepting: AtomicBool,
     quarantined: AtomicU64,
 }
 
@@ -118,6 +120,7 @@ impl Sink {
                 metrics,
                 spooled: Notify::new(),
                 delivering: AtomicBool::new(true),
+                accepting: AtomicBool::new(true),
                 quarantined: AtomicU64::new(0),
             }),
         };
@@ -135,7 +138,12 @@ impl Sink {
         self.inner.quarantined.load(Ordering::Relaxed)
     }
 
-    /// Whether records are reaching the broker (for `/ready`).
+    /// Whether the spool took every record of the last write (`/ready`).
+    pub fn accepts_records(&self) -> bool {
+        self.inner.accepting.load(Ordering::Relaxed)
+    }
+
+    /// Whether records are reaching the broker.
     pub fn is_delivering(&self) -> bool {
         self.inner.delivering.load(Ordering::Relaxed)
     }
@@ -153,7 +161,14 @@ impl Sink {
         if records.is_empty() {
             return Ok(());
         }
-        let dropped = self.inner.spool.append(records)?;
+        let dropped = match self.inner.spool.append(records) {
+            Ok(d) => d,
+            Err(e) => {
+                self.inner.accepting.store(false, Ordering::Relaxed);
+                return Err(e);
+            }
+        };
+        self.inner.accepting.store(dropped == 0, Ordering::Relaxed);
         if dropped > 0 {
             self.inner.metrics.spool_dropped.inc_by(dropped);
             warn!(dropped, "spool full: records dropped");

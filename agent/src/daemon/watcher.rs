@@ -23,7 +23,7 @@ pub enum Source {
 }
 
 impl Source {
-    fn name(self) -> &'static str {
+    pub fn name(self) -> &'static str {
         match self {
             Self::Hunts => "hunts",
             Self::Schedules => "schedules",
@@ -58,12 +58,13 @@ pub async fn watch_prefix(
     let mut backoff = Duration::from_millis(500);
     loop {
         let result = tokio::select! {
-            r = watch_once(client.clone(), source, &prefix, &tx, &mut last_rev) => r,
+            r = watch_once(&shared, client.clone(), source, &prefix, &tx, &mut last_rev) => r,
             _ = shutdown.changed() => return,
         };
         match result {
             Ok(()) => backoff = Duration::from_millis(500),
             Err(e) => {
+                shared.health.set_watching(source, false);
                 shared
                     .metrics
                     .etcd_errors
@@ -83,6 +84,7 @@ pub async fn watch_prefix(
 /// One watch session. Ok: rebuild from a fresh read (compaction). Err: the
 /// connection failed; resume from `last_rev`.
 async fn watch_once(
+    shared: &Shared,
     mut client: Client,
     source: Source,
     prefix: &str,
@@ -115,6 +117,7 @@ async fn watch_once(
     };
     let opts = WatchOptions::new().with_prefix().with_start_revision(start);
     let mut stream = client.watch(prefix, Some(opts)).await?;
+    shared.health.set_watching(source, true);
     while let Some(resp) = stream.message().await? {
         if resp.canceled() || resp.compact_revision() > 0 {
             warn!(

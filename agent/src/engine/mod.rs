@@ -188,23 +188,13 @@ impl Engine {
     /// Guards and runs `sql`, handing each row to `on_row` as SQLite produces
     /// it, with the column names. An error from `on_row` stops the query
     /// ([`QueryError::Output`]). Freed memory goes back to the OS afterwards.
-    pub fn run_each(
-        &self,
-        sql: &str,
-        cancel: Arc<Budget>,
-        on_row: &mut OnRow<'_>,
-    ) -> QueryOutput {
+    pub fn run_each(&self, sql: &str, cancel: Arc<Budget>, on_row: &mut OnRow<'_>) -> QueryOutput {
         let out = self.run_inner(sql, cancel, on_row);
         heap::release_free_memory();
         out
     }
 
-    fn run_inner(
-        &self,
-        sql: &str,
-        cancel: Arc<Budget>,
-        on_row: &mut OnRow<'_>,
-    ) -> QueryOutput {
+    fn run_inner(&self, sql: &str, cancel: Arc<Budget>, on_row: &mut OnRow<'_>) -> QueryOutput {
         let started = Instant::now();
         if let Err(e) = sweep_proto::guard::check(sql, &|t| self.registry.contains(t)) {
             let why = match e {

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use etcd_client::PutOptions;
 use rdkafka::Offset;
 use sweep_proto::record::StatusBody;
+use sweep_proto::signing::Kind;
 use sweep_proto::time::unix_now;
 use sweep_proto::{guard, tables, topics, Hunt, ResultsRecord};
 
@@ -52,18 +53,15 @@ pub async fn run(settings: &Settings, args: HuntArgs) -> Result<u8, ControllerEr
     // Load the key before anything is written: a bad key path fails early.
     let signer = operator::signer(settings, "hunt")?;
     let now = unix_now();
-    let mut hunt = Hunt {
+    let hunt = Hunt {
         id: uuid::Uuid::new_v4().simple().to_string()[..16].to_string(),
         sql: args.sql.clone(),
         targets: targets.clone(),
         issued_at: now,
         expires_at: now + args.expiry.as_secs().max(1),
         issuer: operator::issuer(),
-        signature: None,
     };
-    if let Some(signer) = &signer {
-        signer.sign(&mut hunt);
-    }
+    let stored = operator::seal(signer.as_ref(), Kind::Hunt, hunt.to_json());
     let lease = client
         .lease_grant(args.expiry.as_secs().max(1) as i64, None)
         .await?
@@ -71,7 +69,7 @@ pub async fn run(settings: &Settings, args: HuntArgs) -> Result<u8, ControllerEr
     client
         .put(
             keys.hunt(&hunt.id),
-            hunt.to_json(),
+            stored.to_json(),
             Some(PutOptions::new().with_lease(lease)),
         )
         .await?;
@@ -195,10 +193,32 @@ impl Answers {
             }
         }
         print_rows(&self.columns, &self.rows, json)?;
-        let failed: Vec<(&String, &String)> = answered
+        // A host's rows arrive before its status (one partition per host):
+        // fewer rows than the status counts means some were lost on the way
+        // (refused by the broker, quarantined on the agent) or are forged.
+        let mut arrived: BTreeMap<&str, u64> = BTreeMap::new();
+        for (host, _) in &self.rows {
+            *arrived.entry(host.as_str()).or_default() += 1;
+        }
+        let mismatched: Vec<(&String, String)> = answered
+            .iter()
+            .filter(|(h, s)| s.error.is_none() && arrived.get(h.as_str()).copied().unwrap_or(0) != s.rows)
+            .map(|(h, s)| {
+                let got = arrived.get(h.as_str()).copied().unwrap_or(0);
+                (
+                    h,
+                    format!(
+                        "sent {} row(s) but {got} arrived (lost on the way: see the agent's quarantine and metrics)",
+                        s.rows
+                    ),
+                )
+            })
+            .collect();
+        let mut failed: Vec<(&String, &String)> = answered
             .iter()
             .filter_map(|(h, s)| s.error.as_ref().map(|e| (h, e)))
             .collect();
+        failed.extend(mismatched.iter().map(|(h, why)| (*h, why)));
         let silent: Vec<&String> = expected
             .iter()
             .filter(|h| !answered.contains_key(*h))

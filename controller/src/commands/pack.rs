@@ -10,7 +10,9 @@
 use std::io::Write;
 
 use etcd_client::{GetOptions, PutOptions};
-use sweep_proto::time::unix_now;
+use sweep_proto::schedule::next_version;
+use sweep_proto::signing::Kind;
+use sweep_proto::time::{unix_now, unix_now_ms};
 use sweep_proto::{Keyspace, Pack};
 
 use crate::cli::{ListArgs, PackAddArgs, PackCommand, RmArgs};
@@ -67,18 +69,26 @@ async fn add(settings: &Settings, args: PackAddArgs) -> Result<u8, ControllerErr
         targets,
         queries: parsed.queries,
         issuer: operator::issuer(),
-        updated_at: unix_now(),
-        signature: None,
+        issued_at: unix_now(),
+        version: 0,
     };
-    if let Some(signer) = &signer {
-        signer.sign(&mut pack);
-    }
     let keys = settings.etcd.keyspace();
     let mut client = settings.etcd.connect().await?;
+    let key = keys.pack(&pack.name);
+    // Later than the version stored now, so agents take it as newer.
+    let previous = client.get(key.as_str(), None).await?;
+    let last = previous
+        .kvs()
+        .first()
+        .and_then(|kv| operator::body(kv.value()).ok())
+        .and_then(|b| Pack::from_json(b.as_bytes()).ok())
+        .map(|p| p.version);
+    pack.version = next_version(last, unix_now_ms());
+    let stored = operator::seal(signer.as_ref(), Kind::Pack, pack.to_json());
     let resp = client
         .put(
-            keys.pack(&pack.name),
-            pack.to_json(),
+            key,
+            stored.to_json(),
             Some(PutOptions::new().with_prev_key()),
         )
         .await?;
@@ -95,7 +105,7 @@ async fn add(settings: &Settings, args: PackAddArgs) -> Result<u8, ControllerErr
         pack.discovery.len(),
         plural_y(pack.discovery.len()),
         render::targets(&pack.targets),
-        if pack.signature.is_some() {
+        if stored.signature.is_some() {
             ", signed"
         } else {
             ", unsigned"
@@ -126,7 +136,7 @@ async fn list(settings: &Settings, args: ListArgs) -> Result<u8, ControllerError
         if Keyspace::leaf(&dir, &key).is_none() {
             continue;
         }
-        match Pack::from_json(kv.value()) {
+        match operator::body(kv.value()).and_then(|b| Ok(Pack::from_json(b.as_bytes())?)) {
             Ok(p) => packs.push(p),
             // One bad value must not hide the others.
             Err(e) => eprintln!("warning: {key}: {e}"),

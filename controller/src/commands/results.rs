@@ -13,7 +13,7 @@ use super::hunt::Answers;
 use crate::cli::ResultsArgs;
 use crate::config::Settings;
 use crate::kafka::TopicReader;
-use crate::{fleet, ControllerError};
+use crate::{fleet, operator, ControllerError};
 
 pub async fn run(settings: &Settings, args: ResultsArgs) -> Result<u8, ControllerError> {
     let started = Instant::now();
@@ -24,7 +24,7 @@ pub async fn run(settings: &Settings, args: ResultsArgs) -> Result<u8, Controlle
     let live = client.get(keys.hunt(&args.hunt_id), None).await?;
     let expected: BTreeSet<String> = match live.kvs().first() {
         Some(kv) => {
-            let hunt = Hunt::from_json(kv.value())?;
+            let hunt = Hunt::from_json(operator::body(kv.value())?.as_bytes())?;
             fleet::targeted(&mut client, &keys, &hunt.targets)
                 .await?
                 .into_iter()

@@ -8,8 +8,9 @@
 use std::io::Write;
 
 use etcd_client::{GetOptions, PutOptions};
-use sweep_proto::schedule::runs_on_linux;
-use sweep_proto::time::unix_now;
+use sweep_proto::schedule::{next_version, runs_on_linux};
+use sweep_proto::signing::Kind;
+use sweep_proto::time::{unix_now, unix_now_ms};
 use sweep_proto::{guard, tables, Keyspace, ScheduledQuery};
 
 use crate::cli::{ListArgs, RmArgs, ScheduleAddArgs, ScheduleCommand};
@@ -58,18 +59,26 @@ async fn add(settings: &Settings, args: ScheduleAddArgs) -> Result<u8, Controlle
         platform: args.platform.filter(|p| !p.trim().is_empty()),
         description: args.description.unwrap_or_default(),
         issuer: operator::issuer(),
-        updated_at: unix_now(),
-        signature: None,
+        issued_at: unix_now(),
+        version: 0,
     };
-    if let Some(signer) = &signer {
-        signer.sign(&mut query);
-    }
     let keys = settings.etcd.keyspace();
     let mut client = settings.etcd.connect().await?;
+    let key = keys.schedule(&query.name);
+    // Later than the version stored now, so agents take it as newer.
+    let previous = client.get(key.as_str(), None).await?;
+    let last = previous
+        .kvs()
+        .first()
+        .and_then(|kv| operator::body(kv.value()).ok())
+        .and_then(|b| ScheduledQuery::from_json(b.as_bytes()).ok())
+        .map(|p| p.version);
+    query.version = next_version(last, unix_now_ms());
+    let stored = operator::seal(signer.as_ref(), Kind::Schedule, query.to_json());
     let resp = client
         .put(
-            keys.schedule(&query.name),
-            query.to_json(),
+            key,
+            stored.to_json(),
             Some(PutOptions::new().with_prev_key()),
         )
         .await?;
@@ -84,7 +93,7 @@ async fn add(settings: &Settings, args: ScheduleAddArgs) -> Result<u8, Controlle
         humantime::format_duration(std::time::Duration::from_secs(query.interval)),
         mode(&query),
         render::targets(&query.targets),
-        if query.signature.is_some() {
+        if stored.signature.is_some() {
             ", signed"
         } else {
             ", unsigned"
@@ -132,7 +141,8 @@ async fn list(settings: &Settings, args: ListArgs) -> Result<u8, ControllerError
         if Keyspace::leaf(&dir, &key).is_none() {
             continue;
         }
-        match ScheduledQuery::from_json(kv.value()) {
+        match operator::body(kv.value()).and_then(|b| Ok(ScheduledQuery::from_json(b.as_bytes())?))
+        {
             Ok(q) => queries.push(q),
             // One bad value must not hide the others.
             Err(e) => eprintln!("warning: {key}: {e}"),
