@@ -53,3 +53,24 @@ pub async fn ensure(
     }
     Ok(())
 }
+
+/// Whether a produce error is one that retrying cannot fix (the record is
+/// too large, or invalid, or the client is not authorised): such a record
+/// must be set aside, not retried in front of everything behind it.
+pub fn is_permanent(e: &rdkafka::error::KafkaError) -> bool {
+    use rdkafka::error::RDKafkaErrorCode as C;
+    matches!(
+        e.rdkafka_error_code(),
+        Some(
+            C::MessageSizeTooLarge
+                | C::InvalidMessageSize
+                | C::MessageBatchTooLarge
+                | C::InvalidTopic
+                | C::InvalidRecord
+                | C::InvalidRequiredAcks
+                | C::TopicAuthorizationFailed
+                | C::ClusterAuthorizationFailed
+                | C::UnsupportedForMessageFormat
+        )
+    )
+}

@@ -16,6 +16,8 @@ pub struct Config {
     /// share the partitions of `sweep.results`.
     pub group_id: String,
     pub kafka: KafkaSettings,
+    /// Where `/metrics` and `/live` are served; "" turns them off.
+    pub metrics_listen: String,
 }
 
 impl Default for Config {
@@ -24,6 +26,7 @@ impl Default for Config {
             rules_dir: PathBuf::from("/etc/sweep/rules"),
             group_id: "sweep-rules".into(),
             kafka: KafkaSettings::default(),
+            metrics_listen: "127.0.0.1:9466".into(),
         }
     }
 }

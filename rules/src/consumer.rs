@@ -12,6 +12,7 @@ use tokio::sync::watch;
 use tracing::{debug, info, warn};
 
 use crate::config::Config;
+use crate::metrics::Metrics;
 use crate::ruleset::RuleSet;
 use crate::suppress::Suppressor;
 use crate::RulesError;
@@ -41,6 +42,16 @@ pub async fn run(
     let consumer: StreamConsumer = ccfg.create()?;
     let producer: FutureProducer = pcfg.create()?;
     consumer.subscribe(&[topics::RESULTS])?;
+    let metrics = Metrics::new()?;
+    if !config.metrics_listen.is_empty() {
+        let listener = tokio::net::TcpListener::bind(&config.metrics_listen)
+            .await
+            .map_err(|source| RulesError::Listen {
+                addr: config.metrics_listen.clone(),
+                source,
+            })?;
+        tokio::spawn(metrics.clone().serve(listener, shutdown.clone()));
+    }
     info!(rules = rules.len(), group = %config.group_id, "evaluating rules");
     let mut suppressor = Suppressor::default();
     let mut tick = tokio::time::interval(Duration::from_secs(1));
@@ -49,7 +60,7 @@ pub async fn run(
             m = consumer.recv() => m,
             _ = tick.tick() => {
                 for summary in suppressor.close(Instant::now()) {
-                    if !deliver(&producer, &summary, &mut shutdown).await {
+                    if !deliver(&producer, &summary, &metrics, &mut shutdown).await {
                         return Ok(());
                     }
                 }
@@ -65,11 +76,21 @@ pub async fn run(
                 continue;
             }
         };
+        metrics.records.inc();
         let matches = match msg.payload().map(ResultsRecord::from_json) {
             Some(Ok(ResultsRecord::Row(row))) => rules.evaluate(&row),
             Some(Ok(ResultsRecord::Status(_))) | None => Vec::new(),
             Some(Err(e)) => {
-                debug!(error = %e, "skipping a record that is not a result row");
+                // A poison record: counted, logged where it is, and
+                // committed past, so it never stalls the partition.
+                metrics.skipped.with_label_values(&["undecodable"]).inc();
+                warn!(
+                    partition = msg.partition(),
+                    offset = msg.offset(),
+                    bytes = msg.payload().map_or(0, <[u8]>::len),
+                    error = %e,
+                    "skipping an undecodable record"
+                );
                 Vec::new()
             }
         };
@@ -80,7 +101,7 @@ pub async fn run(
                 None => Some(m),
             };
             if let Some(m) = report {
-                if !deliver(&producer, &m, &mut shutdown).await {
+                if !deliver(&producer, &m, &metrics, &mut shutdown).await {
                     return Ok(());
                 }
             }
@@ -98,10 +119,13 @@ pub async fn run(
 }
 
 /// Produces one match, retrying until the broker takes it: storing an offset
-/// past an undelivered match would lose it. False when shut down first.
+/// past an undelivered match would lose it. A match the broker refuses for
+/// good (too large, not authorised) is logged whole and counted instead of
+/// blocking every record behind it. False when shut down first.
 async fn deliver(
     producer: &FutureProducer,
     m: &MatchRecord,
+    metrics: &Metrics,
     shutdown: &mut watch::Receiver<bool>,
 ) -> bool {
     let payload = serde_json::to_string(m).expect("matches serialize");
@@ -111,6 +135,11 @@ async fn deliver(
             .payload(&payload);
         match producer.send(rec, Duration::from_secs(5)).await {
             Ok(_) => break,
+            Err((e, _)) if topics::is_permanent(&e) => {
+                metrics.matches_refused.inc();
+                warn!(rule = %m.rule_id, error = %e, r#match = %payload, "the broker refused a match for good; logged here instead");
+                return true;
+            }
             Err((e, _)) => {
                 warn!(rule = %m.rule_id, error = %e, "match not delivered; retrying");
                 tokio::select! {
@@ -120,6 +149,7 @@ async fn deliver(
             }
         }
     }
+    metrics.matches_sent.inc();
     info!(rule = %m.rule_id, host = %m.host, severity = %m.severity, count = m.count, "match");
     true
 }

@@ -12,4 +12,11 @@ pub enum RulesError {
     Kafka(#[from] rdkafka::error::KafkaError),
     #[error(transparent)]
     Proto(#[from] sweep_proto::ProtoError),
+    #[error("metrics: {0}")]
+    Metrics(#[from] prometheus::Error),
+    #[error("admin listener on {addr}: {source}")]
+    Listen {
+        addr: String,
+        source: std::io::Error,
+    },
 }

@@ -10,12 +10,14 @@
 //!   (first/last seen, count).
 //! - [`consumer`]: the consume → evaluate → produce → commit loop.
 //! - [`config`]: the TOML configuration.
+//! - [`metrics`]: every metric, and the `/metrics` listener.
 #![forbid(unsafe_code)]
 
 pub mod condition;
 pub mod config;
 pub mod consumer;
 pub mod error;
+pub mod metrics;
 pub mod rule;
 pub mod ruleset;
 pub mod suppress;

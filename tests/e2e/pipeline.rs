@@ -288,3 +288,65 @@ fn sigterm_during_a_long_query_stops_within_the_shutdown_timeout() {
         "still listed after exit"
     );
 }
+
+#[test]
+fn the_rules_consumer_skips_a_poison_record_and_goes_on() {
+    let c = Cluster::start().unwrap();
+    let dir = c.dir.path().join("rules");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("test.toml"),
+        r#"
+[[rule]]
+id = "e2e_marker"
+title = "A marked row"
+severity = "low"
+query = "hunt:*"
+condition = "marker = 'after-the-poison'"
+"#,
+    )
+    .unwrap();
+    let agent = c.agent("web-1", &[]).unwrap();
+    c.wait_agents(&["web-1"], Duration::from_secs(20)).unwrap();
+    // The topic exists once the agent has answered something.
+    ok(&c.sweep(&["hunt", "SELECT 1 AS warmup"]));
+    // Garbage first, keyed like an agent's records so it sits in the same
+    // partition as the row after it.
+    c.produce_raw("sweep.results", "web-1", b"\x00{not json at all");
+    let rules = c.rules(&dir).unwrap();
+    ok(&c.sweep(&["hunt", "SELECT 'after-the-poison' AS marker"]));
+    let found = eventually(Duration::from_secs(60), || {
+        let out = c.sweep(&["matches", "--json"]);
+        ndjson(&out.stdout)
+            .into_iter()
+            .find(|m| m["rule_id"] == "e2e_marker")
+    });
+    assert!(
+        found.is_some(),
+        "no match after the poison record\n{}\n{}",
+        rules.log_text(),
+        agent.log_text()
+    );
+    let log = rules.log_text();
+    assert!(log.contains("skipping an undecodable record"), "{log}");
+    let addr = log
+        .lines()
+        .find(|l| l.contains("admin endpoint listening"))
+        .and_then(|l| l.split("addr=").nth(1))
+        .and_then(|a| a.split_whitespace().next())
+        .expect("the rules admin address")
+        .to_string();
+    let mut stream = std::net::TcpStream::connect(&addr).unwrap();
+    use std::io::{Read, Write};
+    write!(
+        stream,
+        "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut metrics = String::new();
+    stream.read_to_string(&mut metrics).unwrap();
+    assert!(
+        metrics.contains("sweep_rules_records_skipped_total{reason=\"undecodable\"} 1"),
+        "{metrics}"
+    );
+}

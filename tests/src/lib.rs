@@ -320,6 +320,21 @@ impl Cluster {
         self.agent_with(host_id, labels, "wall_time = \"2s\"\n")
     }
 
+    /// Produces one raw record to `topic`, as anyone with produce access to
+    /// the broker could.
+    pub fn produce_raw(&self, topic: &str, key: &str, value: &[u8]) {
+        use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+        let producer: BaseProducer = rdkafka::ClientConfig::new()
+            .set("bootstrap.servers", &self.kafka)
+            .create()
+            .expect("a producer");
+        producer
+            .send(BaseRecord::to(topic).key(key).payload(value))
+            .map_err(|(e, _)| e)
+            .expect("queued");
+        producer.flush(Duration::from_secs(20)).expect("delivered");
+    }
+
     /// Where the agent `host_id` keeps its state (spool, ledger, quarantine).
     pub fn state_dir(&self, host_id: &str) -> PathBuf {
         self.dir.path().join(host_id)
@@ -361,8 +376,9 @@ impl Cluster {
     /// Starts sweep-rules on a directory of rule files.
     pub fn rules(&self, rules_dir: &Path) -> Result<Proc> {
         let cfg = format!(
-            "rules_dir = \"{}\"\ngroup_id = \"e2e-rules\"\n[kafka]\nbrokers = \"{}\"\n{}",
+            "rules_dir = \"{}\"\ngroup_id = \"e2e-rules\"\nmetrics_listen = \"127.0.0.1:{}\"\n[kafka]\nbrokers = \"{}\"\n{}",
             rules_dir.display(),
+            free_port(),
             self.kafka,
             Self::kafka_properties()
         );

@@ -14,9 +14,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::future::join_all;
-use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::error::KafkaError;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use sweep_proto::time::unix_now;
+use sweep_proto::topics;
 use tokio::sync::{watch, Notify};
 use tracing::{debug, info, warn};
 
@@ -63,27 +64,8 @@ enum Outcome {
     Failed(String),
 }
 
-/// Errors that retrying cannot fix.
-fn is_permanent(e: &KafkaError) -> bool {
-    use RDKafkaErrorCode as C;
-    matches!(
-        e.rdkafka_error_code(),
-        Some(
-            C::MessageSizeTooLarge
-                | C::InvalidMessageSize
-                | C::MessageBatchTooLarge
-                | C::InvalidTopic
-                | C::InvalidRecord
-                | C::InvalidRequiredAcks
-                | C::TopicAuthorizationFailed
-                | C::ClusterAuthorizationFailed
-                | C::UnsupportedForMessageFormat
-        )
-    )
-}
-
 fn outcome(e: &KafkaError) -> Outcome {
-    if is_permanent(e) {
+    if topics::is_permanent(e) {
         Outcome::Refused(e.to_string())
     } else {
         Outcome::Failed(e.to_string())

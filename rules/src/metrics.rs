@@ -1,0 +1,99 @@
+//! Every metric sweep-rules exports, defined in one place, and the admin
+//! listener that serves them (`/metrics`, `/live`). Names follow
+//! `sweep_rules_<name>_<unit>`.
+
+use axum::extract::State;
+use axum::http::header;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::Router;
+use prometheus::{Encoder, IntCounter, IntCounterVec, Opts, Registry, TextEncoder};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tracing::{info, warn};
+
+use crate::RulesError;
+
+#[derive(Clone)]
+pub struct Metrics {
+    registry: Registry,
+    pub records: IntCounter,
+    /// Records skipped, by reason (`undecodable`).
+    pub skipped: IntCounterVec,
+    pub matches_sent: IntCounter,
+    /// Matches the broker refused for good (logged whole).
+    pub matches_refused: IntCounter,
+}
+
+impl Metrics {
+    pub fn new() -> Result<Self, RulesError> {
+        let registry = Registry::new();
+        let records = IntCounter::new(
+            "sweep_rules_records_total",
+            "Records read from sweep.results.",
+        )?;
+        let skipped = IntCounterVec::new(
+            Opts::new(
+                "sweep_rules_records_skipped_total",
+                "Records skipped (and committed past), by reason.",
+            ),
+            &["reason"],
+        )?;
+        let matches_sent = IntCounter::new(
+            "sweep_rules_matches_sent_total",
+            "Matches the broker acknowledged.",
+        )?;
+        let matches_refused = IntCounter::new(
+            "sweep_rules_matches_refused_total",
+            "Matches the broker refused for good (too large, not authorised); each is logged.",
+        )?;
+        registry.register(Box::new(
+            prometheus::process_collector::ProcessCollector::for_self(),
+        ))?;
+        registry.register(Box::new(records.clone()))?;
+        registry.register(Box::new(skipped.clone()))?;
+        registry.register(Box::new(matches_sent.clone()))?;
+        registry.register(Box::new(matches_refused.clone()))?;
+        Ok(Self {
+            registry,
+            records,
+            skipped,
+            matches_sent,
+            matches_refused,
+        })
+    }
+
+    pub fn encode(&self) -> String {
+        let mut buf = Vec::new();
+        // Encoding into a Vec cannot fail for the text format.
+        let _ = TextEncoder::new().encode(&self.registry.gather(), &mut buf);
+        String::from_utf8(buf).unwrap_or_default()
+    }
+
+    /// Serves `/metrics` and `/live` until `shutdown`.
+    pub async fn serve(self, listener: TcpListener, mut shutdown: watch::Receiver<bool>) {
+        if let Ok(addr) = listener.local_addr() {
+            info!(%addr, "admin endpoint listening (/metrics, /live)");
+        }
+        let app = Router::new()
+            .route("/metrics", get(metrics))
+            .route("/live", get(|| async { "ok\n" }))
+            .with_state(self);
+        let stop = async move {
+            let _ = shutdown.wait_for(|stop| *stop).await;
+        };
+        if let Err(e) = axum::serve(listener, app)
+            .with_graceful_shutdown(stop)
+            .await
+        {
+            warn!(error = %e, "admin endpoint failed");
+        }
+    }
+}
+
+async fn metrics(State(m): State<Metrics>) -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        m.encode(),
+    )
+}
