@@ -5,7 +5,12 @@
 
 use std::time::Duration;
 
+use std::sync::atomic::Ordering;
+
 use etcd_client::{Client, PutOptions};
+use sweep_proto::heartbeat::Counters;
+use sweep_proto::time::unix_now_ms;
+use sweep_proto::{Heartbeat, Resources};
 use tokio::sync::watch;
 use tracing::{info, warn};
 
@@ -57,7 +62,7 @@ async fn hold(
                 .await
         }
     };
-    put(shared.heartbeat(selfstat.sample()).to_json()).await?;
+    put(heartbeat(shared, selfstat.sample()).to_json()).await?;
     info!(host_id = %shared.host_id, lease, ttl, "registered");
     let (mut keeper, mut responses) = client.lease_keep_alive(lease).await?;
     // Keep-alives at a third of the TTL survive one lost round trip.
@@ -79,8 +84,8 @@ async fn hold(
             }
             _ = beat_tick.tick() => {
                 let res = selfstat.sample();
-                shared.record_resources(&res);
-                put(shared.heartbeat(res).to_json()).await?;
+                record_resources(shared, &res);
+                put(heartbeat(shared, res).to_json()).await?;
             }
             _ = shutdown.changed() => {
                 if let Err(e) = client.lease_revoke(lease).await {
@@ -92,4 +97,32 @@ async fn hold(
             }
         }
     }
+}
+
+/// What the agent publishes under its lease.
+fn heartbeat(shared: &Shared, resources: Resources) -> Heartbeat {
+    let c = &shared.counters;
+    Heartbeat {
+        host_id: shared.host_id.clone(),
+        version: sweep_proto::VERSION.to_string(),
+        labels: shared.config.labels.clone(),
+        started_at: shared.started_at,
+        sent_at_ms: unix_now_ms(),
+        resources,
+        counters: Counters {
+            hunts_run: c.hunts_run.load(Ordering::Relaxed),
+            queries_failed: c.queries_failed.load(Ordering::Relaxed),
+            rows_sent: c.rows_sent.load(Ordering::Relaxed),
+            records_quarantined: shared.sink.quarantined(),
+        },
+        spool_depth: shared.sink.spool_depth(),
+    }
+}
+
+fn record_resources(shared: &Shared, r: &Resources) {
+    let m = &shared.metrics;
+    m.cpu_percent.set(r.cpu_percent);
+    m.rss_bytes.set(r.rss_bytes as i64);
+    m.threads.set(r.threads as i64);
+    m.open_fds.set(r.fds as i64);
 }

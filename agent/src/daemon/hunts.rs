@@ -8,12 +8,12 @@ use std::sync::atomic::Ordering;
 use sweep_proto::record::StatusBody;
 
 use sweep_proto::time::unix_now;
-use sweep_proto::{Hunt, HuntStatus, Keyspace};
+use sweep_proto::{Hunt, Keyspace};
 use tracing::{info, warn};
 
 use super::ledger::Ledger;
-use super::spool::Record;
-use super::{RowMeta, Shared};
+use super::records::RowMeta;
+use super::Shared;
 use crate::error::AgentError;
 
 /// The longest hunt id an agent echoes back; the controller makes 16 hex
@@ -101,7 +101,11 @@ impl HuntRunner {
                 .inc();
             return;
         }
-        let result = match shared.discovery_passes(&hunt.targets.discovery).await {
+        let result = match shared
+            .queries
+            .discovery_passes(&hunt.targets.discovery)
+            .await
+        {
             Ok(true) => run_one(shared, &hunt).await,
             Ok(false) => {
                 shared
@@ -138,69 +142,56 @@ async fn report_not_run(
     error: Option<String>,
     skipped: Option<String>,
 ) -> Result<(), AgentError> {
-    let status = HuntStatus {
-        hunt_id: hunt_id.to_string(),
-        host_identifier: shared.host_id.clone(),
-        unix_time: unix_now(),
-        status: StatusBody {
-            rows: 0,
-            error,
-            duration_ms: 0,
-            columns: Vec::new(),
-            skipped,
-        },
+    let body = StatusBody {
+        rows: 0,
+        error,
+        duration_ms: 0,
+        columns: Vec::new(),
+        skipped,
     };
-    let record = Record {
-        key: shared.host_id.clone(),
-        value: serde_json::to_string(&status).expect("status serializes"),
-    };
-    shared.sink.send(&[record])
+    shared
+        .sink
+        .send(&[shared.records.status(hunt_id, unix_now(), body)])
 }
 
+/// Runs a verified, targeted hunt: rows stream to the spool as they come,
+/// then one status record with their count.
 async fn run_one(shared: &Shared, hunt: &Hunt) -> Result<(), AgentError> {
     info!(hunt_id = %hunt.id, issuer = %hunt.issuer, "running hunt");
     let now = unix_now();
     let record = {
-        let shared = shared.clone();
+        let records = shared.records.clone();
         let name = hunt.query_name();
         let hunt_id = hunt.id.clone();
         move |columns| {
-            shared.result_record(
-                RowMeta {
-                    name: &name,
-                    action: "snapshot",
-                    hunt_id: Some(&hunt_id),
-                    epoch: 0,
-                    counter: 0,
-                    now,
-                },
-                columns,
-            )
+            let meta = RowMeta {
+                name: &name,
+                action: "snapshot",
+                hunt_id: Some(&hunt_id),
+                epoch: 0,
+                counter: 0,
+                now,
+            };
+            records.row(meta, columns)
         }
     };
-    let out = match shared.run_streaming("hunt", &hunt.sql, record).await {
+    let out = match shared.queries.stream("hunt", &hunt.sql, record).await {
         Ok(out) => out,
         // The query task itself failed (it panicked outside a table): the
         // controller still hears from this agent, with the reason.
         Err(e) => return report_not_run(shared, &hunt.id, Some(e.to_string()), None).await,
     };
     shared.counters.hunts_run.fetch_add(1, Ordering::Relaxed);
-    let status = HuntStatus {
-        hunt_id: hunt.id.clone(),
-        host_identifier: shared.host_id.clone(),
-        unix_time: now,
-        status: StatusBody {
-            rows: out.row_count,
-            error: out.error.as_ref().map(ToString::to_string),
-            duration_ms: out.elapsed.as_millis() as u64,
-            columns: out.columns.clone(),
-            skipped: None,
-        },
+    let body = StatusBody {
+        rows: out.row_count,
+        error: out.error.as_ref().map(ToString::to_string),
+        duration_ms: out.elapsed.as_millis() as u64,
+        columns: out.columns.clone(),
+        skipped: None,
     };
-    shared.sink.send(&[Record {
-        key: shared.host_id.clone(),
-        value: serde_json::to_string(&status).expect("status serializes"),
-    }])?;
+    shared
+        .sink
+        .send(&[shared.records.status(&hunt.id, now, body)])?;
     shared
         .counters
         .rows_sent

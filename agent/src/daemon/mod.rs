@@ -3,11 +3,15 @@
 //! - [`heartbeat`]: the lease-bound liveness key with resource figures.
 //! - [`watcher`]: watching an etcd prefix without missing a change.
 //! - [`executor`]: the one loop that runs queries: hunts first, then
-//!   scheduled work.
+//!   scheduled work. A hunt flows one way: [`watcher`] → [`executor`] →
+//!   [`hunts`] → [`trust`] → targeting → [`queries`] (the engine) →
+//!   [`records`] → [`sink`].
 //! - [`hunts`]: answering each hunt once; [`ledger`]: hunts already run,
 //!   across restarts.
 //! - [`scheduler`]: scheduled queries and packs; [`diff`]: differential
 //!   results across runs.
+//! - [`queries`]: running queries off the async threads, collected or
+//!   streamed; [`records`]: rows and statuses as Kafka records.
 //! - [`sink`] and [`spool`]: every record is spooled to disk first, then
 //!   sent to Kafka in order; [`quarantine`]: records the broker refuses for
 //!   good.
@@ -32,6 +36,8 @@ pub mod hunts;
 pub mod ledger;
 pub mod metrics;
 pub mod quarantine;
+pub mod queries;
+pub mod records;
 pub mod scheduler;
 pub mod selfstat;
 pub mod sink;
@@ -40,36 +46,24 @@ pub mod state_file;
 pub mod trust;
 pub mod watcher;
 
-use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use sweep_proto::heartbeat::Counters;
-use sweep_proto::time::{calendar_time, unix_now, unix_now_ms};
-use sweep_proto::{topics, Heartbeat, Resources, ResultRow};
+use sweep_proto::time::unix_now;
+use sweep_proto::topics;
 use tokio::sync::{mpsc, watch};
 use tracing::{info, warn};
 
 use crate::config::Config;
-use crate::engine::{value_to_string, Engine, QueryError, QueryOutput};
+use crate::engine::Engine;
 use crate::error::AgentError;
-use crate::tables::{AgentFacts, Budget, Registry, TableEnv};
+use crate::tables::{AgentFacts, Registry, TableEnv};
 use metrics::Metrics;
+use queries::{Counters, Queries};
+use records::Records;
 use sink::Sink;
-use spool::Record;
 
-/// Rows a streaming query spools at a time.
-const STREAM_BATCH: usize = 1_000;
-
-#[derive(Default)]
-pub struct AtomicCounters {
-    pub hunts_run: AtomicU64,
-    pub queries_failed: AtomicU64,
-    pub rows_sent: AtomicU64,
-}
-
-/// What every task of one agent shares.
+/// The agent's parts, one per job, which every task reaches through here.
 #[derive(Clone)]
 pub struct Shared {
     inner: Arc<SharedInner>,
@@ -79,16 +73,16 @@ pub struct SharedInner {
     pub config: Config,
     pub host_id: String,
     pub started_at: u64,
-    pub engine: Engine,
-    pub sink: Sink,
-    pub metrics: Metrics,
-    pub counters: AtomicCounters,
-    /// Added to every result row, as osquery's decorators do.
-    pub decorations: BTreeMap<String, String>,
     /// Which commands run: signatures, names, lifetimes, versions.
     pub verifier: trust::Verifier,
-    /// Cancelled at shutdown: running queries stop at their next step.
-    pub stopping: Arc<Budget>,
+    /// The engine, as the daemon runs it.
+    pub queries: Queries,
+    /// Answers as Kafka records.
+    pub records: Records,
+    /// The spool and the producer.
+    pub sink: Sink,
+    pub metrics: Metrics,
+    pub counters: Arc<Counters>,
     /// What `/ready` reports.
     pub health: health::Health,
 }
@@ -98,154 +92,6 @@ impl std::ops::Deref for Shared {
     fn deref(&self) -> &SharedInner {
         &self.inner
     }
-}
-
-impl Shared {
-    pub fn heartbeat(&self, resources: Resources) -> Heartbeat {
-        Heartbeat {
-            host_id: self.host_id.clone(),
-            version: sweep_proto::VERSION.to_string(),
-            labels: self.config.labels.clone(),
-            started_at: self.started_at,
-            sent_at_ms: unix_now_ms(),
-            resources,
-            counters: Counters {
-                hunts_run: self.counters.hunts_run.load(Ordering::Relaxed),
-                queries_failed: self.counters.queries_failed.load(Ordering::Relaxed),
-                rows_sent: self.counters.rows_sent.load(Ordering::Relaxed),
-                records_quarantined: self.sink.quarantined(),
-            },
-            spool_depth: self.sink.spool_depth(),
-        }
-    }
-
-    /// Runs a query off the async threads, collecting its rows, and counts
-    /// it under `kind`.
-    pub async fn run_query(&self, kind: &str, sql: &str) -> Result<QueryOutput, AgentError> {
-        let engine = self.engine.clone();
-        let sql = sql.to_string();
-        let stopping = self.stopping.clone();
-        let out = tokio::task::spawn_blocking(move || engine.run_with(&sql, stopping))
-            .await
-            .map_err(|e| AgentError::Task(e.to_string()))?;
-        self.count_query(kind, &out);
-        Ok(out)
-    }
-
-    /// Runs a query off the async threads and spools its rows in batches as
-    /// they come, each turned into a record by `record`: a large answer is
-    /// never held whole.
-    pub async fn run_streaming(
-        &self,
-        kind: &str,
-        sql: &str,
-        record: impl Fn(BTreeMap<String, String>) -> Record + Send + 'static,
-    ) -> Result<QueryOutput, AgentError> {
-        let engine = self.engine.clone();
-        let sink = self.sink.clone();
-        let sql = sql.to_string();
-        let stopping = self.stopping.clone();
-        let out = tokio::task::spawn_blocking(move || {
-            let mut batch = Vec::with_capacity(STREAM_BATCH);
-            let mut on_row = |columns: &[String], row: Vec<rusqlite::types::Value>| {
-                let fields = columns
-                    .iter()
-                    .zip(&row)
-                    .map(|(c, v)| (c.clone(), value_to_string(v)))
-                    .collect();
-                batch.push(record(fields));
-                if batch.len() >= STREAM_BATCH {
-                    sink.send(&batch).map_err(|e| e.to_string())?;
-                    batch.clear();
-                }
-                Ok(())
-            };
-            let mut out = engine.run_each(&sql, stopping, &mut on_row);
-            if let Err(e) = sink.send(&batch) {
-                out.error = Some(QueryError::Output(e.to_string()));
-            }
-            out
-        })
-        .await
-        .map_err(|e| AgentError::Task(e.to_string()))?;
-        self.count_query(kind, &out);
-        Ok(out)
-    }
-
-    fn count_query(&self, kind: &str, out: &QueryOutput) {
-        let outcome = match &out.error {
-            None => "ok",
-            Some(QueryError::Refused(_)) => "refused",
-            Some(QueryError::Limit(_)) => "limit",
-            Some(QueryError::Sql(_) | QueryError::Output(_)) => "error",
-        };
-        self.metrics
-            .queries
-            .with_label_values(&[kind, outcome])
-            .inc();
-        self.metrics
-            .query_duration
-            .observe(out.elapsed.as_secs_f64());
-        self.metrics.result_rows.inc_by(out.row_count);
-        if out.error.is_some() {
-            self.counters.queries_failed.fetch_add(1, Ordering::Relaxed);
-        }
-    }
-
-    /// Whether every discovery query returns rows. A failing discovery query
-    /// is an error, not a "no": the operator should hear about it.
-    pub async fn discovery_passes(&self, queries: &[String]) -> Result<bool, String> {
-        for sql in queries {
-            let out = self
-                .run_query("discovery", sql)
-                .await
-                .map_err(|e| e.to_string())?;
-            if let Some(e) = out.error {
-                return Err(format!("discovery query failed: {e}"));
-            }
-            if out.rows.is_empty() {
-                return Ok(false);
-            }
-        }
-        Ok(true)
-    }
-
-    /// One result row for `sweep.results`, in osquery's result-log form.
-    pub fn result_record(&self, meta: RowMeta<'_>, columns: BTreeMap<String, String>) -> Record {
-        let row = ResultRow {
-            name: meta.name.to_string(),
-            host_identifier: self.host_id.clone(),
-            calendar_time: calendar_time(meta.now),
-            unix_time: meta.now,
-            epoch: meta.epoch,
-            counter: meta.counter,
-            decorations: self.decorations.clone(),
-            columns,
-            action: meta.action.to_string(),
-            hunt_id: meta.hunt_id.map(str::to_string),
-        };
-        Record {
-            key: self.host_id.clone(),
-            value: serde_json::to_string(&row).expect("rows serialize"),
-        }
-    }
-
-    pub fn record_resources(&self, r: &Resources) {
-        self.metrics.cpu_percent.set(r.cpu_percent);
-        self.metrics.rss_bytes.set(r.rss_bytes as i64);
-        self.metrics.threads.set(r.threads as i64);
-        self.metrics.open_fds.set(r.fds as i64);
-    }
-}
-
-/// What a result row says besides its columns.
-pub struct RowMeta<'a> {
-    pub name: &'a str,
-    pub action: &'a str,
-    pub hunt_id: Option<&'a str>,
-    pub epoch: u64,
-    pub counter: u64,
-    pub now: u64,
 }
 
 /// Runs the agent until SIGTERM or SIGINT, which are honoured from the first
@@ -323,29 +169,27 @@ pub async fn start(config: Config, shutdown: watch::Receiver<bool>) -> Result<Ru
     let engine = Engine::new(registry, config.limits.clone());
     let sink = Sink::new(&config, topics::RESULTS, metrics.clone())?;
     let ledger = ledger::Ledger::open(&config.state_dir.join("hunts.json"))?;
-    let mut decorations = config.labels.clone();
-    decorations.insert("host_id".into(), host_id.clone());
+    let counters = Arc::new(Counters::default());
+    let queries = Queries::new(engine, sink.clone(), metrics.clone(), counters.clone());
     let shared = Shared {
         inner: Arc::new(SharedInner {
             config: config.clone(),
             host_id: host_id.clone(),
             started_at,
-            engine,
+            verifier,
+            queries: queries.clone(),
+            records: Records::new(host_id.clone(), &config.labels),
             sink: sink.clone(),
             metrics: metrics.clone(),
-            counters: AtomicCounters::default(),
-            decorations,
-            verifier,
-            stopping: Budget::unlimited(),
+            counters,
             health: health::Health::default(),
         }),
     };
     {
-        let stopping = shared.stopping.clone();
         let mut shutdown = shutdown.clone();
         tokio::spawn(async move {
             let _ = shutdown.wait_for(|stop| *stop).await;
-            stopping.cancelled.store(true, Ordering::Relaxed);
+            queries.stop();
         });
     }
     if let Err(e) = topics::ensure(&config.kafka, &[topics::RESULTS], 1).await {

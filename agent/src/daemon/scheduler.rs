@@ -18,8 +18,9 @@ use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
 use super::diff::DiffStore;
+use super::records::RowMeta;
 use super::watcher::{Change, Source};
-use super::{RowMeta, Shared};
+use super::Shared;
 use crate::engine::QueryError;
 use crate::error::AgentError;
 
@@ -276,7 +277,11 @@ impl Scheduler {
                 return verdict;
             }
         }
-        let verdict = match shared.discovery_passes(&state.discovery.clone()).await {
+        let verdict = match shared
+            .queries
+            .discovery_passes(&state.discovery.clone())
+            .await
+        {
             Ok(v) => v,
             Err(e) => {
                 warn!(pack, error = %e, "discovery failed; not running");
@@ -297,7 +302,7 @@ impl Scheduler {
         snapshot: bool,
         removed: bool,
     ) -> Result<(), AgentError> {
-        let out = shared.run_query("schedule", sql).await?;
+        let out = shared.queries.collect("schedule", sql).await?;
         if let Some(e) = &out.error {
             // A failed run says nothing about the rows: the differential state
             // is left as it was.
@@ -323,28 +328,33 @@ impl Scheduler {
             counter,
             now,
         };
-        let (records, diff) =
-            if snapshot {
-                let records: Vec<_> = rows
-                    .into_iter()
-                    .map(|r| shared.result_record(meta("snapshot", 0, 0), r))
-                    .collect();
-                (records, None)
-            } else {
-                let diff = self.diffs.diff(name, sql, rows)?;
-                let mut records: Vec<_> = diff
-                    .added
-                    .iter()
-                    .cloned()
-                    .map(|r| shared.result_record(meta("added", diff.epoch, diff.counter), r))
-                    .collect();
-                if removed {
-                    records.extend(diff.removed.iter().cloned().map(|r| {
-                        shared.result_record(meta("removed", diff.epoch, diff.counter), r)
-                    }));
-                }
-                (records, Some(diff))
-            };
+        let (records, diff) = if snapshot {
+            let records: Vec<_> = rows
+                .into_iter()
+                .map(|r| shared.records.row(meta("snapshot", 0, 0), r))
+                .collect();
+            (records, None)
+        } else {
+            let diff = self.diffs.diff(name, sql, rows)?;
+            let mut records: Vec<_> = diff
+                .added
+                .iter()
+                .cloned()
+                .map(|r| {
+                    shared
+                        .records
+                        .row(meta("added", diff.epoch, diff.counter), r)
+                })
+                .collect();
+            if removed {
+                records.extend(diff.removed.iter().cloned().map(|r| {
+                    shared
+                        .records
+                        .row(meta("removed", diff.epoch, diff.counter), r)
+                }));
+            }
+            (records, Some(diff))
+        };
         debug!(query = name, records = records.len(), "scheduled query ran");
         let n = records.len() as u64;
         shared.sink.send(&records)?;
