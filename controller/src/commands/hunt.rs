@@ -202,15 +202,19 @@ impl Answers {
         }
         let mismatched: Vec<(&String, String)> = answered
             .iter()
-            .filter(|(h, s)| s.error.is_none() && arrived.get(h.as_str()).copied().unwrap_or(0) != s.rows)
+            .filter(|(h, s)| {
+                s.error.is_none() && arrived.get(h.as_str()).copied().unwrap_or(0) != s.rows
+            })
             .map(|(h, s)| {
                 let got = arrived.get(h.as_str()).copied().unwrap_or(0);
+                let why = if got < s.rows {
+                    "lost on the way: see the agent's quarantine and metrics"
+                } else {
+                    "sent twice after a broker outage, or rows not from this agent"
+                };
                 (
                     h,
-                    format!(
-                        "sent {} row(s) but {got} arrived (lost on the way: see the agent's quarantine and metrics)",
-                        s.rows
-                    ),
+                    format!("sent {} row(s) but {got} arrived ({why})", s.rows),
                 )
             })
             .collect();
