@@ -16,6 +16,7 @@ pub struct Metrics {
     pub queries: IntCounterVec,
     pub query_duration: Histogram,
     pub result_rows: IntCounter,
+    pub values_truncated: IntCounter,
     /// Hunts not run, by reason (`expired`, `not_targeted`, `invalid`).
     pub hunts_skipped: IntCounterVec,
     /// Scheduled queries and packs not taken, by kind (`schedule`, `pack`).
@@ -55,6 +56,10 @@ impl Metrics {
         let result_rows = IntCounter::new(
             "sweep_agent_result_rows_total",
             "Result rows produced by queries.",
+        )?;
+        let values_truncated = IntCounter::new(
+            "sweep_agent_values_truncated_total",
+            "Result values cut to limits.max_value_bytes (they end in a marker).",
         )?;
         let hunts_skipped = IntCounterVec::new(
             Opts::new(
@@ -133,6 +138,7 @@ impl Metrics {
         registry.register(Box::new(queries.clone()))?;
         registry.register(Box::new(query_duration.clone()))?;
         registry.register(Box::new(result_rows.clone()))?;
+        registry.register(Box::new(values_truncated.clone()))?;
         registry.register(Box::new(hunts_skipped.clone()))?;
         registry.register(Box::new(commands_rejected.clone()))?;
         registry.register(Box::new(queries_denylisted.clone()))?;
@@ -153,6 +159,7 @@ impl Metrics {
             queries,
             query_duration,
             result_rows,
+            values_truncated,
             hunts_skipped,
             commands_rejected,
             queries_denylisted,

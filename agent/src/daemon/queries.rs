@@ -137,6 +137,7 @@ impl Queries {
             .query_duration
             .observe(out.elapsed.as_secs_f64());
         self.metrics.result_rows.inc_by(out.row_count);
+        self.metrics.values_truncated.inc_by(out.truncated_values);
         if out.error.is_some() {
             self.counters.queries_failed.fetch_add(1, Ordering::Relaxed);
         }

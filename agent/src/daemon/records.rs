@@ -10,6 +10,10 @@ use sweep_proto::{HuntStatus, ResultRow};
 
 use super::spool::Record;
 
+/// The largest record value the agent writes: under the 1 MB a broker takes
+/// by default (`message.max.bytes`), with room for the key and headers.
+pub const MAX_RECORD_BYTES: usize = 900 * 1024;
+
 /// What a result row says besides its columns.
 pub struct RowMeta<'a> {
     pub name: &'a str,
@@ -37,8 +41,39 @@ impl Records {
         }
     }
 
-    /// One result row for `sweep.results`.
-    pub fn row(&self, meta: RowMeta<'_>, columns: BTreeMap<String, String>) -> Record {
+    /// One result row for `sweep.results`. A row too large for one record
+    /// (many long values) has its longest values cut, with a marker, until
+    /// it fits: the row is answered, never dropped for its size.
+    pub fn row(&self, meta: RowMeta<'_>, mut columns: BTreeMap<String, String>) -> Record {
+        loop {
+            let record = self.row_record(&meta, columns.clone());
+            if record.value.len() <= MAX_RECORD_BYTES {
+                return record;
+            }
+            let excess = record.value.len() - MAX_RECORD_BYTES;
+            let Some(longest) = columns
+                .values_mut()
+                .max_by_key(|v| v.len())
+                .filter(|v| v.len() > 64)
+            else {
+                // Nothing left worth cutting; the sink quarantines it.
+                return record;
+            };
+            // Cut the longest value by the excess (at least half of it).
+            let keep = longest
+                .len()
+                .saturating_sub(excess.max(longest.len() / 2) + 32);
+            let mut end = keep;
+            while !longest.is_char_boundary(end) {
+                end -= 1;
+            }
+            let cut = longest.len() - end;
+            longest.truncate(end);
+            longest.push_str(&format!("…[{cut} bytes cut]"));
+        }
+    }
+
+    fn row_record(&self, meta: &RowMeta<'_>, columns: BTreeMap<String, String>) -> Record {
         let row = ResultRow {
             name: meta.name.to_string(),
             host_identifier: self.host_id.clone(),
@@ -69,5 +104,39 @@ impl Records {
             key: self.host_id.clone(),
             value: serde_json::to_string(&status).expect("status serializes"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_row_too_large_for_one_record_is_cut_to_fit() {
+        let records = Records::new("h".into(), &BTreeMap::new());
+        let meta = || RowMeta {
+            name: "q",
+            action: "snapshot",
+            hunt_id: None,
+            epoch: 0,
+            counter: 0,
+            now: 0,
+        };
+        let columns: BTreeMap<String, String> = (0..20)
+            .map(|i| (format!("c{i}"), "é".repeat(40_000)))
+            .collect();
+        let record = records.row(meta(), columns);
+        assert!(
+            record.value.len() <= MAX_RECORD_BYTES,
+            "{}",
+            record.value.len()
+        );
+        let row: ResultRow = serde_json::from_str(&record.value).unwrap();
+        assert_eq!(row.columns.len(), 20);
+        assert!(row.columns.values().any(|v| v.ends_with("bytes cut]")));
+        let small: BTreeMap<String, String> = [("a".to_string(), "b".to_string())].into();
+        let row: ResultRow =
+            serde_json::from_str(&records.row(meta(), small.clone()).value).unwrap();
+        assert_eq!(row.columns, small);
     }
 }

@@ -34,6 +34,11 @@ pub struct Limits {
     pub max_rows: u64,
     /// Bytes of result values a query may return.
     pub max_bytes: u64,
+    /// The longest a single value may be. A longer one (a megabyte command
+    /// line, say) is cut to this and ends in a visible marker, `…[N bytes
+    /// cut]`, so the row is still answered and still fits one Kafka record.
+    /// 0 turns the cut off.
+    pub max_value_bytes: u64,
     /// Memory one query may use: SQLite's heap for it (sorts, temporary
     /// b-trees, strings it builds) and the agent's growth in resident memory
     /// while it runs (rows the tables generate). Past it the query is stopped
@@ -52,6 +57,7 @@ impl Default for Limits {
             wall_time: Duration::from_secs(30),
             max_rows: 100_000,
             max_bytes: 64 * 1024 * 1024,
+            max_value_bytes: 64 * 1024,
             // osquery's watchdog default.
             max_memory_bytes: 200 * 1024 * 1024,
             denylist_for: Duration::from_secs(3600),
@@ -91,6 +97,8 @@ pub struct QueryOutput {
     pub rows: Vec<Vec<Value>>,
     /// Rows produced, whether collected or handed on.
     pub row_count: u64,
+    /// Values cut to [`Limits::max_value_bytes`].
+    pub truncated_values: u64,
     pub error: Option<QueryError>,
     pub elapsed: Duration,
     /// Rows generated per table before SQLite filtered them.
@@ -133,11 +141,40 @@ pub fn value_to_string(v: &Value) -> String {
     }
 }
 
-fn value_bytes(v: &ValueRef<'_>) -> u64 {
+fn value_bytes(v: &Value) -> u64 {
     match v {
-        ValueRef::Null => 1,
-        ValueRef::Integer(_) | ValueRef::Real(_) => 8,
-        ValueRef::Text(t) | ValueRef::Blob(t) => t.len() as u64,
+        Value::Null => 1,
+        Value::Integer(_) | Value::Real(_) => 8,
+        Value::Text(t) => t.len() as u64,
+        Value::Blob(b) => b.len() as u64,
+    }
+}
+
+/// Cuts a text or blob longer than `cap` bytes to `cap` (at a character
+/// boundary) and appends a marker saying how much went. True when cut.
+pub fn cap_value(v: &mut Value, cap: u64) -> bool {
+    if cap == 0 {
+        return false;
+    }
+    let cap = usize::try_from(cap).unwrap_or(usize::MAX);
+    match v {
+        Value::Text(t) if t.len() > cap => {
+            let mut end = cap;
+            while !t.is_char_boundary(end) {
+                end -= 1;
+            }
+            let cut = t.len() - end;
+            t.truncate(end);
+            t.push_str(&format!("…[{cut} bytes cut]"));
+            true
+        }
+        Value::Blob(b) if b.len() > cap => {
+            let cut = b.len() - cap;
+            b.truncate(cap);
+            b.extend_from_slice(format!("…[{cut} bytes cut]").as_bytes());
+            true
+        }
+        _ => false,
     }
 }
 
@@ -338,8 +375,12 @@ impl Engine {
                     let mut values = Vec::with_capacity(width);
                     for i in 0..width {
                         let v = row.get_ref(i).unwrap_or(ValueRef::Null);
-                        bytes += value_bytes(&v);
-                        values.push(crate::tables::owned(v));
+                        let mut value = crate::tables::owned(v);
+                        if cap_value(&mut value, self.limits.max_value_bytes) {
+                            out.truncated_values += 1;
+                        }
+                        bytes += value_bytes(&value);
+                        values.push(value);
                     }
                     if bytes > self.limits.max_bytes {
                         out.error = Some(QueryError::Limit(format!(
