@@ -55,7 +55,7 @@ fn main() -> ExitCode {
             print!("{}", output::render(&out, mode));
             match out.error {
                 Some(e) => {
-                    eprintln!("Error: {e}");
+                    eprintln!("Error: {}", sweep_proto::text::printable(&e.to_string()));
                     ExitCode::from(1)
                 }
                 None => ExitCode::SUCCESS,

@@ -3,6 +3,7 @@
 
 use std::fmt::Write as _;
 use std::str::FromStr;
+use sweep_proto::text::printable;
 
 use rusqlite::types::Value;
 
@@ -66,7 +67,12 @@ fn line(columns: &[String], rows: &[Vec<Value>]) -> String {
             s.push('\n');
         }
         for (c, v) in columns.iter().zip(r) {
-            let _ = writeln!(s, "{c:>width$} = {}", value_to_string(v));
+            let _ = writeln!(
+                s,
+                "{:>width$} = {}",
+                printable(c),
+                printable(&value_to_string(v))
+            );
         }
     }
     s
@@ -102,12 +108,28 @@ fn json(columns: &[String], rows: &[Vec<Value>]) -> String {
     s
 }
 
+/// A CSV field: quoted when it holds a comma, a quote or a line break; any
+/// other control character is escaped, as everywhere text meets a terminal.
 fn csv_field(v: &str) -> String {
+    let v = printable_keeping_breaks(v);
     if v.contains([',', '"', '\n', '\r']) {
         format!("\"{}\"", v.replace('"', "\"\""))
     } else {
         v.to_string()
     }
+}
+
+/// [`printable`], but line breaks stay (CSV quotes them).
+fn printable_keeping_breaks(v: &str) -> String {
+    v.split('\n')
+        .map(|part| {
+            part.split('\r')
+                .map(|p| printable(p).into_owned())
+                .collect::<Vec<_>>()
+                .join("\r")
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 fn csv(columns: &[String], rows: &[Vec<Value>]) -> String {

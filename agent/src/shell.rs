@@ -10,6 +10,7 @@ use std::io::{self, BufRead, IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
+use sweep_proto::text::printable;
 
 use rustyline::completion::Completer;
 use rustyline::error::ReadlineError;
@@ -249,7 +250,7 @@ impl Session {
             if interrupted {
                 writeln!(err, "Error: interrupted")?;
             } else {
-                writeln!(err, "Error: {e}")?;
+                writeln!(err, "Error: {}", printable(&e.to_string()))?;
             }
             err.flush()?;
         }
@@ -334,7 +335,7 @@ impl Session {
             Err(why) => {
                 self.failures += 1;
                 out.flush()?;
-                writeln!(err, "Error: {why}")?;
+                writeln!(err, "Error: {}", printable(&why.to_string()))?;
                 err.flush()?;
             }
         }

@@ -13,7 +13,7 @@ async fn main() -> ExitCode {
     match sweep_controller::run(cli).await {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
-            eprintln!("Error: {e}");
+            eprintln!("Error: {}", sweep_proto::text::printable(&e.to_string()));
             ExitCode::from(1)
         }
     }

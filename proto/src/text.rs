@@ -1,13 +1,57 @@
 //! Plain-text tables, the way osqueryi prints them; the agent's shell and the
 //! controller print results alike.
 
+use std::borrow::Cow;
 use std::fmt::Write as _;
 
-/// An ASCII table with a header; empty when there are no columns.
+/// Whether `c` may not reach a terminal as it is: C0 and C1 controls (escape
+/// sequences, carriage returns that overwrite a line, backspaces), DEL, and
+/// the Unicode bidirectional overrides and isolates that reorder text.
+fn is_hostile(c: char) -> bool {
+    c.is_control()
+        || matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+}
+
+/// Text made safe for a terminal: every hostile character (see above) is
+/// shown escaped (`\e`, `\n`, `\x07`, `\u{202e}`) instead of acting, so a
+/// row from a compromised host cannot clear the operator's screen or forge
+/// lines. A backslash is doubled only where it could be read as one of these.
+/// JSON output does not need this: its encoder escapes controls itself.
+pub fn printable(s: &str) -> Cow<'_, str> {
+    if !s.chars().any(is_hostile) {
+        return Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        match c {
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            '\u{1b}' => out.push_str("\\e"),
+            c if (c as u32) < 0x100 && is_hostile(c) => {
+                let _ = write!(out, "\\x{:02x}", c as u32);
+            }
+            c if is_hostile(c) => {
+                let _ = write!(out, "\\u{{{:x}}}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    Cow::Owned(out)
+}
+
+/// An ASCII table with a header; empty when there are no columns. Every cell
+/// goes through [`printable`].
 pub fn table(columns: &[String], rows: &[Vec<String>]) -> String {
     if columns.is_empty() {
         return String::new();
     }
+    let columns: Vec<String> = columns.iter().map(|c| printable(c).into_owned()).collect();
+    let rows: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| r.iter().map(|v| printable(v).into_owned()).collect())
+        .collect();
+    let (columns, rows) = (&columns[..], &rows[..]);
     let widths: Vec<usize> = columns
         .iter()
         .enumerate()
@@ -46,6 +90,22 @@ pub fn table(columns: &[String], rows: &[Vec<String>]) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn hostile_text_is_shown_not_obeyed() {
+        use super::printable;
+        assert_eq!(printable("plain text, ünïcode"), "plain text, ünïcode");
+        assert_eq!(
+            printable("\u{1b}[2J\u{1b}[HAll clear"),
+            "\\e[2J\\e[HAll clear"
+        );
+        assert_eq!(printable("a\rb\nc\td\u{7}"), "a\\rb\\nc\\td\\x07");
+        assert_eq!(printable("\u{9b}31m"), "\\x9b31m", "C1 CSI");
+        assert_eq!(printable("evil\u{202e}txt.exe"), "evil\\u{202e}txt.exe");
+        let t = super::table(&["x".into()], &[vec!["\u{1b}]0;owned\u{7}".into()]]);
+        assert!(!t.contains('\u{1b}') && !t.contains('\u{7}'), "{t:?}");
+        assert!(t.contains("\\e]0;owned\\x07"), "{t}");
+    }
+
     #[test]
     fn aligns_columns() {
         let t = super::table(

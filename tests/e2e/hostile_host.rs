@@ -58,3 +58,59 @@ fn a_megabyte_command_line_is_answered_cut_and_the_agent_keeps_answering() {
     ok(&out);
     assert_eq!(ndjson(&out.stdout).len(), 1);
 }
+
+#[test]
+fn escape_sequences_in_answers_never_reach_the_terminal_raw() {
+    let c = Cluster::start().unwrap();
+    let _agent = c.agent("web-1", &[]).unwrap();
+    c.wait_agents(&["web-1"], Duration::from_secs(20)).unwrap();
+    // Clear the screen, home the cursor, print a reassuring line, and a
+    // right-to-left override to disguise a name.
+    let payload = "\u{1b}[2J\u{1b}[HAll clear\u{7}\r\u{202e}fdp.exe";
+    let mut liar = Command::new("/bin/sh")
+        .args(["-c", "sleep 300; :", "sh", payload])
+        .stdin(Stdio::null())
+        .spawn()
+        .expect("spawn sh");
+    let pid = liar.id();
+    let sql = format!("SELECT pid, cmdline FROM processes WHERE pid = {pid}");
+    let hunt = c.sweep(&["hunt", &sql]);
+    let local = std::process::Command::new(sweep_e2e::bin("sweep-agent"))
+        .args(["query", &sql])
+        .output()
+        .unwrap();
+    let line = std::process::Command::new(sweep_e2e::bin("sweep-agent"))
+        .args(["query", "--mode", "line", &sql])
+        .output()
+        .unwrap();
+    let _ = liar.kill();
+    let _ = liar.wait();
+    for (what, out) in [
+        ("sweep hunt", &hunt),
+        ("sweep-agent query", &local),
+        ("--mode line", &line),
+    ] {
+        ok(out);
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            text.contains("\\e[2J\\e[HAll clear\\x07\\r\\u{202e}fdp.exe"),
+            "{what}: {text}"
+        );
+        for raw in ['\u{1b}', '\u{7}', '\r', '\u{202e}'] {
+            assert!(
+                !text.contains(raw),
+                "{what}: {raw:?} reached the terminal: {text:?}"
+            );
+        }
+    }
+
+    // A heartbeat under a lease with a hostile host id: listed, but shown.
+    let forged = format!(
+        r#"{{"host_id":"\u001b[2Jforged","version":"0","started_at":0,"sent_at_ms":0,"resources":{{"cpu_percent":0.0,"rss_bytes":0,"threads":0,"fds":0}},"counters":{{"hunts_run":0,"queries_failed":0,"rows_sent":0}},"spool_depth":0}}"#
+    );
+    c.put_value("/sweep/agents/forged", &forged, Some(30));
+    let agents = c.sweep(&["agents"]);
+    let text = String::from_utf8_lossy(&agents.stdout);
+    assert!(!text.contains('\u{1b}'), "{text:?}");
+    assert!(text.contains("\\e[2Jforged"), "{text}");
+}

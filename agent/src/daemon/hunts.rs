@@ -29,9 +29,6 @@ const MAX_REJECTED: usize = 10_000;
 /// and what it has queued.
 pub struct HuntRunner {
     ledger: Ledger,
-    // Verified hunts seen but not yet in the ledger: a re-read of the prefix
-    // offers a hunt again before its first run finished.
-    seen: HashSet<String>,
     rejected: HashSet<String>,
 }
 
@@ -39,7 +36,6 @@ impl HuntRunner {
     pub fn new(ledger: Ledger) -> Self {
         Self {
             ledger,
-            seen: HashSet::new(),
             rejected: HashSet::new(),
         }
     }
@@ -61,7 +57,7 @@ impl HuntRunner {
             );
             return;
         };
-        if self.ledger.has_run(id) || self.seen.contains(id) || self.rejected.contains(id) {
+        if self.ledger.has_run(id) || self.rejected.contains(id) {
             return;
         }
         let now = unix_now();
@@ -84,7 +80,6 @@ impl HuntRunner {
                 return;
             }
         };
-        self.seen.insert(hunt.id.clone());
         if hunt.is_expired(now) {
             shared
                 .metrics
@@ -99,7 +94,17 @@ impl HuntRunner {
                 .hunts_skipped
                 .with_label_values(&["not_targeted"])
                 .inc();
+            // Remembered (until it expires) so a re-read does not check it
+            // again.
+            if let Err(e) = self.ledger.record(&hunt.id, hunt.expires_at, now) {
+                warn!(hunt_id = %hunt.id, error = %e, "cannot record the hunt in the ledger");
+            }
             return;
+        }
+        // In the ledger before it runs: a hunt that crashes the agent must
+        // not run again at every start-up. It is answered once or not at all.
+        if let Err(e) = self.ledger.record(&hunt.id, hunt.expires_at, now) {
+            warn!(hunt_id = %hunt.id, error = %e, "cannot record the hunt in the ledger");
         }
         let result = match shared
             .queries
@@ -120,16 +125,9 @@ impl HuntRunner {
             Err(e) => report_not_run(shared, &hunt.id, Some(e), None).await,
         };
         if let Err(e) = result {
-            // Only a spool failure gets here; the hunt is retried on restart.
+            // Only a spool (disk) failure gets here.
             warn!(hunt_id = %hunt.id, error = %e, "hunt results could not be stored");
-            self.seen.remove(&hunt.id);
-            return;
         }
-        if let Err(e) = self.ledger.record(&hunt.id, hunt.expires_at, now) {
-            warn!(hunt_id = %hunt.id, error = %e, "cannot record the hunt in the ledger");
-        }
-        // The ledger has it now (or it runs again after a restart).
-        self.seen.remove(&hunt.id);
     }
 }
 

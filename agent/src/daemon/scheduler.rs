@@ -183,7 +183,7 @@ impl Scheduler {
         });
         let entry = Entry {
             sql: q.sql,
-            interval: Duration::from_secs(q.interval.max(1)),
+            interval: interval(q.interval),
             snapshot: q.snapshot,
             removed: q.removed,
             pack: gate,
@@ -205,7 +205,7 @@ impl Scheduler {
             let name = Pack::query_name(&pack.name, qname);
             let entry = Entry {
                 sql: q.query.clone(),
-                interval: Duration::from_secs(q.interval.max(1)),
+                interval: interval(q.interval),
                 snapshot: q.snapshot,
                 removed: q.removed,
                 pack: Some(pack.name.clone()),
@@ -371,10 +371,19 @@ impl Scheduler {
     }
 }
 
+/// An interval from a command, within osquery's bounds (1 s to a week): a
+/// signed command with an absurd interval must not overflow the clock.
+fn interval(secs: u64) -> Duration {
+    Duration::from_secs(secs.clamp(1, MAX_INTERVAL))
+}
+
+/// The longest interval osquery allows, a week.
+const MAX_INTERVAL: u64 = 604_800;
+
 /// A stable offset within the first interval (at most [`MAX_SPLAY`]) for
 /// this host and query.
 fn first_run(host_id: &str, name: &str, interval: u64) -> Instant {
-    let window = Duration::from_secs(interval.max(1)).min(MAX_SPLAY);
+    let window = self::interval(interval).min(MAX_SPLAY);
     let digest = Sha256::digest(format!("{host_id}/{name}").as_bytes());
     let n = u64::from_le_bytes(digest[..8].try_into().expect("8 bytes"));
     let splay = Duration::from_millis(n % (window.as_millis() as u64).max(1));

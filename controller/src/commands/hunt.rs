@@ -15,6 +15,7 @@ use etcd_client::PutOptions;
 use rdkafka::Offset;
 use sweep_proto::record::StatusBody;
 use sweep_proto::signing::Kind;
+use sweep_proto::text::printable;
 use sweep_proto::time::unix_now;
 use sweep_proto::{guard, tables, topics, Hunt, ResultsRecord};
 
@@ -232,20 +233,23 @@ impl Answers {
             .filter_map(|(h, s)| s.skipped.as_ref().map(|why| (h, why)))
             .collect();
         let mut err = std::io::stderr().lock();
+        // Host ids and errors come from agents, and may come from a hostile
+        // one: shown, never obeyed, by the terminal.
         for (host, error) in &failed {
-            writeln!(err, "{host}: {error}")?;
+            writeln!(err, "{}: {}", printable(host), printable(error))?;
         }
         for (host, why) in &skipped {
-            writeln!(err, "{host}: skipped: {why}")?;
+            writeln!(err, "{}: skipped: {}", printable(host), printable(why))?;
         }
         for host in &silent {
             match waited {
                 Some(t) => writeln!(
                     err,
-                    "{host}: did not answer within {}",
+                    "{}: did not answer within {}",
+                    printable(host),
                     humantime::format_duration(t)
                 )?,
-                None => writeln!(err, "{host}: has not answered")?,
+                None => writeln!(err, "{}: has not answered", printable(host))?,
             }
         }
         let all = expected.union(&answered.keys().cloned().collect()).count();

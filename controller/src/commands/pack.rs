@@ -139,7 +139,11 @@ async fn list(settings: &Settings, args: ListArgs) -> Result<u8, ControllerError
         match operator::body(kv.value()).and_then(|b| Ok(Pack::from_json(b.as_bytes())?)) {
             Ok(p) => packs.push(p),
             // One bad value must not hide the others.
-            Err(e) => eprintln!("warning: {key}: {e}"),
+            Err(e) => eprintln!(
+                "warning: {}: {}",
+                sweep_proto::text::printable(&key),
+                sweep_proto::text::printable(&e.to_string())
+            ),
         }
     }
     packs.sort_by(|a, b| a.name.cmp(&b.name));

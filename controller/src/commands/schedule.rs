@@ -145,7 +145,11 @@ async fn list(settings: &Settings, args: ListArgs) -> Result<u8, ControllerError
         {
             Ok(q) => queries.push(q),
             // One bad value must not hide the others.
-            Err(e) => eprintln!("warning: {key}: {e}"),
+            Err(e) => eprintln!(
+                "warning: {}: {}",
+                sweep_proto::text::printable(&key),
+                sweep_proto::text::printable(&e.to_string())
+            ),
         }
     }
     queries.sort_by(|a, b| a.name.cmp(&b.name));
