@@ -2,7 +2,8 @@
 //! and ~/.ssh/authorized_keys2, one row per key line. `uid = N` limits the
 //! scan to those users.
 
-use super::util::{read_text, user_homes};
+use super::user_file::{self, Owner};
+use super::util::user_homes;
 use super::{Column, Row, ScanContext, Table};
 use crate::col;
 use crate::error::AgentError;
@@ -41,8 +42,12 @@ impl Table for AuthorizedKeys {
             }
             for name in KEY_FILES {
                 ctx.check()?;
-                let key_file = std::path::Path::new(&home).join(name);
-                let Some(text) = read_text(&key_file) else {
+                let home = std::path::Path::new(&home);
+                let key_file = home.join(name);
+                // A user file: no links, no FIFOs, owned by the user.
+                let Some(text) =
+                    user_file::read_text(ctx, home, std::path::Path::new(name), Owner::User(uid))?
+                else {
                     continue;
                 };
                 let key_file = key_file.to_string_lossy();

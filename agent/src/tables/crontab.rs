@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::util::read_text;
+use super::user_file::{self, Owner};
 use super::{Column, Row, ScanContext, Table};
 use crate::col;
 use crate::error::AgentError;
@@ -45,7 +45,11 @@ impl Table for Crontab {
         for file in files {
             ctx.check()?;
             // A missing or unreadable crontab has no rows.
-            let Some(text) = read_text(&file) else {
+            // Read as a user file: no links, no FIFOs, bounded.
+            let (Some(dir), Some(name)) = (file.parent(), file.file_name()) else {
+                continue;
+            };
+            let Some(text) = user_file::read_text(ctx, dir, Path::new(name), Owner::Any)? else {
                 continue;
             };
             let source = file.to_string_lossy();
@@ -59,15 +63,13 @@ impl Table for Crontab {
     }
 }
 
-/// The regular files directly in `dir` (following symlinks), sorted.
+/// The entries directly in `dir`, sorted (links and non-files are refused
+/// when opened).
 fn files_in(dir: &Path) -> Vec<PathBuf> {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return Vec::new();
     };
-    let mut files: Vec<PathBuf> = entries
-        .filter_map(|e| Some(e.ok()?.path()))
-        .filter(|p| p.is_file())
-        .collect();
+    let mut files: Vec<PathBuf> = entries.filter_map(|e| Some(e.ok()?.path())).collect();
     files.sort();
     files
 }

@@ -4,6 +4,7 @@
 //! are computed.
 
 use std::io::Read;
+use std::os::unix::fs::OpenOptionsExt;
 
 use md5::Md5;
 use sha1::Sha1;
@@ -89,9 +90,18 @@ fn digest_file(
     if !(want.md5 || want.sha1 || want.sha256) {
         return Ok(Some(Digests::default()));
     }
-    let Ok(mut file) = std::fs::File::open(path) else {
+    // Without blocking, and regular files only: a FIFO or a device met by a
+    // `LIKE` expansion (`/home/%%`) would otherwise hang or never end.
+    let Ok(mut file) = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
+    else {
         return Ok(None);
     };
+    if !file.metadata().is_ok_and(|m| m.is_file()) {
+        return Ok(None);
+    }
     let mut md5 = want.md5.then(Md5::new);
     let mut sha1 = want.sha1.then(Sha1::new);
     let mut sha256 = want.sha256.then(Sha256::new);

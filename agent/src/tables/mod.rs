@@ -19,6 +19,7 @@ pub mod vtab;
 mod net;
 #[cfg(test)]
 pub(crate) mod testing;
+pub(crate) mod user_file;
 pub(crate) mod util;
 
 mod arp_cache;

@@ -4,9 +4,9 @@
 //! entries give the time; plain lines have time 0. `uid = N` limits the scan
 //! to those users.
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 
+use super::user_file::{self, Owner};
 use super::util::user_homes;
 use super::{Column, Row, ScanContext, Table};
 use crate::col;
@@ -45,19 +45,22 @@ impl Table for ShellHistory {
             if only.as_ref().is_some_and(|o| !o.contains(&i64::from(uid))) {
                 continue;
             }
-            for file in history_files(Path::new(&home)) {
-                read_history(ctx, uid, &file, out)?;
+            let home = Path::new(&home);
+            for file in history_files(home) {
+                read_history(ctx, uid, home, &file, out)?;
             }
         }
         Ok(())
     }
 }
 
+/// History files relative to a home directory: the usual names, and bash's
+/// per-session files on macOS-style setups.
 fn history_files(home: &Path) -> Vec<PathBuf> {
-    let mut files: Vec<PathBuf> = HISTORY_FILES.iter().map(|f| home.join(f)).collect();
+    let mut files: Vec<PathBuf> = HISTORY_FILES.iter().map(PathBuf::from).collect();
     if let Ok(entries) = std::fs::read_dir(home.join(".bash_sessions")) {
         let mut sessions: Vec<PathBuf> = entries
-            .filter_map(|e| Some(e.ok()?.path()))
+            .filter_map(|e| Some(Path::new(".bash_sessions").join(e.ok()?.file_name())))
             .filter(|p| p.extension().is_some_and(|x| x == "history"))
             .collect();
         sessions.sort();
@@ -66,18 +69,18 @@ fn history_files(home: &Path) -> Vec<PathBuf> {
     files
 }
 
-/// Appends one row per command of `file`, read line by line so a large
-/// history is never held whole. Missing or unreadable files add nothing.
+/// Appends one row per command of `home/relative`, read line by line so a
+/// large history is never held whole. The file is opened as a user file
+/// ([`user_file`]): no links, no FIFOs, owned by `uid`; missing or refused
+/// files add nothing.
 fn read_history(
     ctx: &ScanContext<'_>,
     uid: u32,
-    file: &Path,
+    home: &Path,
+    relative: &Path,
     out: &mut Vec<Row>,
 ) -> Result<(), AgentError> {
-    let Ok(handle) = std::fs::File::open(file) else {
-        return Ok(());
-    };
-    let history_file = file.to_string_lossy().into_owned();
+    let history_file = home.join(relative).to_string_lossy().into_owned();
     let mut parser = Parser::default();
     let mut emit = |entry: Entry| {
         let mut row = ctx.row();
@@ -87,20 +90,11 @@ fn read_history(
             .set("history_file", &history_file);
         out.push(row);
     };
-    let mut reader = BufReader::new(handle);
-    let mut buf = Vec::new();
-    loop {
-        ctx.check()?;
-        buf.clear();
-        match reader.read_until(b'\n', &mut buf) {
-            Ok(0) | Err(_) => break,
-            Ok(_) => {}
-        }
-        let line = String::from_utf8_lossy(&buf);
-        if let Some(entry) = parser.line(line.trim_end_matches(['\n', '\r'])) {
+    user_file::for_each_line(ctx, home, relative, Owner::User(uid), |line| {
+        if let Some(entry) = parser.line(line) {
             emit(entry);
         }
-    }
+    })?;
     if let Some(entry) = parser.finish() {
         emit(entry);
     }
