@@ -86,14 +86,18 @@ impl TargetArgs {
     }
 
     pub fn targets(&self) -> Result<Targets, ProtoError> {
+        // `--hosts ""` (an unset variable in a script) must not widen a
+        // command to every host.
+        if self.hosts.iter().any(|h| h.trim().is_empty()) {
+            return Err(ProtoError::Setting {
+                name: "--hosts",
+                reason:
+                    "an empty host id; list host ids, or leave --hosts out to target every host"
+                        .into(),
+            });
+        }
         Ok(Targets {
-            hosts: self
-                .hosts
-                .iter()
-                .map(|h| h.trim())
-                .filter(|h| !h.is_empty())
-                .map(str::to_string)
-                .collect(),
+            hosts: self.hosts.iter().map(|h| h.trim().to_string()).collect(),
             labels: match &self.labels {
                 Some(sel) => Targets::parse_selector(sel)?,
                 None => Default::default(),

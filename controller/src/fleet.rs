@@ -14,13 +14,28 @@ pub async fn live_agents(
     let resp = client
         .get(keys.agents(), Some(GetOptions::new().with_prefix()))
         .await?;
+    let dir = keys.agents();
     let mut agents = Vec::new();
     for kv in resp.kvs() {
+        let key = String::from_utf8_lossy(kv.key());
+        let shown = sweep_proto::text::printable(&key).into_owned();
+        let Some(leaf) = Keyspace::leaf(&dir, &key) else {
+            continue;
+        };
+        // An agent's heartbeat lives on its lease; a key written without one
+        // would be "live" for ever, so it is no agent.
+        if kv.lease() == 0 {
+            warn!(key = %shown, "skipping a heartbeat with no lease");
+            continue;
+        }
         match Heartbeat::from_json(kv.value()) {
-            Ok(hb) => agents.push(hb),
-            Err(e) => {
-                warn!(key = %String::from_utf8_lossy(kv.key()), error = %e, "skipping a bad heartbeat")
+            // The key names the host: a heartbeat claiming another host's id
+            // is forged, or misfiled.
+            Ok(hb) if hb.host_id != leaf => {
+                warn!(key = %shown, "skipping a heartbeat whose host id does not match its key")
             }
+            Ok(hb) => agents.push(hb),
+            Err(e) => warn!(key = %shown, error = %e, "skipping a bad heartbeat"),
         }
     }
     agents.sort_by(|a, b| a.host_id.cmp(&b.host_id));

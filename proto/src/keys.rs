@@ -66,6 +66,24 @@ impl Keyspace {
     }
 
     /// The last path segment of `key` if it lies directly under `dir`.
+    /// Whether `id` may be a host id: what becomes one etcd key segment and
+    /// shows on every row. Not empty, at most 253 bytes (a DNS name), no
+    /// `/`, not `.` or `..`, no white space or control characters.
+    pub fn check_host_id(id: &str) -> Result<(), String> {
+        if id.is_empty() || id.len() > 253 {
+            return Err(format!("host id {id:?}: must be 1 to 253 bytes"));
+        }
+        if id == "." || id == ".." || id.contains('/') {
+            return Err(format!("host id {id:?}: no `/`, and not `.` or `..`"));
+        }
+        if id.chars().any(|c| c.is_control() || c.is_whitespace()) {
+            return Err(format!(
+                "host id {id:?}: no white space or control characters"
+            ));
+        }
+        Ok(())
+    }
+
     pub fn leaf<'a>(dir: &str, key: &'a str) -> Option<&'a str> {
         key.strip_prefix(dir)
             .filter(|rest| !rest.is_empty() && !rest.contains('/'))

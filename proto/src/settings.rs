@@ -97,13 +97,41 @@ impl EtcdSettings {
         Ok(Some(tls))
     }
 
-    pub async fn connect(&self) -> Result<Client, ProtoError> {
-        if self.endpoints.is_empty() {
-            return Err(ProtoError::Setting {
+    /// Checks that every endpoint is an `http://host:port` or
+    /// `https://host:port` URL, so a typo fails at start-up with its name
+    /// instead of as an endless "unreachable".
+    pub fn validate(&self) -> Result<(), ProtoError> {
+        let bad = |reason: String| {
+            Err(ProtoError::Setting {
                 name: "etcd.endpoints",
-                reason: "no endpoint given".into(),
-            });
+                reason,
+            })
+        };
+        if self.endpoints.is_empty() {
+            return bad("no endpoint given".into());
         }
+        for e in &self.endpoints {
+            let rest = e
+                .strip_prefix("http://")
+                .or_else(|| e.strip_prefix("https://"));
+            let Some(rest) = rest else {
+                return bad(format!(
+                    "`{e}` is not a URL: use http://host:port or https://host:port"
+                ));
+            };
+            let ok = rest
+                .trim_end_matches('/')
+                .rsplit_once(':')
+                .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok());
+            if !ok {
+                return bad(format!("`{e}` has no host:port"));
+            }
+        }
+        Ok(())
+    }
+
+    pub async fn connect(&self) -> Result<Client, ProtoError> {
+        self.validate()?;
         let mut opts = ConnectOptions::new()
             .with_connect_timeout(self.connect_timeout)
             .with_timeout(Duration::from_secs(10))

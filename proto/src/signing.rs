@@ -25,6 +25,12 @@ fn bad_key(path: &Path, reason: impl Into<String>) -> ProtoError {
     }
 }
 
+/// First line of a secret key file.
+const SECRET_HEADER: &str =
+    "# sweep ed25519 secret key: signs commands; keep it with the operators";
+/// First line of a public key file.
+const PUBLIC_HEADER: &str = "# sweep ed25519 public key";
+
 /// What a command is; part of what is signed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -115,14 +121,43 @@ impl Signer {
 
     /// Reads a secret key file written by `sweep keygen`.
     pub fn load(path: &Path) -> Result<Self, ProtoError> {
-        let text = std::fs::read_to_string(path).map_err(|e| bad_key(path, e.to_string()))?;
-        let bytes = hex::decode(text.trim()).map_err(|e| bad_key(path, e.to_string()))?;
+        use std::io::Read;
+        let mut text = String::new();
+        std::fs::File::open(path)
+            .and_then(|f| f.take(4096).read_to_string(&mut text))
+            .map_err(|e| bad_key(path, e.to_string()))?;
+        if text
+            .lines()
+            .any(|l| l.trim_start().starts_with(PUBLIC_HEADER))
+        {
+            return Err(bad_key(
+                path,
+                "this is a public key file; signing needs the secret key (sweep.key beside it)",
+            ));
+        }
+        let hex_line = text
+            .lines()
+            .map(str::trim)
+            .find(|l| !l.is_empty() && !l.starts_with('#'))
+            .unwrap_or_default();
+        let bytes = hex::decode(hex_line).map_err(|e| bad_key(path, e.to_string()))?;
         let seed: [u8; 32] = bytes
             .try_into()
             .map_err(|_| bad_key(path, "not a 32-byte ed25519 secret key"))?;
         Ok(Self {
             key: SigningKey::from_bytes(&seed),
         })
+    }
+
+    /// The secret key file `sweep keygen` writes: a header naming it, then
+    /// the hex seed.
+    pub fn secret_file(&self) -> String {
+        format!("{SECRET_HEADER}\n{}\n", self.secret_hex())
+    }
+
+    /// The public key file: a header naming it, then the hex key.
+    pub fn public_file(&self) -> String {
+        format!("{PUBLIC_HEADER}\n{}\n", self.public_hex())
     }
 
     /// The secret key as written to a key file.
@@ -257,6 +292,17 @@ mod tests {
         std::fs::write(&path, signer.secret_hex()).unwrap();
         let loaded = Signer::load(&path).unwrap();
         assert_eq!(loaded.public_hex(), signer.public_hex());
+        // The files keygen writes: the secret one loads, the public one is
+        // refused with a message that says so.
+        std::fs::write(&path, signer.secret_file()).unwrap();
+        assert_eq!(
+            Signer::load(&path).unwrap().public_hex(),
+            signer.public_hex()
+        );
+        let public = dir.join("sweep.pub");
+        std::fs::write(&public, signer.public_file()).unwrap();
+        let why = Signer::load(&public).err().unwrap().to_string();
+        assert!(why.contains("public key file"), "{why}");
         std::fs::write(&path, "zz").unwrap();
         assert!(Signer::load(&path).is_err());
         std::fs::remove_dir_all(&dir).unwrap();

@@ -17,6 +17,20 @@ fn ok(out: &std::process::Output) {
     );
 }
 
+/// A heartbeat as an agent writes it, for `host`.
+fn heartbeat_json(host: &str) -> String {
+    serde_json::json!({
+        "host_id": host,
+        "version": "0",
+        "started_at": 0,
+        "sent_at_ms": 0,
+        "resources": {"cpu_percent": 0.0, "rss_bytes": 0, "threads": 0, "fds": 0},
+        "counters": {"hunts_run": 0, "queries_failed": 0, "rows_sent": 0},
+        "spool_depth": 0
+    })
+    .to_string()
+}
+
 #[test]
 fn a_megabyte_command_line_is_answered_cut_and_the_agent_keeps_answering() {
     let c = Cluster::start().unwrap();
@@ -105,12 +119,32 @@ fn escape_sequences_in_answers_never_reach_the_terminal_raw() {
     }
 
     // A heartbeat under a lease with a hostile host id: listed, but shown.
-    let forged = format!(
-        r#"{{"host_id":"\u001b[2Jforged","version":"0","started_at":0,"sent_at_ms":0,"resources":{{"cpu_percent":0.0,"rss_bytes":0,"threads":0,"fds":0}},"counters":{{"hunts_run":0,"queries_failed":0,"rows_sent":0}},"spool_depth":0}}"#
-    );
-    c.put_value("/sweep/agents/forged", &forged, Some(30));
+    let forged = heartbeat_json("\u{1b}[2Jforged");
+    c.put_value("/sweep/agents/\u{1b}[2Jforged", &forged, Some(30));
     let agents = c.sweep(&["agents"]);
     let text = String::from_utf8_lossy(&agents.stdout);
     assert!(!text.contains('\u{1b}'), "{text:?}");
     assert!(text.contains("\\e[2Jforged"), "{text}");
+}
+
+#[test]
+fn forged_presence_is_not_listed() {
+    let c = Cluster::start().unwrap();
+    let _agent = c.agent("web-1", &[]).unwrap();
+    c.wait_agents(&["web-1"], Duration::from_secs(20)).unwrap();
+    // No lease: it would be "live" for ever.
+    c.put_value("/sweep/agents/ghost", &heartbeat_json("ghost"), None);
+    // A second key claiming web-1's id.
+    c.put_value("/sweep/agents/impostor", &heartbeat_json("web-1"), Some(30));
+    let out = c.sweep(&["agents", "--json"]);
+    ok(&out);
+    let hosts: Vec<String> = ndjson(&out.stdout)
+        .iter()
+        .map(|a| a["host_id"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(hosts, ["web-1"], "{}", String::from_utf8_lossy(&out.stderr));
+    // And a hunt counts web-1 once.
+    let out = c.sweep(&["hunt", "SELECT 1 AS one", "--json"]);
+    ok(&out);
+    assert_eq!(ndjson(&out.stdout).len(), 1);
 }

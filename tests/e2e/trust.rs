@@ -77,6 +77,32 @@ fn the_controller_refuses_a_bad_signing_key() {
         stderr.contains("signing key") && stderr.contains("bad.key"),
         "{stderr}"
     );
+
+    // The public half given where the secret one belongs.
+    let keys = c.dir.path().join("keys");
+    let out = c
+        .sweep_cmd(&["keygen", "--out", keys.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = c
+        .sweep_cmd(&["hunt", "SELECT 1"])
+        .env("SWEEP_SIGNING_KEY", keys.join("sweep.pub"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("this is a public key file"), "{stderr}");
+
+    // `--hosts ""` (an unset variable) never means every host.
+    let out = c.sweep(&["hunt", "SELECT 1", "--hosts", ""]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_ne!(out.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("empty host id"), "{stderr}");
 }
 
 #[test]

@@ -145,6 +145,12 @@ impl Running {
 /// Starts every task; they stop when `shutdown` turns true.
 pub async fn start(config: Config, shutdown: watch::Receiver<bool>) -> Result<Running, AgentError> {
     let host_id = config.host_id();
+    let bad_config = |reason: String| AgentError::Config {
+        path: "agent configuration".into(),
+        reason,
+    };
+    sweep_proto::Keyspace::check_host_id(&host_id).map_err(bad_config)?;
+    config.etcd.validate()?;
     let started_at = unix_now();
     std::fs::create_dir_all(&config.state_dir)
         .map_err(|e| AgentError::io(format!("creating {}", config.state_dir.display()), e))?;

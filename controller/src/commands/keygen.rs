@@ -29,8 +29,8 @@ pub fn run(args: KeygenArgs) -> Result<u8, ControllerError> {
         .open(&secret)?;
     // `mode` only applies to a new file; a replaced one is narrowed too.
     std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o600))?;
-    writeln!(file, "{}", signer.secret_hex())?;
-    std::fs::write(&public, format!("{}\n", signer.public_hex()))?;
+    file.write_all(signer.secret_file().as_bytes())?;
+    std::fs::write(&public, signer.public_file())?;
     println!(
         "secret key: {} (keep it with the operators)",
         secret.display()

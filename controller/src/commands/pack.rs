@@ -42,10 +42,10 @@ async fn add(settings: &Settings, args: PackAddArgs) -> Result<u8, ControllerErr
         // The name came from the file: say so, and how to choose another.
         None => ControllerError::Usage(format!("{e} (taken from the file name; pass --name)")),
     })?;
-    let text = std::fs::read_to_string(&args.file).map_err(|e| ControllerError::PackFile {
+    let text = read_bounded(&args.file).map_err(|reason| ControllerError::PackFile {
         path: path.clone(),
         line: None,
-        reason: e.to_string(),
+        reason,
     })?;
     let parsed = packfile::parse(&path, &text)?;
     for note in &parsed.notes {
@@ -113,6 +113,27 @@ async fn add(settings: &Settings, args: PackAddArgs) -> Result<u8, ControllerErr
     );
     println!("rows are named {}", Pack::query_name(&pack.name, "<query>"));
     Ok(0)
+}
+
+/// The largest pack file read. osquery's biggest packs are tens of KiB; this
+/// keeps `sweep pack add /dev/zero` (or a log file by mistake) from eating
+/// the operator's memory.
+const MAX_PACK_BYTES: u64 = 4 * 1024 * 1024;
+
+fn read_bounded(path: &std::path::Path) -> Result<String, String> {
+    use std::io::Read;
+    let file = std::fs::File::open(path).map_err(|e| e.to_string())?;
+    let mut bytes = Vec::new();
+    file.take(MAX_PACK_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| e.to_string())?;
+    if bytes.len() as u64 > MAX_PACK_BYTES {
+        return Err(format!(
+            "larger than {} MiB; not a pack file",
+            MAX_PACK_BYTES / (1024 * 1024)
+        ));
+    }
+    String::from_utf8(bytes).map_err(|_| "not UTF-8 text".to_string())
 }
 
 fn plural_y(n: usize) -> &'static str {
