@@ -160,11 +160,20 @@ fn a_schedule_keeps_its_cadence_through_a_broker_outage() {
 #[test]
 fn a_record_the_broker_refuses_is_quarantined_and_the_rest_flow() {
     let c = Cluster::start().unwrap();
-    let agent = c.agent("web-1", &[]).unwrap();
+    // The agent keeps every record under the broker's default 1 MB; a
+    // producer limited to 100 kB stands for a broker configured smaller, so
+    // a 110 kB value makes a record it refuses.
+    let agent = c
+        .agent_configured(
+            "web-1",
+            &[],
+            "wall_time = \"2s\"\nmax_value_bytes = 0\n",
+            "[kafka.properties]\n\"message.max.bytes\" = \"100000\"\n",
+        )
+        .unwrap();
     c.wait_agents(&["web-1"], Duration::from_secs(20)).unwrap();
-    // One row of 1.1 MB: over the 1 MB a broker (and librdkafka) takes.
     c.put_hunt(
-        hunt("too-big", "SELECT printf('%.*c', 1100000, 'x') AS big"),
+        hunt("too-big", "SELECT printf('%.*c', 110000, 'x') AS big"),
         Some(c.signer()),
     );
     c.put_hunt(
@@ -180,7 +189,7 @@ fn a_record_the_broker_refuses_is_quarantined_and_the_rest_flow() {
     assert_eq!(entries[0]["query"], "hunt:too-big");
     let error = entries[0]["error"].as_str().unwrap();
     assert!(error.to_lowercase().contains("too large"), "{error}");
-    assert!(entries[0]["record"]["value"].as_str().unwrap().len() > 1_100_000);
+    assert!(entries[0]["record"]["value"].as_str().unwrap().len() > 110_000);
     let counted = eventually(Duration::from_secs(10), || {
         let n = heartbeat(&c, "web-1")?["counters"]["records_quarantined"].as_u64()?;
         (n == 1).then_some(())

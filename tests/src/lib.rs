@@ -342,6 +342,18 @@ impl Cluster {
 
     /// As [`agent`](Self::agent), with these lines in its `[limits]`.
     pub fn agent_with(&self, host_id: &str, labels: &[(&str, &str)], limits: &str) -> Result<Proc> {
+        self.agent_configured(host_id, labels, limits, "")
+    }
+
+    /// As [`agent_with`](Self::agent_with), plus `tables` (whole TOML
+    /// tables, e.g. `[kafka.properties]`) at the end of its configuration.
+    pub fn agent_configured(
+        &self,
+        host_id: &str,
+        labels: &[(&str, &str)],
+        limits: &str,
+        tables: &str,
+    ) -> Result<Proc> {
         let state = self.dir.path().join(host_id);
         std::fs::create_dir_all(&state)?;
         let labels: BTreeMap<&str, &str> = labels.iter().copied().collect();
@@ -360,6 +372,7 @@ impl Cluster {
             free_port(),
             self.signer.public_hex()
         ));
+        cfg.push_str(tables);
         let path = self.dir.path().join(format!("{host_id}.toml"));
         std::fs::write(&path, cfg)?;
         spawn(
