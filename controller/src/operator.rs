@@ -44,3 +44,27 @@ pub fn seal(signer: Option<&Signer>, kind: Kind, body: String) -> Envelope {
 pub fn body(value: &[u8]) -> Result<String, ControllerError> {
     Ok(Envelope::from_json(value)?.body)
 }
+
+/// The version a new write of the command stored at `key` gets: later than
+/// the one stored there now (read as `{"version": N}` from the envelope's
+/// body), so agents take it as newer.
+pub async fn next_version(
+    client: &mut etcd_client::Client,
+    key: &str,
+) -> Result<u64, ControllerError> {
+    #[derive(serde::Deserialize)]
+    struct Versioned {
+        version: u64,
+    }
+    let previous = client.get(key, None).await?;
+    let last = previous
+        .kvs()
+        .first()
+        .and_then(|kv| body(kv.value()).ok())
+        .and_then(|b| serde_json::from_str::<Versioned>(&b).ok())
+        .map(|v| v.version);
+    Ok(sweep_proto::schedule::next_version(
+        last,
+        sweep_proto::time::unix_now_ms(),
+    ))
+}

@@ -5,17 +5,7 @@
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use sweep_e2e::{ndjson, Cluster};
-
-fn ok(out: &std::process::Output) {
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
+use sweep_e2e::{ndjson, ok, Cluster};
 
 /// A heartbeat as an agent writes it, for `host`.
 fn heartbeat_json(host: &str) -> String {

@@ -8,17 +8,7 @@ use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use sweep_e2e::{eventually, hunt, ndjson, Cluster, Proc};
-
-fn ok(out: &std::process::Output) {
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
+use sweep_e2e::{eventually, hunt, ndjson, ok, Cluster, Proc};
 
 fn heartbeat(c: &Cluster, host: &str) -> Option<Value> {
     let out = c.sweep(&["agents", "--json"]);

@@ -472,6 +472,17 @@ pub fn agent_query(sql: &str) -> Output {
         .expect("running sweep-agent")
 }
 
+/// Asserts a command exited 0, showing its output when it did not.
+pub fn ok(out: &Output) {
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// Parses NDJSON output into objects.
 pub fn ndjson(bytes: &[u8]) -> Vec<serde_json::Value> {
     String::from_utf8_lossy(bytes)

@@ -9,6 +9,7 @@ use sweep_proto::time::calendar_time;
 use sweep_proto::{HuntStatus, ResultRow};
 
 use super::spool::Record;
+use crate::engine::cut_text;
 
 /// The largest record value the agent writes: under the 1 MB a broker takes
 /// by default (`message.max.bytes`), with room for the key and headers.
@@ -63,13 +64,7 @@ impl Records {
             let keep = longest
                 .len()
                 .saturating_sub(excess.max(longest.len() / 2) + 32);
-            let mut end = keep;
-            while !longest.is_char_boundary(end) {
-                end -= 1;
-            }
-            let cut = longest.len() - end;
-            longest.truncate(end);
-            longest.push_str(&format!("…[{cut} bytes cut]"));
+            cut_text(longest, keep);
         }
     }
 

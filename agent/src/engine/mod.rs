@@ -150,6 +150,18 @@ fn value_bytes(v: &Value) -> u64 {
     }
 }
 
+/// Cuts `t` to at most `keep` bytes (at a character boundary) and appends a
+/// marker saying how many bytes went.
+pub fn cut_text(t: &mut String, keep: usize) {
+    let mut end = keep.min(t.len());
+    while !t.is_char_boundary(end) {
+        end -= 1;
+    }
+    let cut = t.len() - end;
+    t.truncate(end);
+    t.push_str(&format!("…[{cut} bytes cut]"));
+}
+
 /// Cuts a text or blob longer than `cap` bytes to `cap` (at a character
 /// boundary) and appends a marker saying how much went. True when cut.
 pub fn cap_value(v: &mut Value, cap: u64) -> bool {
@@ -159,13 +171,7 @@ pub fn cap_value(v: &mut Value, cap: u64) -> bool {
     let cap = usize::try_from(cap).unwrap_or(usize::MAX);
     match v {
         Value::Text(t) if t.len() > cap => {
-            let mut end = cap;
-            while !t.is_char_boundary(end) {
-                end -= 1;
-            }
-            let cut = t.len() - end;
-            t.truncate(end);
-            t.push_str(&format!("…[{cut} bytes cut]"));
+            cut_text(t, cap);
             true
         }
         Value::Blob(b) if b.len() > cap => {

@@ -10,9 +10,8 @@
 use std::io::Write;
 
 use etcd_client::{GetOptions, PutOptions};
-use sweep_proto::schedule::next_version;
 use sweep_proto::signing::Kind;
-use sweep_proto::time::{unix_now, unix_now_ms};
+use sweep_proto::time::unix_now;
 use sweep_proto::{Keyspace, Pack};
 
 use crate::cli::{ListArgs, PackAddArgs, PackCommand, RmArgs};
@@ -75,15 +74,7 @@ async fn add(settings: &Settings, args: PackAddArgs) -> Result<u8, ControllerErr
     let keys = settings.etcd.keyspace();
     let mut client = settings.etcd.connect().await?;
     let key = keys.pack(&pack.name);
-    // Later than the version stored now, so agents take it as newer.
-    let previous = client.get(key.as_str(), None).await?;
-    let last = previous
-        .kvs()
-        .first()
-        .and_then(|kv| operator::body(kv.value()).ok())
-        .and_then(|b| Pack::from_json(b.as_bytes()).ok())
-        .map(|p| p.version);
-    pack.version = next_version(last, unix_now_ms());
+    pack.version = operator::next_version(&mut client, &key).await?;
     let stored = operator::seal(signer.as_ref(), Kind::Pack, pack.to_json());
     let resp = client
         .put(

@@ -8,9 +8,9 @@
 use std::io::Write;
 
 use etcd_client::{GetOptions, PutOptions};
-use sweep_proto::schedule::{next_version, runs_on_linux};
+use sweep_proto::schedule::runs_on_linux;
 use sweep_proto::signing::Kind;
-use sweep_proto::time::{unix_now, unix_now_ms};
+use sweep_proto::time::unix_now;
 use sweep_proto::{guard, tables, Keyspace, ScheduledQuery};
 
 use crate::cli::{ListArgs, RmArgs, ScheduleAddArgs, ScheduleCommand};
@@ -65,15 +65,7 @@ async fn add(settings: &Settings, args: ScheduleAddArgs) -> Result<u8, Controlle
     let keys = settings.etcd.keyspace();
     let mut client = settings.etcd.connect().await?;
     let key = keys.schedule(&query.name);
-    // Later than the version stored now, so agents take it as newer.
-    let previous = client.get(key.as_str(), None).await?;
-    let last = previous
-        .kvs()
-        .first()
-        .and_then(|kv| operator::body(kv.value()).ok())
-        .and_then(|b| ScheduledQuery::from_json(b.as_bytes()).ok())
-        .map(|p| p.version);
-    query.version = next_version(last, unix_now_ms());
+    query.version = operator::next_version(&mut client, &key).await?;
     let stored = operator::seal(signer.as_ref(), Kind::Schedule, query.to_json());
     let resp = client
         .put(
