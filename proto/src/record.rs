@@ -31,6 +31,11 @@ pub struct ResultRow {
     pub action: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hunt_id: Option<String>,
+    /// A hunt row's number in its host's answer (1, 2, …): delivery is
+    /// at-least-once, and a row sent twice after a broker outage is known
+    /// by it and counted once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seq: Option<u64>,
 }
 
 /// How one agent's run of one hunt ended; exactly one per agent per hunt.
@@ -148,6 +153,7 @@ mod tests {
             columns: [("pid".to_string(), "1".to_string())].into_iter().collect(),
             action: "snapshot".into(),
             hunt_id: Some("h".into()),
+            seq: Some(1),
         };
         let json = serde_json::to_string(&row).unwrap();
         assert!(json.contains("\"hostIdentifier\":\"a\""));

@@ -108,6 +108,7 @@ mod tests {
                 .collect(),
             action: "snapshot".into(),
             hunt_id: Some("h1".into()),
+            seq: None,
         }
     }
 

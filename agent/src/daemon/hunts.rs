@@ -161,11 +161,14 @@ async fn run_one(shared: &Shared, hunt: &Hunt) -> Result<(), AgentError> {
         let records = shared.records.clone();
         let name = hunt.query_name();
         let hunt_id = hunt.id.clone();
+        let mut seq = 0;
         move |columns| {
+            seq += 1;
             let meta = RowMeta {
                 name: &name,
                 action: "snapshot",
                 hunt_id: Some(&hunt_id),
+                seq: Some(seq),
                 epoch: 0,
                 counter: 0,
                 now,

@@ -71,7 +71,7 @@ impl Queries {
         &self,
         kind: &str,
         sql: &str,
-        record: impl Fn(BTreeMap<String, String>) -> Record + Send + 'static,
+        mut record: impl FnMut(BTreeMap<String, String>) -> Record + Send + 'static,
     ) -> Result<QueryOutput, AgentError> {
         let engine = self.engine.clone();
         let sink = self.sink.clone();

@@ -20,6 +20,8 @@ pub struct RowMeta<'a> {
     pub name: &'a str,
     pub action: &'a str,
     pub hunt_id: Option<&'a str>,
+    /// A hunt row's number in this host's answer.
+    pub seq: Option<u64>,
     pub epoch: u64,
     pub counter: u64,
     pub now: u64,
@@ -80,6 +82,7 @@ impl Records {
             columns,
             action: meta.action.to_string(),
             hunt_id: meta.hunt_id.map(str::to_string),
+            seq: meta.seq,
         };
         Record {
             key: self.host_id.clone(),
@@ -113,6 +116,7 @@ mod tests {
             name: "q",
             action: "snapshot",
             hunt_id: None,
+            seq: None,
             epoch: 0,
             counter: 0,
             now: 0,

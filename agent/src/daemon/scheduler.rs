@@ -324,6 +324,7 @@ impl Scheduler {
             name,
             action,
             hunt_id: None,
+            seq: None,
             epoch,
             counter,
             now,

@@ -131,6 +131,8 @@ pub struct Answers {
     pub rows: Vec<(String, BTreeMap<String, String>)>,
     pub answered: BTreeMap<String, StatusBody>,
     columns: Vec<String>,
+    /// (host, row number) of the rows taken, to drop redeliveries.
+    seen: std::collections::HashSet<(String, u64)>,
 }
 
 impl Answers {
@@ -140,6 +142,7 @@ impl Answers {
             rows: Vec::new(),
             answered: BTreeMap::new(),
             columns: Vec::new(),
+            seen: std::collections::HashSet::new(),
         }
     }
 
@@ -149,6 +152,13 @@ impl Answers {
         match ResultsRecord::from_json(payload) {
             Ok(r) if r.hunt_id() == Some(self.hunt_id.as_str()) => match r {
                 ResultsRecord::Row(row) => {
+                    // A row delivered twice (at-least-once, after an outage)
+                    // carries the same number: counted once.
+                    if let Some(seq) = row.seq {
+                        if !self.seen.insert((row.host_identifier.clone(), seq)) {
+                            return None;
+                        }
+                    }
                     self.rows.push((row.host_identifier, row.columns));
                     None
                 }
@@ -365,5 +375,41 @@ impl Progress {
         } else {
             eprintln!("{}", self.text(answered, alive, rows, elapsed));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(seq: Option<u64>) -> Vec<u8> {
+        serde_json::to_vec(&sweep_proto::ResultRow {
+            name: "hunt:h".into(),
+            host_identifier: "a".into(),
+            calendar_time: String::new(),
+            unix_time: 1,
+            epoch: 0,
+            counter: 0,
+            decorations: BTreeMap::new(),
+            columns: [("x".to_string(), "1".to_string())].into(),
+            action: "snapshot".into(),
+            hunt_id: Some("h".into()),
+            seq,
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn a_row_delivered_twice_counts_once() {
+        let mut answers = Answers::new("h");
+        for r in [row(Some(1)), row(Some(1)), row(Some(2))] {
+            answers.absorb(&r);
+        }
+        assert_eq!(answers.rows.len(), 2);
+        // Rows without a number (older agents) are all kept.
+        for r in [row(None), row(None)] {
+            answers.absorb(&r);
+        }
+        assert_eq!(answers.rows.len(), 4);
     }
 }

@@ -153,6 +153,7 @@ mod tests {
             columns: [("uid".to_string(), "0".to_string())].into_iter().collect(),
             action: "added".into(),
             hunt_id: None,
+            seq: None,
         }
     }
 
