@@ -148,8 +148,21 @@ pub struct Checked {
     pub tables: BTreeSet<String>,
 }
 
+/// The stack the guard runs on. A text within [`MAX_SQL_BYTES`] can chain
+/// binary operators 32 768 deep (`1=1=1…`): sqlparser parses such a chain
+/// without recursing, but walks and drops its AST recursively, which takes 2
+/// to 4 MiB of stack: more than the 2 MiB of tokio's blocking threads, where
+/// the agent runs queries, and an overflow aborts the whole process.
+const STACK: usize = 16 * 1024 * 1024;
+
 /// Checks `sql` against the guard. `known` says which table names exist.
 pub fn check(sql: &str, known: &dyn Fn(&str) -> bool) -> Result<Checked, ProtoError> {
+    // A fresh stack (mapped, touched only as deep as it is used) unless this
+    // thread has that much left.
+    stacker::maybe_grow(STACK, STACK, || check_on_stack(sql, known))
+}
+
+fn check_on_stack(sql: &str, known: &dyn Fn(&str) -> bool) -> Result<Checked, ProtoError> {
     let refuse = |why: String| Err(ProtoError::Refused(why));
     if sql.trim().is_empty() {
         return refuse("the query is empty".into());
@@ -359,5 +372,15 @@ mod tests {
         assert!(
             refused(&format!("SELECT {}1{}", "(".repeat(500), ")".repeat(500))).contains("parse")
         );
+    }
+
+    #[test]
+    fn the_longest_operator_chain_fits_a_small_thread() {
+        // Found while fuzzing: `1=1=…` as long as the limit allows overflowed the
+        // 2 MiB stack of the agent's query threads.
+        let sql = format!("SELECT 1{}", "=1".repeat((MAX_SQL_BYTES - 8) / 2));
+        let run = move || check(&sql, &known).map(|c| c.tables.len());
+        let thread = std::thread::Builder::new().stack_size(256 * 1024);
+        assert_eq!(thread.spawn(run).unwrap().join().unwrap().unwrap(), 0);
     }
 }

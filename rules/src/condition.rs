@@ -172,6 +172,18 @@ fn node(e: &Expr) -> Result<Node, String> {
 fn operand(e: &Expr) -> Result<Operand, String> {
     Ok(match e {
         Expr::Nested(inner) => operand(inner)?,
+        // After `(` these two start a subquery, so sqlparser reads a bare one
+        // as a column only elsewhere: `select = 'x'` would load but not
+        // `NOT (select = 'x')`. SQLite takes neither as a column name.
+        Expr::Identifier(id)
+            if id.quote_style.is_none()
+                && ["select", "with"].contains(&id.value.to_ascii_lowercase().as_str()) =>
+        {
+            return Err(format!(
+                "`{0}` is a keyword: quote a column of that name (\"{0}\")",
+                id.value
+            ))
+        }
         Expr::Identifier(id) => Operand::Column(id.value.clone()),
         // `p.name` in a rule means the column `name`: rows are flat.
         Expr::CompoundIdentifier(ids) => {
@@ -415,6 +427,9 @@ mod tests {
             "load_extension('x') = 1",
             "name = 'a'; DROP TABLE x",
             "name REGEXP 'x'",
+            // Found fuzzing: a bare keyword compiled, but not inside NOT (…).
+            "SELECT",
+            "with = 'x'",
         ] {
             assert!(Condition::compile(bad).is_err(), "{bad} compiled");
         }
