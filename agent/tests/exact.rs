@@ -292,6 +292,8 @@ impl Sleepers {
                 != Some("sleep\n")
             {
                 assert!(Instant::now() < deadline, "child {pid} never became sleep");
+                // The poll interval of a wait bounded by `deadline`, not a
+                // synchronisation by itself.
                 std::thread::sleep(Duration::from_millis(5));
             }
         }

@@ -238,7 +238,8 @@ fn kill_9_while_rows_wait_and_while_they_are_delivered_loses_nothing_and_floods_
             "delivery never started\n{}",
             agent.log_text()
         );
-        // Polled tightly: the point is to land inside the delivery.
+        // The poll interval of a wait bounded by `deadline`; tight because the
+        // point is to land the kill inside the delivery.
         std::thread::sleep(Duration::from_millis(2));
     }
     agent.signal(9);
