@@ -119,16 +119,113 @@ pub struct HuntArgs {
     pub expiry: Duration,
     #[command(flatten)]
     pub targets: TargetArgs,
+    #[command(flatten)]
+    pub expect: ExpectArgs,
     /// Print rows as NDJSON, one object per row.
     #[arg(long)]
     pub json: bool,
 }
 
+/// Hosts to wait for besides the live ones, so a host that vanished (its
+/// heartbeat gone with its lease) is listed as not answering instead of
+/// dropping out of the count.
+#[derive(Args, Debug, Default, Clone)]
+pub struct ExpectArgs {
+    /// A file of host ids, one per line (`#` starts a comment).
+    #[arg(long, value_name = "FILE", env = "SWEEP_EXPECT_FILE")]
+    pub expect_file: Option<PathBuf>,
+    /// Every host with a pinned identity seen live within this long, e.g.
+    /// 24h (as recorded by the controller, to the hour).
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration, env = "SWEEP_EXPECT_SEEN")]
+    pub expect_seen: Option<Duration>,
+}
+
+impl ExpectArgs {
+    /// The expected hosts a command with `targets` is for. A host from the
+    /// file whose labels are unknown (never pinned) is expected only when
+    /// the targets select by host id alone.
+    pub fn hosts(
+        &self,
+        identities: &crate::identities::Identities,
+        targets: &Targets,
+        now: u64,
+    ) -> Result<Vec<String>, crate::ControllerError> {
+        let labels_of = |host: &str| {
+            identities
+                .pins()
+                .find(|p| p.host_id == host)
+                .map(|p| &p.labels)
+        };
+        let mut hosts = Vec::new();
+        if let Some(path) = &self.expect_file {
+            let text =
+                std::fs::read_to_string(path).map_err(|e| crate::ControllerError::Config {
+                    path: path.display().to_string(),
+                    reason: e.to_string(),
+                })?;
+            for (n, line) in text.lines().enumerate() {
+                let host = line.split('#').next().unwrap_or_default().trim();
+                if host.is_empty() {
+                    continue;
+                }
+                sweep_proto::Keyspace::check_host_id(host).map_err(|reason| {
+                    crate::ControllerError::Config {
+                        path: format!("{}:{}", path.display(), n + 1),
+                        reason,
+                    }
+                })?;
+                let wanted = match labels_of(host) {
+                    Some(labels) => targets.matches(host, labels),
+                    None => {
+                        targets.labels.is_empty()
+                            && (targets.hosts.is_empty() || targets.hosts.iter().any(|h| h == host))
+                    }
+                };
+                if wanted {
+                    hosts.push(host.to_string());
+                }
+            }
+        }
+        if let Some(within) = self.expect_seen {
+            let since = now.saturating_sub(within.as_secs());
+            hosts.extend(
+                identities
+                    .pins()
+                    .filter(|p| p.last_seen >= since && targets.matches(&p.host_id, &p.labels))
+                    .map(|p| p.host_id.clone()),
+            );
+        }
+        Ok(hosts)
+    }
+}
+
 #[derive(Args, Debug)]
 pub struct AgentsArgs {
+    #[command(subcommand)]
+    pub action: Option<AgentsCommand>,
     /// Print NDJSON, one object per agent.
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum AgentsCommand {
+    /// Pin a host's identity key: its answers count only when signed by it.
+    /// Without --key, the key its live heartbeat shows.
+    Trust(TrustArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct TrustArgs {
+    /// The host id.
+    pub host: String,
+    /// The agent's public key (hex), as in its state_dir/identity.key's
+    /// heartbeat or `sweep agents --json`.
+    #[arg(long)]
+    pub key: Option<String>,
+    /// Replace a pin to another key (after the host was reinstalled).
+    #[arg(long)]
+    pub replace: bool,
 }
 
 #[derive(Args, Debug)]
@@ -145,6 +242,8 @@ pub struct MatchesArgs {
 pub struct ResultsArgs {
     /// The hunt id `sweep hunt` printed.
     pub hunt_id: String,
+    #[command(flatten)]
+    pub expect: ExpectArgs,
     /// Print rows as NDJSON, one object per row.
     #[arg(long)]
     pub json: bool,

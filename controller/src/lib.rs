@@ -6,6 +6,8 @@
 //! - [`commands`]: one file per subcommand (`hunt`, `results`, `agents`,
 //!   `matches`, `keygen`, `schedule`, `pack`, `tail`).
 //! - [`fleet`]: reading live agents from etcd.
+//! - [`identities`]: agents' identity keys, pinned on first sight or by
+//!   `sweep agents trust`, that their answers must be signed with.
 //! - [`kafka`]: reading records from a topic without joining a group.
 //! - [`operator`]: who issues commands, and the key they are signed with.
 //! - [`names`]: schedule and pack names, and `*` patterns over row names.
@@ -18,6 +20,7 @@ pub mod commands;
 pub mod config;
 pub mod error;
 pub mod fleet;
+pub mod identities;
 pub mod kafka;
 pub mod names;
 pub mod operator;

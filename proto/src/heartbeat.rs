@@ -43,6 +43,10 @@ pub struct Heartbeat {
     /// Records waiting in the on-disk spool for the broker.
     #[serde(default)]
     pub spool_depth: u64,
+    /// The agent's identity public key (hex ed25519), which signs its
+    /// answers; see [`crate::identity`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identity: Option<String>,
 }
 
 impl Heartbeat {

@@ -65,7 +65,16 @@ impl Keyspace {
         format!("{}{}", self.packs(), name)
     }
 
-    /// The last path segment of `key` if it lies directly under `dir`.
+    /// `<prefix>identities/` — agents' identity keys as the controller
+    /// pinned them, signed by the controller.
+    pub fn identities(&self) -> String {
+        format!("{}identities/", self.prefix)
+    }
+
+    pub fn identity(&self, host_id: &str) -> String {
+        format!("{}{}", self.identities(), host_id)
+    }
+
     /// Whether `id` may be a host id: what becomes one etcd key segment and
     /// shows on every row. Not empty, at most 253 bytes (a DNS name), no
     /// `/`, not `.` or `..`, no white space or control characters.
@@ -84,6 +93,7 @@ impl Keyspace {
         Ok(())
     }
 
+    /// The last path segment of `key` if it lies directly under `dir`.
     pub fn leaf<'a>(dir: &str, key: &'a str) -> Option<&'a str> {
         key.strip_prefix(dir)
             .filter(|rest| !rest.is_empty() && !rest.contains('/'))

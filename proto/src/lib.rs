@@ -11,6 +11,8 @@
 //! - [`guard`]: the query guard run before any SQL, on the controller and again
 //!   on the agent.
 //! - [`signing`]: ed25519 signatures on commands, and the keys agents trust.
+//! - [`identity`]: each agent's own key, signing its answers with a digest
+//!   of their rows; the controller's pins of those keys.
 //! - [`tables`]: the names of the tables every agent serves.
 //! - [`runtime`]: logging set-up and the shutdown signal for the binaries.
 //! - [`settings`]: etcd and Kafka connection settings shared by all binaries.
@@ -22,6 +24,7 @@ pub mod command;
 pub mod error;
 pub mod guard;
 pub mod heartbeat;
+pub mod identity;
 pub mod keys;
 pub mod record;
 pub mod runtime;
@@ -37,7 +40,7 @@ pub use command::{Hunt, Targets};
 pub use error::ProtoError;
 pub use heartbeat::{Heartbeat, Resources};
 pub use keys::Keyspace;
-pub use record::{HuntStatus, MatchRecord, ResultRow, ResultsRecord};
+pub use record::{HuntStatus, MatchRecord, ResultRow, ResultsRecord, RunSeal};
 pub use schedule::{Pack, PackQuery, ScheduledQuery};
 pub use settings::{EtcdSettings, KafkaSettings};
 

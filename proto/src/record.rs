@@ -31,9 +31,9 @@ pub struct ResultRow {
     pub action: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hunt_id: Option<String>,
-    /// A hunt row's number in its host's answer (1, 2, …): delivery is
-    /// at-least-once, and a row sent twice after a broker outage is known
-    /// by it and counted once.
+    /// A row's number in its host's answer to a hunt, or in one scheduled
+    /// run (1, 2, …): delivery is at-least-once, and a row sent twice after
+    /// a broker outage is known by it and counted once.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub seq: Option<u64>,
 }
@@ -47,6 +47,43 @@ pub struct HuntStatus {
     #[serde(rename = "unixTime")]
     pub unix_time: u64,
     pub status: StatusBody,
+    /// The agent's signature over this status and the digest of its rows
+    /// ([`crate::identity`]); absent from agents without an identity.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seal: Option<Seal>,
+}
+
+/// An agent's signature over an answer and the rows sent for it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Seal {
+    /// Hex SHA-256 over the SHA-256 of each row record, in order.
+    pub row_digest: String,
+    /// Hex ed25519 signature by the agent's identity key.
+    pub signature: String,
+}
+
+/// The record that closes one scheduled run's rows on `sweep.results`
+/// (`"action": "seal"`): how many rows the run sent, their digest, signed.
+/// Pipelines that read only rows skip it by its action.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunSeal {
+    /// The scheduled query's name.
+    pub name: String,
+    #[serde(rename = "hostIdentifier")]
+    pub host_identifier: String,
+    /// The run's time, as its rows carry it.
+    #[serde(rename = "unixTime")]
+    pub unix_time: u64,
+    #[serde(default)]
+    pub epoch: u64,
+    #[serde(default)]
+    pub counter: u64,
+    /// Rows the run sent, numbered 1..=rows by their `seq`.
+    pub rows: u64,
+    /// Always `seal`.
+    pub action: String,
+    pub seal: Seal,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -71,8 +108,9 @@ pub struct StatusBody {
 #[serde(untagged)]
 pub enum ResultsRecord {
     // Status first: it is the variant with the required `status` field, so a
-    // row never decodes as one.
+    // row never decodes as one; a run seal has `seal` and no `columns`.
     Status(HuntStatus),
+    Run(RunSeal),
     Row(ResultRow),
 }
 
@@ -87,6 +125,7 @@ impl ResultsRecord {
     pub fn hunt_id(&self) -> Option<&str> {
         match self {
             Self::Status(s) => Some(&s.hunt_id),
+            Self::Run(_) => None,
             Self::Row(r) => r.hunt_id.as_deref(),
         }
     }
@@ -136,6 +175,7 @@ mod tests {
                 columns: vec![],
                 skipped: None,
             },
+            seal: None,
         };
         let json = serde_json::to_vec(&status).unwrap();
         assert_eq!(

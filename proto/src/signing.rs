@@ -38,6 +38,8 @@ pub enum Kind {
     Hunt,
     Schedule,
     Pack,
+    /// An agent's identity key, pinned by the controller.
+    Identity,
 }
 
 impl Kind {
@@ -47,6 +49,7 @@ impl Kind {
             Self::Hunt => b"sweep-command-v1 hunt\n",
             Self::Schedule => b"sweep-command-v1 schedule\n",
             Self::Pack => b"sweep-command-v1 pack\n",
+            Self::Identity => b"sweep-command-v1 identity\n",
         }
     }
 
@@ -55,6 +58,7 @@ impl Kind {
             Self::Hunt => "hunt",
             Self::Schedule => "schedule",
             Self::Pack => "pack",
+            Self::Identity => "identity",
         }
     }
 }

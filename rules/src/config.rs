@@ -1,9 +1,11 @@
 //! sweep-rules' configuration file (TOML).
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use sweep_proto::KafkaSettings;
+use sweep_proto::settings::humantime_serde_compat;
+use sweep_proto::{EtcdSettings, KafkaSettings};
 
 use crate::RulesError;
 
@@ -18,6 +20,41 @@ pub struct Config {
     pub kafka: KafkaSettings,
     /// Where `/metrics` and `/live` are served; "" turns them off.
     pub metrics_listen: String,
+    /// Checking that scheduled rows come from the agents they name.
+    pub integrity: IntegrityConfig,
+}
+
+/// Each agent seals every scheduled run with its identity key; sweep-rules
+/// checks the seals against the keys the controller pinned in etcd and
+/// raises a `sweep-forged-results` match (severity critical) for rows that
+/// are not the named agent's.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IntegrityConfig {
+    /// The operators' public keys (hex, as `sweep keygen` prints) that sign
+    /// the pins: the same keys agents have in `[trust] public_keys`. Empty
+    /// turns checking off (with a warning at start).
+    pub public_keys: Vec<String>,
+    /// Where the pins are (`<prefix>identities/`).
+    pub etcd: EtcdSettings,
+    /// How often the pins are re-read.
+    #[serde(with = "humantime_serde_compat")]
+    pub refresh: Duration,
+    /// How long a run's rows wait for their seal before the run is counted
+    /// as unsealed.
+    #[serde(with = "humantime_serde_compat")]
+    pub seal_timeout: Duration,
+}
+
+impl Default for IntegrityConfig {
+    fn default() -> Self {
+        Self {
+            public_keys: Vec::new(),
+            etcd: EtcdSettings::default(),
+            refresh: Duration::from_secs(10),
+            seal_timeout: Duration::from_secs(60),
+        }
+    }
 }
 
 impl Default for Config {
@@ -27,6 +64,7 @@ impl Default for Config {
             group_id: "sweep-rules".into(),
             kafka: KafkaSettings::default(),
             metrics_listen: "127.0.0.1:9466".into(),
+            integrity: IntegrityConfig::default(),
         }
     }
 }

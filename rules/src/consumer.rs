@@ -7,12 +7,17 @@ use std::time::{Duration, Instant};
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::Message;
 use rdkafka::producer::{FutureProducer, FutureRecord};
+use sweep_proto::signing::TrustedKeys;
+use sweep_proto::text::printable;
+use sweep_proto::time::unix_now;
 use sweep_proto::{topics, MatchRecord, ResultsRecord};
 use tokio::sync::watch;
 use tracing::{debug, info, warn};
 
 use crate::config::Config;
+use crate::integrity::{Runs, Verdict};
 use crate::metrics::Metrics;
+use crate::pins;
 use crate::ruleset::RuleSet;
 use crate::suppress::Suppressor;
 use crate::RulesError;
@@ -53,12 +58,27 @@ pub async fn run(
         tokio::spawn(metrics.clone().serve(listener, shutdown.clone()));
     }
     info!(rules = rules.len(), group = %config.group_id, "evaluating rules");
+    let checking = Checking::start(&config, shutdown.clone())?;
+    let mut runs = Runs::new(config.integrity.seal_timeout);
     let mut suppressor = Suppressor::default();
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     loop {
         let msg = tokio::select! {
             m = consumer.recv() => m,
             _ = tick.tick() => {
+                let mut out = Vec::new();
+                if checking.is_some() {
+                    for v in runs.expire(Instant::now()) {
+                        out.extend(judged(v, &metrics));
+                    }
+                }
+                for m in out {
+                    if let Some(m) = suppressor.admit(m, FORGED_WINDOW, Instant::now()) {
+                        if !deliver(&producer, &m, &metrics, &mut shutdown).await {
+                            return Ok(());
+                        }
+                    }
+                }
                 for summary in suppressor.close(Instant::now()) {
                     if !deliver(&producer, &summary, &metrics, &mut shutdown).await {
                         return Ok(());
@@ -77,9 +97,25 @@ pub async fn run(
             }
         };
         metrics.records.inc();
+        let now = Instant::now();
+        let payload = msg.payload().unwrap_or_default();
         let matches = match msg.payload().map(ResultsRecord::from_json) {
-            Some(Ok(ResultsRecord::Row(row))) => rules.evaluate(&row),
-            Some(Ok(ResultsRecord::Status(_))) | None => Vec::new(),
+            Some(Ok(ResultsRecord::Row(row))) => {
+                let mut matches = rules.evaluate(&row);
+                if checking.is_some() {
+                    if let Some(v) = runs.row(msg.partition(), &row, payload, now) {
+                        matches.extend(judged(v, &metrics));
+                    }
+                }
+                matches
+            }
+            Some(Ok(ResultsRecord::Run(seal))) => checked(&checking, &metrics, |keys| {
+                Some(runs.seal(msg.partition(), &seal, keys))
+            }),
+            Some(Ok(ResultsRecord::Status(status))) => checked(&checking, &metrics, |keys| {
+                runs.status(msg.partition(), &status, keys)
+            }),
+            None => Vec::new(),
             Some(Err(e)) => {
                 // A poison record: counted, logged where it is, and
                 // committed past, so it never stalls the partition.
@@ -94,9 +130,13 @@ pub async fn run(
                 Vec::new()
             }
         };
-        let now = Instant::now();
         for m in matches {
-            let report = match rules.suppress_for(&m.rule_id) {
+            let window = if m.rule_id == FORGED_RULE {
+                Some(FORGED_WINDOW)
+            } else {
+                rules.suppress_for(&m.rule_id)
+            };
+            let report = match window {
                 Some(window) => suppressor.admit(m, window, now),
                 None => Some(m),
             };
@@ -116,6 +156,103 @@ pub async fn run(
         debug!(error = %e, "final commit");
     }
     Ok(())
+}
+
+/// The match raised for records not from the agent they name.
+pub const FORGED_RULE: &str = "sweep-forged-results";
+/// Forgery matches per (host, query) are summarised over this window.
+const FORGED_WINDOW: Duration = Duration::from_secs(60);
+
+/// Integrity checking, when configured: the pinned keys, kept fresh.
+struct Checking {
+    keys: pins::Shared,
+}
+
+impl Checking {
+    fn start(config: &Config, shutdown: watch::Receiver<bool>) -> Result<Option<Self>, RulesError> {
+        let cfg = &config.integrity;
+        if cfg.public_keys.is_empty() {
+            warn!(
+                "no [integrity] public_keys: rows are not checked against their agents' signatures"
+            );
+            return Ok(None);
+        }
+        cfg.etcd.validate()?;
+        let trusted = TrustedKeys::parse(cfg.public_keys.iter().map(String::as_str))?;
+        let keys = pins::Shared::default();
+        tokio::spawn(pins::refresh(
+            cfg.etcd.clone(),
+            trusted,
+            cfg.refresh,
+            keys.clone(),
+            shutdown,
+        ));
+        Ok(Some(Self { keys }))
+    }
+}
+
+/// Judges a seal or status with the pinned keys, when checking is on and
+/// the pins have been read.
+fn checked(
+    checking: &Option<Checking>,
+    metrics: &Metrics,
+    judge: impl FnOnce(&crate::integrity::Keys) -> Option<Verdict>,
+) -> Vec<MatchRecord> {
+    let Some(c) = checking else {
+        return Vec::new();
+    };
+    let keys = c.keys.read().expect("the pins lock is never poisoned");
+    match keys.as_ref() {
+        Some(keys) => judge(keys)
+            .and_then(|v| judged(v, metrics))
+            .into_iter()
+            .collect(),
+        None => {
+            metrics.unverified.with_label_values(&["no_pins"]).inc();
+            Vec::new()
+        }
+    }
+}
+
+/// Counts a verdict, and turns a forgery into a critical match.
+fn judged(v: Verdict, metrics: &Metrics) -> Option<MatchRecord> {
+    match v {
+        Verdict::Verified { rows } => {
+            metrics.rows_verified.inc_by(rows);
+            None
+        }
+        Verdict::Unverifiable {
+            host,
+            query,
+            reason,
+        } => {
+            metrics.unverified.with_label_values(&[reason]).inc();
+            debug!(host = %printable(&host), query = %printable(&query), reason, "run not judged");
+            None
+        }
+        Verdict::Forged {
+            host,
+            query,
+            kind,
+            reason,
+        } => {
+            metrics.forged.with_label_values(&[kind]).inc();
+            warn!(host = %printable(&host), query = %printable(&query), kind, reason = %reason, "records not from the agent they name");
+            let now = unix_now();
+            Some(MatchRecord {
+                rule_id: FORGED_RULE.into(),
+                title: "Result records not signed by the agent they name".into(),
+                severity: "critical".into(),
+                host,
+                query,
+                hunt_id: None,
+                row: [("reason".to_string(), reason)].into(),
+                first_seen: now,
+                last_seen: now,
+                count: 1,
+            })
+        }
+    }
 }
 
 /// Produces one match, retrying until the broker takes it: storing an offset

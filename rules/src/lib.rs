@@ -8,6 +8,9 @@
 //!   result row into matches.
 //! - [`suppress`]: optional per-rule aggregation of repeated matches
 //!   (first/last seen, count).
+//! - [`integrity`]: checking scheduled runs' signed seals, so rows produced
+//!   by anyone but the agent they name are reported; [`pins`]: the agents'
+//!   keys as the controller pinned them in etcd.
 //! - [`consumer`]: the consume → evaluate → produce → commit loop.
 //! - [`config`]: the TOML configuration.
 //! - [`metrics`]: every metric, and the `/metrics` listener.
@@ -17,7 +20,9 @@ pub mod condition;
 pub mod config;
 pub mod consumer;
 pub mod error;
+pub mod integrity;
 pub mod metrics;
+pub mod pins;
 pub mod rule;
 pub mod ruleset;
 pub mod suppress;

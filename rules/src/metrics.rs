@@ -23,6 +23,12 @@ pub struct Metrics {
     pub matches_sent: IntCounter,
     /// Matches the broker refused for good (logged whole).
     pub matches_refused: IntCounter,
+    /// Scheduled rows in runs whose seal verified.
+    pub rows_verified: IntCounter,
+    /// Runs or rows not from the agent they name, by kind.
+    pub forged: IntCounterVec,
+    /// Runs that could not be judged, by reason.
+    pub unverified: IntCounterVec,
 }
 
 impl Metrics {
@@ -47,9 +53,30 @@ impl Metrics {
             "sweep_rules_matches_refused_total",
             "Matches the broker refused for good (too large, not authorised); each is logged.",
         )?;
+        let rows_verified = IntCounter::new(
+            "sweep_rules_rows_verified_total",
+            "Scheduled rows in runs whose agent's seal verified.",
+        )?;
+        let forged = IntCounterVec::new(
+            Opts::new(
+                "sweep_rules_forged_total",
+                "Runs or rows not from the agent they name, by kind (unsigned, unknown_host, bad_signature, rows_differ); each raises a sweep-forged-results match.",
+            ),
+            &["kind"],
+        )?;
+        let unverified = IntCounterVec::new(
+            Opts::new(
+                "sweep_rules_runs_unverified_total",
+                "Runs that could not be judged, by reason (partial: joined halfway; unsealed: no seal in time; orphan_seal; no_pins: pins not read yet).",
+            ),
+            &["reason"],
+        )?;
         registry.register(Box::new(
             prometheus::process_collector::ProcessCollector::for_self(),
         ))?;
+        registry.register(Box::new(rows_verified.clone()))?;
+        registry.register(Box::new(forged.clone()))?;
+        registry.register(Box::new(unverified.clone()))?;
         registry.register(Box::new(records.clone()))?;
         registry.register(Box::new(skipped.clone()))?;
         registry.register(Box::new(matches_sent.clone()))?;
@@ -60,6 +87,9 @@ impl Metrics {
             skipped,
             matches_sent,
             matches_refused,
+            rows_verified,
+            forged,
+            unverified,
         })
     }
 

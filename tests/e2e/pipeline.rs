@@ -8,7 +8,7 @@ use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use sweep_e2e::{eventually, hunt, ndjson, ok, Cluster, Proc};
+use sweep_e2e::{eventually, http_get, hunt, ndjson, ok, Cluster, Proc};
 
 fn heartbeat(c: &Cluster, host: &str) -> Option<Value> {
     let out = c.sweep(&["agents", "--json"]);
@@ -396,22 +396,8 @@ condition = "marker = 'after-the-poison'"
     );
     let log = rules.log_text();
     assert!(log.contains("skipping an undecodable record"), "{log}");
-    let addr = log
-        .lines()
-        .find(|l| l.contains("admin endpoint listening"))
-        .and_then(|l| l.split("addr=").nth(1))
-        .and_then(|a| a.split_whitespace().next())
-        .expect("the rules admin address")
-        .to_string();
-    let mut stream = std::net::TcpStream::connect(&addr).unwrap();
-    use std::io::{Read, Write};
-    write!(
-        stream,
-        "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut metrics = String::new();
-    stream.read_to_string(&mut metrics).unwrap();
+    let addr = rules.admin_addr().expect("the rules admin address");
+    let metrics = http_get(&addr, "/metrics");
     assert!(
         metrics.contains("sweep_rules_records_skipped_total{reason=\"undecodable\"} 1"),
         "{metrics}"

@@ -99,6 +99,16 @@ impl Proc {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
+    /// The address its admin endpoint logged (`/metrics`, `/live`, …).
+    pub fn admin_addr(&self) -> Option<String> {
+        self.log_text()
+            .lines()
+            .find(|l| l.contains("admin endpoint listening"))
+            .and_then(|l| l.split("addr=").nth(1))
+            .and_then(|a| a.split_whitespace().next())
+            .map(str::to_string)
+    }
+
     pub fn wait_exit(&mut self, timeout: Duration) -> bool {
         eventually(timeout, || self.child.try_wait().ok().flatten()).is_some()
     }
@@ -248,6 +258,28 @@ impl Cluster {
     }
 
     /// The value under `key` in etcd.
+    /// The keys under `prefix` now.
+    pub fn keys_under(&self, prefix: &str) -> Vec<String> {
+        let prefix = prefix.to_string();
+        self.etcd_client(|mut c| async move {
+            let resp = c
+                .get(
+                    prefix,
+                    Some(
+                        etcd_client::GetOptions::new()
+                            .with_prefix()
+                            .with_keys_only(),
+                    ),
+                )
+                .await
+                .expect("etcd get");
+            resp.kvs()
+                .iter()
+                .map(|kv| String::from_utf8_lossy(kv.key()).into_owned())
+                .collect()
+        })
+    }
+
     pub fn get_value(&self, key: &str) -> Option<Vec<u8>> {
         self.etcd_client(|mut client| async move {
             let resp = client.get(key, None).await.expect("get");
@@ -386,14 +418,18 @@ impl Cluster {
         )
     }
 
-    /// Starts sweep-rules on a directory of rule files.
+    /// Starts sweep-rules on a directory of rule files, checking rows
+    /// against the identities pinned in this cluster's etcd.
     pub fn rules(&self, rules_dir: &Path) -> Result<Proc> {
         let cfg = format!(
-            "rules_dir = \"{}\"\ngroup_id = \"e2e-rules\"\nmetrics_listen = \"127.0.0.1:{}\"\n[kafka]\nbrokers = \"{}\"\n{}",
+            "rules_dir = \"{}\"\ngroup_id = \"e2e-rules\"\nmetrics_listen = \"127.0.0.1:{}\"\n[kafka]\nbrokers = \"{}\"\n{}\n[integrity]\npublic_keys = [\"{}\"]\nrefresh = \"1s\"\n[integrity.etcd]\n{}endpoints = [\"{}\"]\n",
             rules_dir.display(),
             free_port(),
             self.kafka,
-            Self::kafka_properties()
+            Self::kafka_properties(),
+            self.signer.public_hex(),
+            self.etcd_ca_line(),
+            self.etcd_url,
         );
         let path = self.dir.path().join("rules.toml");
         std::fs::write(&path, cfg)?;
@@ -462,6 +498,20 @@ impl Cluster {
             None => bail!("live agents are {last:?}, wanted {want:?}"),
         }
     }
+}
+
+/// The body of a plain HTTP GET of `path` at `addr`.
+pub fn http_get(addr: &str, path: &str) -> String {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).expect("connect");
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    .expect("send");
+    let mut text = String::new();
+    stream.read_to_string(&mut text).expect("read");
+    text
 }
 
 /// `sweep-agent query` on this host.

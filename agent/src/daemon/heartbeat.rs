@@ -116,6 +116,7 @@ fn heartbeat(shared: &Shared, resources: Resources) -> Heartbeat {
             records_quarantined: shared.sink.quarantined(),
         },
         spool_depth: shared.sink.spool_depth(),
+        identity: Some(shared.records.identity()),
     }
 }
 

@@ -5,6 +5,9 @@
 
 use std::collections::HashSet;
 use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+
+use sweep_proto::identity::RowDigest;
 use sweep_proto::record::StatusBody;
 
 use sweep_proto::time::unix_now;
@@ -147,20 +150,23 @@ async fn report_not_run(
         columns: Vec::new(),
         skipped,
     };
-    shared
-        .sink
-        .send(&[shared.records.status(hunt_id, unix_now(), body)])
+    let status = shared
+        .records
+        .status(hunt_id, unix_now(), body, &RowDigest::new());
+    shared.sink.send(&[status])
 }
 
 /// Runs a verified, targeted hunt: rows stream to the spool as they come,
-/// then one status record with their count.
+/// then one status record with their count, signed with their digest.
 async fn run_one(shared: &Shared, hunt: &Hunt) -> Result<(), AgentError> {
     info!(hunt_id = %hunt.id, issuer = %hunt.issuer, "running hunt");
     let now = unix_now();
+    let digest = Arc::new(Mutex::new(RowDigest::new()));
     let record = {
         let records = shared.records.clone();
         let name = hunt.query_name();
         let hunt_id = hunt.id.clone();
+        let digest = digest.clone();
         let mut seq = 0;
         move |columns| {
             seq += 1;
@@ -173,7 +179,12 @@ async fn run_one(shared: &Shared, hunt: &Hunt) -> Result<(), AgentError> {
                 counter: 0,
                 now,
             };
-            records.row(meta, columns)
+            let record = records.row(meta, columns);
+            digest
+                .lock()
+                .expect("the digest lock is never poisoned")
+                .add(record.value.as_bytes());
+            record
         }
     };
     let out = match shared.queries.stream("hunt", &hunt.sql, record).await {
@@ -190,9 +201,11 @@ async fn run_one(shared: &Shared, hunt: &Hunt) -> Result<(), AgentError> {
         columns: out.columns.clone(),
         skipped: None,
     };
-    shared
-        .sink
-        .send(&[shared.records.status(&hunt.id, now, body)])?;
+    let status = {
+        let digest = digest.lock().expect("the digest lock is never poisoned");
+        shared.records.status(&hunt.id, now, body, &digest)
+    };
+    shared.sink.send(&[status])?;
     shared
         .counters
         .rows_sent

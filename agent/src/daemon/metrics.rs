@@ -22,6 +22,8 @@ pub struct Metrics {
     /// Scheduled queries and packs not taken, by kind (`schedule`, `pack`).
     pub commands_rejected: IntCounterVec,
     pub queries_denylisted: IntCounter,
+    /// Times the query executor died (a panic) and was started again.
+    pub executor_restarts: IntCounter,
     pub records_sent: IntCounter,
     pub delivery_errors: IntCounter,
     pub spool_records: IntGauge,
@@ -74,6 +76,10 @@ impl Metrics {
                 "Scheduled queries and packs rejected (bad signature or undecodable), by kind.",
             ),
             &["kind"],
+        )?;
+        let executor_restarts = IntCounter::new(
+            "sweep_agent_executor_restarts_total",
+            "Times the query executor died (a panic) and was started again.",
         )?;
         let queries_denylisted = IntCounter::new(
             "sweep_agent_queries_denylisted_total",
@@ -142,6 +148,7 @@ impl Metrics {
         registry.register(Box::new(hunts_skipped.clone()))?;
         registry.register(Box::new(commands_rejected.clone()))?;
         registry.register(Box::new(queries_denylisted.clone()))?;
+        registry.register(Box::new(executor_restarts.clone()))?;
         registry.register(Box::new(records_sent.clone()))?;
         registry.register(Box::new(delivery_errors.clone()))?;
         registry.register(Box::new(spool_records.clone()))?;
@@ -163,6 +170,7 @@ impl Metrics {
             hunts_skipped,
             commands_rejected,
             queries_denylisted,
+            executor_restarts,
             records_sent,
             delivery_errors,
             spool_records,

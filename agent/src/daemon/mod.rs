@@ -85,6 +85,9 @@ pub struct SharedInner {
     pub counters: Arc<Counters>,
     /// What `/ready` reports.
     pub health: health::Health,
+    /// Bumped to make every watch read its prefix again (a restarted
+    /// executor starts with an empty schedule).
+    pub resync: watch::Sender<u64>,
 }
 
 impl std::ops::Deref for Shared {
@@ -161,6 +164,10 @@ pub async fn start(config: Config, shutdown: watch::Receiver<bool>) -> Result<Ru
     if config.trust.allow_unsigned {
         warn!("trust.allow_unsigned is set: anyone who can write to etcd can run SQL on this host");
     }
+    // This host's own key: its answers are signed with it.
+    let identity = sweep_proto::identity::AgentKey::load_or_create(
+        &config.state_dir.join(sweep_proto::identity::KEY_FILE),
+    )?;
     let metrics = Metrics::new()?;
     let facts = AgentFacts {
         instance_id: format!("{host_id}-{started_at}"),
@@ -174,7 +181,6 @@ pub async fn start(config: Config, shutdown: watch::Receiver<bool>) -> Result<Ru
     }));
     let engine = Engine::new(registry, config.limits.clone());
     let sink = Sink::new(&config, topics::RESULTS, metrics.clone())?;
-    let ledger = ledger::Ledger::open(&config.state_dir.join("hunts.json"))?;
     let counters = Arc::new(Counters::default());
     let queries = Queries::new(engine, sink.clone(), metrics.clone(), counters.clone());
     let shared = Shared {
@@ -184,11 +190,12 @@ pub async fn start(config: Config, shutdown: watch::Receiver<bool>) -> Result<Ru
             started_at,
             verifier,
             queries: queries.clone(),
-            records: Records::new(host_id.clone(), &config.labels),
+            records: Records::new(host_id.clone(), &config.labels, identity),
             sink: sink.clone(),
             metrics: metrics.clone(),
             counters,
             health: health::Health::default(),
+            resync: watch::Sender::new(0),
         }),
     };
     {
@@ -239,11 +246,8 @@ pub async fn start(config: Config, shutdown: watch::Receiver<bool>) -> Result<Ru
             shutdown.clone(),
         )));
     }
-    let diffs = diff::DiffStore::open(&config.state_dir.join("differential"))?;
-    tasks.push(tokio::spawn(executor::run(
+    tasks.push(tokio::spawn(executor::supervise(
         shared.clone(),
-        hunts::HuntRunner::new(ledger),
-        scheduler::Scheduler::new(diffs),
         changes_rx,
         shutdown.clone(),
     )));

@@ -1,12 +1,16 @@
 //! Turning answers into Kafka records: result rows in osquery's result-log
-//! form (with this host's id and decorations) and hunt status records, each
-//! keyed by the host id so one host's records stay in order.
+//! form (with this host's id and decorations), hunt status records and
+//! scheduled runs' seals, each keyed by the host id so one host's records
+//! stay in order. Statuses and seals are signed with the agent's identity
+//! key over a digest of the rows before them.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
-use sweep_proto::record::StatusBody;
+use sweep_proto::identity::{AgentKey, RowDigest};
+use sweep_proto::record::{Seal, StatusBody};
 use sweep_proto::time::calendar_time;
-use sweep_proto::{HuntStatus, ResultRow};
+use sweep_proto::{HuntStatus, ResultRow, RunSeal};
 
 use super::spool::Record;
 use crate::engine::cut_text;
@@ -20,7 +24,7 @@ pub struct RowMeta<'a> {
     pub name: &'a str,
     pub action: &'a str,
     pub hunt_id: Option<&'a str>,
-    /// A hunt row's number in this host's answer.
+    /// The row's number in this host's answer or run.
     pub seq: Option<u64>,
     pub epoch: u64,
     pub counter: u64,
@@ -32,16 +36,24 @@ pub struct Records {
     host_id: String,
     /// Added to every result row, as osquery's decorators do.
     decorations: BTreeMap<String, String>,
+    /// Signs statuses and run seals.
+    identity: Arc<AgentKey>,
 }
 
 impl Records {
-    pub fn new(host_id: String, labels: &BTreeMap<String, String>) -> Self {
+    pub fn new(host_id: String, labels: &BTreeMap<String, String>, identity: AgentKey) -> Self {
         let mut decorations = labels.clone();
         decorations.insert("host_id".into(), host_id.clone());
         Self {
             host_id,
             decorations,
+            identity: Arc::new(identity),
         }
+    }
+
+    /// The identity public key, for the heartbeat.
+    pub fn identity(&self) -> String {
+        self.identity.public_hex()
     }
 
     /// One result row for `sweep.results`. A row too large for one record
@@ -90,17 +102,55 @@ impl Records {
         }
     }
 
-    /// This host's status for one hunt: after its rows, or instead of them.
-    pub fn status(&self, hunt_id: &str, unix_time: u64, status: StatusBody) -> Record {
-        let status = HuntStatus {
+    /// This host's status for one hunt, after its rows (whose digest is
+    /// `rows`) or instead of them; signed.
+    pub fn status(
+        &self,
+        hunt_id: &str,
+        unix_time: u64,
+        status: StatusBody,
+        rows: &RowDigest,
+    ) -> Record {
+        let mut status = HuntStatus {
             hunt_id: hunt_id.to_string(),
             host_identifier: self.host_id.clone(),
             unix_time,
             status,
+            seal: None,
         };
+        self.identity.seal_status(&mut status, rows);
         Record {
             key: self.host_id.clone(),
             value: serde_json::to_string(&status).expect("status serializes"),
+        }
+    }
+
+    /// The signed seal after one scheduled run's rows.
+    pub fn run_seal(
+        &self,
+        name: &str,
+        now: u64,
+        epoch: u64,
+        counter: u64,
+        rows: &RowDigest,
+    ) -> Record {
+        let mut run = RunSeal {
+            name: name.to_string(),
+            host_identifier: self.host_id.clone(),
+            unix_time: now,
+            epoch,
+            counter,
+            rows: rows.rows(),
+            action: "seal".into(),
+            seal: Seal {
+                row_digest: String::new(),
+                signature: String::new(),
+            },
+        };
+        self.identity.seal_run(&mut run, rows);
+        Record {
+            key: self.host_id.clone(),
+            value: serde_json::to_string(&run).expect("a run seal serializes"),
         }
     }
 }
@@ -111,7 +161,7 @@ mod tests {
 
     #[test]
     fn a_row_too_large_for_one_record_is_cut_to_fit() {
-        let records = Records::new("h".into(), &BTreeMap::new());
+        let records = Records::new("h".into(), &BTreeMap::new(), AgentKey::ephemeral([1; 32]));
         let meta = || RowMeta {
             name: "q",
             action: "snapshot",

@@ -23,6 +23,7 @@ use super::watcher::{Change, Source};
 use super::Shared;
 use crate::engine::QueryError;
 use crate::error::AgentError;
+use sweep_proto::identity::RowDigest;
 
 /// How long a pack's discovery verdict holds.
 const DISCOVERY_REFRESH: Duration = Duration::from_secs(3600);
@@ -320,20 +321,27 @@ impl Scheduler {
         }
         let now = unix_now();
         let rows: Vec<_> = out.string_rows().collect();
-        let meta = |action, epoch, counter| RowMeta {
-            name,
-            action,
-            hunt_id: None,
-            seq: None,
-            epoch,
-            counter,
-            now,
+        // Rows are numbered within the run and sealed after it, so a reader
+        // can tell the run's rows from anyone else's.
+        let mut seq = 0;
+        let mut digest = RowDigest::new();
+        let mut row = |action, epoch, counter, columns| {
+            seq += 1;
+            let meta = RowMeta {
+                name,
+                action,
+                hunt_id: None,
+                seq: Some(seq),
+                epoch,
+                counter,
+                now,
+            };
+            let record = shared.records.row(meta, columns);
+            digest.add(record.value.as_bytes());
+            record
         };
-        let (records, diff) = if snapshot {
-            let records: Vec<_> = rows
-                .into_iter()
-                .map(|r| shared.records.row(meta("snapshot", 0, 0), r))
-                .collect();
+        let (mut records, diff) = if snapshot {
+            let records: Vec<_> = rows.into_iter().map(|r| row("snapshot", 0, 0, r)).collect();
             (records, None)
         } else {
             let diff = self.diffs.diff(name, sql, rows)?;
@@ -341,23 +349,24 @@ impl Scheduler {
                 .added
                 .iter()
                 .cloned()
-                .map(|r| {
-                    shared
-                        .records
-                        .row(meta("added", diff.epoch, diff.counter), r)
-                })
+                .map(|r| row("added", diff.epoch, diff.counter, r))
                 .collect();
             if removed {
-                records.extend(diff.removed.iter().cloned().map(|r| {
-                    shared
-                        .records
-                        .row(meta("removed", diff.epoch, diff.counter), r)
-                }));
+                records.extend(
+                    diff.removed
+                        .iter()
+                        .cloned()
+                        .map(|r| row("removed", diff.epoch, diff.counter, r)),
+                );
             }
             (records, Some(diff))
         };
-        debug!(query = name, records = records.len(), "scheduled query ran");
         let n = records.len() as u64;
+        if n > 0 {
+            let (epoch, counter) = diff.as_ref().map_or((0, 0), |d| (d.epoch, d.counter));
+            records.push(shared.records.run_seal(name, now, epoch, counter, &digest));
+        }
+        debug!(query = name, rows = n, "scheduled query ran");
         shared.sink.send(&records)?;
         // Only now that its rows are on disk does this run become the state
         // the next one is compared with.

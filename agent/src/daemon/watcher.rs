@@ -3,7 +3,8 @@
 //! On start, and whenever the watch cannot resume (compaction), the whole
 //! prefix is read and announced as [`Change::Reset`] followed by every key:
 //! the consumer rebuilds its view, so a key deleted while the agent was away
-//! disappears too. Otherwise the watch resumes from the last revision seen.
+//! disappears too; likewise when asked to ([`super::SharedInner::resync`]).
+//! Otherwise the watch resumes from the last revision seen.
 
 use std::time::Duration;
 
@@ -56,9 +57,14 @@ pub async fn watch_prefix(
 ) {
     let mut last_rev: Option<i64> = None;
     let mut backoff = Duration::from_millis(500);
+    let mut resync = shared.resync.subscribe();
     loop {
         let result = tokio::select! {
             r = watch_once(&shared, client.clone(), source, &prefix, &tx, &mut last_rev) => r,
+            _ = resync.changed() => {
+                last_rev = None;
+                continue;
+            }
             _ = shutdown.changed() => return,
         };
         match result {

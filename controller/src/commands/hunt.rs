@@ -7,20 +7,23 @@
 //! 1 when some failed or did not answer (or none was targeted), 2 when the
 //! query was refused before it was sent.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::io::{IsTerminal, Write};
 use std::time::{Duration, Instant};
 
 use etcd_client::PutOptions;
 use rdkafka::Offset;
+use sweep_proto::identity::{Forgery, RowDigest};
 use sweep_proto::record::StatusBody;
 use sweep_proto::signing::Kind;
 use sweep_proto::text::printable;
 use sweep_proto::time::unix_now;
-use sweep_proto::{guard, tables, topics, Hunt, ResultsRecord};
+use sweep_proto::{guard, tables, topics, Hunt, HuntStatus, ResultsRecord};
+use tracing::warn;
 
 use crate::cli::HuntArgs;
 use crate::config::Settings;
+use crate::identities::Identities;
 use crate::kafka::TopicReader;
 use crate::{fleet, operator, render, ControllerError};
 
@@ -77,12 +80,14 @@ pub async fn run(settings: &Settings, args: HuntArgs) -> Result<u8, ControllerEr
     let started = Instant::now();
     let mut progress = Progress::new(&hunt.id);
 
-    let mut expected: BTreeSet<String> = fleet::targeted(&mut client, &keys, &targets)
-        .await?
-        .into_iter()
-        .map(|a| a.host_id)
-        .collect();
-    let mut answers = Answers::new(&hunt.id);
+    let live = fleet::targeted(&mut client, &keys, &targets).await?;
+    let mut identities = Identities::load(&mut client, &keys, signer.as_ref()).await?;
+    identities
+        .observe(&mut client, &keys, signer.as_ref(), &live)
+        .await?;
+    let mut expected: BTreeSet<String> = live.into_iter().map(|a| a.host_id).collect();
+    expected.extend(args.expect.hosts(&identities, &targets, now)?);
+    let mut answers = Answers::new(&hunt.id, identities);
     let mut last_refresh = Instant::now();
     let deadline = started + args.timeout;
 
@@ -103,9 +108,12 @@ pub async fn run(settings: &Settings, args: HuntArgs) -> Result<u8, ControllerEr
         if last_refresh.elapsed() >= FLEET_REFRESH {
             // Only grow the set: an agent that died mid-hunt is still reported
             // as not having answered.
-            for a in fleet::targeted(&mut client, &keys, &targets).await? {
-                expected.insert(a.host_id);
-            }
+            let live = fleet::targeted(&mut client, &keys, &targets).await?;
+            answers
+                .identities
+                .observe(&mut client, &keys, signer.as_ref(), &live)
+                .await?;
+            expected.extend(live.into_iter().map(|a| a.host_id));
             last_refresh = Instant::now();
         }
         let wait = (deadline - now).min(Duration::from_millis(200));
@@ -125,24 +133,45 @@ pub async fn run(settings: &Settings, args: HuntArgs) -> Result<u8, ControllerEr
     answers.report(&expected, args.json, Some(args.timeout), elapsed)
 }
 
-/// What has come back for one hunt: rows per host and each host's status.
+/// What has come back for one hunt: rows per host and each host's status,
+/// each status checked against the host's pinned identity key and the digest
+/// of the rows that came before it.
 pub struct Answers {
     hunt_id: String,
+    identities: Identities,
     pub rows: Vec<(String, BTreeMap<String, String>)>,
+    /// Hosts whose signed status verified.
     pub answered: BTreeMap<String, StatusBody>,
+    /// Hosts with a record that did not verify, and why: reported as failed,
+    /// never counted as answered.
+    pub rejected: BTreeMap<String, String>,
     columns: Vec<String>,
     /// (host, row number) of the rows taken, to drop redeliveries.
-    seen: std::collections::HashSet<(String, u64)>,
+    seen: HashSet<(String, u64)>,
+    /// Each host's rows so far, as a digest in their numbered order.
+    received: HashMap<String, Received>,
+}
+
+#[derive(Default)]
+struct Received {
+    /// The last row number added to the digest.
+    last: u64,
+    digest: RowDigest,
+    /// Rows that came out of order or unnumbered: no digest can match.
+    broken: bool,
 }
 
 impl Answers {
-    pub fn new(hunt_id: &str) -> Self {
+    pub fn new(hunt_id: &str, identities: Identities) -> Self {
         Self {
             hunt_id: hunt_id.to_string(),
+            identities,
             rows: Vec::new(),
             answered: BTreeMap::new(),
+            rejected: BTreeMap::new(),
             columns: Vec::new(),
-            seen: std::collections::HashSet::new(),
+            seen: HashSet::new(),
+            received: HashMap::new(),
         }
     }
 
@@ -152,30 +181,83 @@ impl Answers {
         match ResultsRecord::from_json(payload) {
             Ok(r) if r.hunt_id() == Some(self.hunt_id.as_str()) => match r {
                 ResultsRecord::Row(row) => {
-                    // A row delivered twice (at-least-once, after an outage)
-                    // carries the same number: counted once.
-                    if let Some(seq) = row.seq {
-                        if !self.seen.insert((row.host_identifier.clone(), seq)) {
-                            return None;
-                        }
+                    let host = row.host_identifier;
+                    if self.answered.contains_key(&host) {
+                        // The host's signed answer is complete: anything
+                        // after it is someone else's.
+                        self.rejected.entry(host).or_insert_with(|| {
+                            "a row after the host's signed answer (not from this agent)".into()
+                        });
+                        return None;
                     }
-                    self.rows.push((row.host_identifier, row.columns));
+                    let got = self.received.entry(host.clone()).or_default();
+                    match row.seq {
+                        // A row delivered twice (at-least-once, after an
+                        // outage) carries the same number: counted once.
+                        Some(seq) if !self.seen.insert((host.clone(), seq)) => return None,
+                        Some(seq) if seq == got.last + 1 => {
+                            got.digest.add(payload);
+                            got.last = seq;
+                        }
+                        _ => got.broken = true,
+                    }
+                    self.rows.push((host, row.columns));
                     None
                 }
                 ResultsRecord::Status(s) => {
-                    if self.columns.is_empty() {
-                        self.columns = s.status.columns.clone();
-                    }
                     let host = s.host_identifier.clone();
-                    self.answered.insert(s.host_identifier, s.status);
+                    match self.verify(&s) {
+                        Ok(()) => {
+                            if self.columns.is_empty() {
+                                self.columns = s.status.columns.clone();
+                            }
+                            self.answered.insert(host.clone(), s.status);
+                        }
+                        Err(why) => {
+                            warn!(host = %printable(&host), reason = %why, "rejected a hunt status");
+                            self.rejected.insert(host.clone(), why);
+                        }
+                    }
                     Some(host)
                 }
+                ResultsRecord::Run(_) => None,
             },
             Ok(_) => None,
             Err(e) => {
                 tracing::debug!(error = %e, "skipping a record that is not sweep's");
                 None
             }
+        }
+    }
+
+    /// Whether `status` is the host's own, over exactly the rows received.
+    fn verify(&self, status: &HuntStatus) -> Result<(), String> {
+        let host = &status.host_identifier;
+        let Some(key) = self.identities.key_for(host) else {
+            return Err(format!("rejected answer: {}", Forgery::UnknownHost));
+        };
+        let empty = Received::default();
+        let got = self.received.get(host).unwrap_or(&empty);
+        let arrived = self.rows.iter().filter(|(h, _)| h == host).count() as u64;
+        let verdict = if got.broken {
+            Err(Forgery::RowsDiffer)
+        } else {
+            key.verify_status(status, &got.digest)
+        };
+        match verdict {
+            Ok(()) => Ok(()),
+            Err(Forgery::RowsDiffer) if arrived != status.status.rows => {
+                let why = if arrived < status.status.rows {
+                    "lost on the way: see the agent's quarantine and metrics"
+                } else {
+                    "rows not from this agent"
+                };
+                Err(format!(
+                    "sent {} row(s) but {arrived} arrived ({why})",
+                    status.status.rows
+                ))
+            }
+            Err(f) => Err(format!("rejected answer: {f}")),
         }
     }
 
@@ -204,39 +286,19 @@ impl Answers {
             }
         }
         print_rows(&self.columns, &self.rows, json)?;
-        // A host's rows arrive before its status (one partition per host):
-        // fewer rows than the status counts means some were lost on the way
-        // (refused by the broker, quarantined on the agent) or are forged.
-        let mut arrived: BTreeMap<&str, u64> = BTreeMap::new();
-        for (host, _) in &self.rows {
-            *arrived.entry(host.as_str()).or_default() += 1;
-        }
-        let mismatched: Vec<(&String, String)> = answered
-            .iter()
-            .filter(|(h, s)| {
-                s.error.is_none() && arrived.get(h.as_str()).copied().unwrap_or(0) != s.rows
-            })
-            .map(|(h, s)| {
-                let got = arrived.get(h.as_str()).copied().unwrap_or(0);
-                let why = if got < s.rows {
-                    "lost on the way: see the agent's quarantine and metrics"
-                } else {
-                    "sent twice after a broker outage, or rows not from this agent"
-                };
-                (
-                    h,
-                    format!("sent {} row(s) but {got} arrived ({why})", s.rows),
-                )
-            })
-            .collect();
+        // A host's rows arrive before its status (one partition per host),
+        // and the status is signed over their digest: rows lost on the way
+        // (refused by the broker, quarantined on the agent), added or
+        // altered by anyone else show as a rejected answer.
+        let rejected = std::mem::take(&mut self.rejected);
         let mut failed: Vec<(&String, &String)> = answered
             .iter()
             .filter_map(|(h, s)| s.error.as_ref().map(|e| (h, e)))
             .collect();
-        failed.extend(mismatched.iter().map(|(h, why)| (*h, why)));
+        failed.extend(rejected.iter());
         let silent: Vec<&String> = expected
             .iter()
-            .filter(|h| !answered.contains_key(*h))
+            .filter(|h| !answered.contains_key(*h) && !rejected.contains_key(*h))
             .collect();
         let skipped: Vec<(&String, &String)> = answered
             .iter()
@@ -262,7 +324,12 @@ impl Answers {
                 None => writeln!(err, "{}: has not answered", printable(host))?,
             }
         }
-        let all = expected.union(&answered.keys().cloned().collect()).count();
+        let all = expected
+            .iter()
+            .chain(answered.keys())
+            .chain(rejected.keys())
+            .collect::<BTreeSet<_>>()
+            .len();
         writeln!(
             err,
             "hunt {}: {} row(s) from {} of {} agent(s) in {:.2}s; {} failed, {} did not answer{}",
@@ -382,6 +449,8 @@ impl Progress {
 mod tests {
     use super::*;
 
+    use sweep_proto::identity::AgentKey;
+
     fn row(seq: Option<u64>) -> Vec<u8> {
         serde_json::to_vec(&sweep_proto::ResultRow {
             name: "hunt:h".into(),
@@ -391,7 +460,7 @@ mod tests {
             epoch: 0,
             counter: 0,
             decorations: BTreeMap::new(),
-            columns: [("x".to_string(), "1".to_string())].into(),
+            columns: [("x".to_string(), format!("{seq:?}"))].into(),
             action: "snapshot".into(),
             hunt_id: Some("h".into()),
             seq,
@@ -399,17 +468,86 @@ mod tests {
         .unwrap()
     }
 
+    fn status(key: &AgentKey, rows: &[&[u8]]) -> Vec<u8> {
+        let mut digest = RowDigest::new();
+        for r in rows {
+            digest.add(r);
+        }
+        let mut s = HuntStatus {
+            hunt_id: "h".into(),
+            host_identifier: "a".into(),
+            unix_time: 1,
+            status: StatusBody {
+                rows: rows.len() as u64,
+                error: None,
+                duration_ms: 1,
+                columns: vec!["x".into()],
+                skipped: None,
+            },
+            seal: None,
+        };
+        key.seal_status(&mut s, &digest);
+        serde_json::to_vec(&s).unwrap()
+    }
+
+    fn answers_for(key: &AgentKey) -> Answers {
+        Answers::new("h", Identities::from_keys([("a", key.public_hex())]))
+    }
+
     #[test]
-    fn a_row_delivered_twice_counts_once() {
-        let mut answers = Answers::new("h");
-        for r in [row(Some(1)), row(Some(1)), row(Some(2))] {
-            answers.absorb(&r);
+    fn a_row_delivered_twice_counts_once_and_the_answer_verifies() {
+        let key = AgentKey::ephemeral([1; 32]);
+        let mut answers = answers_for(&key);
+        let (r1, r2) = (row(Some(1)), row(Some(2)));
+        for r in [&r1, &r1, &r2] {
+            answers.absorb(r);
         }
         assert_eq!(answers.rows.len(), 2);
-        // Rows without a number (older agents) are all kept.
-        for r in [row(None), row(None)] {
-            answers.absorb(&r);
-        }
-        assert_eq!(answers.rows.len(), 4);
+        answers.absorb(&status(&key, &[&r1, &r2]));
+        assert!(answers.answered.contains_key("a"), "{:?}", answers.rejected);
+        // Anything after the signed answer is someone else's.
+        answers.absorb(&row(Some(3)));
+        assert_eq!(answers.rows.len(), 2);
+        assert!(answers.rejected["a"].contains("after the host's signed answer"));
+    }
+
+    #[test]
+    fn forged_statuses_and_rows_are_rejected() {
+        let key = AgentKey::ephemeral([1; 32]);
+        let forger = AgentKey::ephemeral([2; 32]);
+        // A clean status for a frozen host, by someone without its key.
+        let mut answers = answers_for(&key);
+        answers.absorb(&status(&forger, &[]));
+        assert!(answers.answered.is_empty());
+        assert!(
+            answers.rejected["a"].contains("does not verify"),
+            "{:?}",
+            answers.rejected
+        );
+        // A fake row slipped in before the host's own status.
+        let mut answers = answers_with_fake_row(&key);
+        answers.absorb(&status(&key, &[&row(Some(1))]));
+        assert!(answers.answered.is_empty());
+        assert!(
+            answers.rejected["a"].contains("sent 1 row(s) but 2 arrived"),
+            "{:?}",
+            answers.rejected
+        );
+        // A host nobody pinned or saw.
+        let mut answers = Answers::new("h", Identities::default());
+        answers.absorb(&status(&key, &[]));
+        assert!(answers.rejected["a"].contains("no pinned identity"));
+        // Unnumbered rows cannot be part of a signed answer.
+        let mut answers = answers_for(&key);
+        answers.absorb(&row(None));
+        answers.absorb(&status(&key, &[&row(None)]));
+        assert!(answers.answered.is_empty());
+    }
+
+    fn answers_with_fake_row(key: &AgentKey) -> Answers {
+        let mut answers = answers_for(key);
+        answers.absorb(&row(Some(1)));
+        answers.absorb(&row(Some(2)));
+        answers
     }
 }

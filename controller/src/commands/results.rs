@@ -7,11 +7,14 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use rdkafka::Offset;
+use sweep_proto::signing::Signer;
+use sweep_proto::time::unix_now;
 use sweep_proto::{topics, Hunt};
 
 use super::hunt::Answers;
 use crate::cli::ResultsArgs;
 use crate::config::Settings;
+use crate::identities::Identities;
 use crate::kafka::TopicReader;
 use crate::{fleet, operator, ControllerError};
 
@@ -21,15 +24,27 @@ pub async fn run(settings: &Settings, args: ResultsArgs) -> Result<u8, Controlle
     let mut client = settings.etcd.connect().await?;
     // A live hunt says whom it targets; an expired one is gone from etcd and
     // only its answers are left.
-    let live = client.get(keys.hunt(&args.hunt_id), None).await?;
-    let expected: BTreeSet<String> = match live.kvs().first() {
+    let stored = client.get(keys.hunt(&args.hunt_id), None).await?;
+    let signer = settings
+        .signing_key
+        .as_deref()
+        .map(Signer::load)
+        .transpose()?;
+    let mut identities = Identities::load(&mut client, &keys, signer.as_ref()).await?;
+    let live = fleet::live_agents(&mut client, &keys).await?;
+    identities
+        .observe(&mut client, &keys, signer.as_ref(), &live)
+        .await?;
+    let expected: BTreeSet<String> = match stored.kvs().first() {
         Some(kv) => {
             let hunt = Hunt::from_json(operator::body(kv.value())?.as_bytes())?;
-            fleet::targeted(&mut client, &keys, &hunt.targets)
-                .await?
+            let mut expected: BTreeSet<String> = live
                 .into_iter()
+                .filter(|a| hunt.targets.matches(&a.host_id, &a.labels))
                 .map(|a| a.host_id)
-                .collect()
+                .collect();
+            expected.extend(args.expect.hosts(&identities, &hunt.targets, unix_now())?);
+            expected
         }
         None => {
             eprintln!(
@@ -43,7 +58,7 @@ pub async fn run(settings: &Settings, args: ResultsArgs) -> Result<u8, Controlle
     let ends = reader.end_offsets()?;
     reader.assign(&ends.keys().map(|p| (*p, Offset::Beginning)).collect())?;
     let mut remaining: BTreeMap<i32, i64> = ends.into_iter().filter(|(_, end)| *end > 0).collect();
-    let mut answers = Answers::new(&args.hunt_id);
+    let mut answers = Answers::new(&args.hunt_id, identities);
     while !remaining.is_empty() {
         let Some(rec) = reader.next(Duration::from_secs(5)).await? else {
             return Err(ControllerError::Usage(

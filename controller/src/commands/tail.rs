@@ -67,7 +67,7 @@ async fn read(settings: &Settings, args: &TailArgs) -> Result<u8, ControllerErro
         }
         let row = match ResultsRecord::from_json(&rec.payload) {
             Ok(ResultsRecord::Row(row)) => row,
-            Ok(ResultsRecord::Status(_)) => continue,
+            Ok(ResultsRecord::Status(_) | ResultsRecord::Run(_)) => continue,
             Err(e) => {
                 tracing::debug!(error = %e, "skipping a record that is not sweep's");
                 continue;

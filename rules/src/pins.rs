@@ -1,0 +1,86 @@
+//! The agents' identity keys as the controller pinned them under
+//! `<prefix>identities/`, each pin signed by an operators' key; re-read
+//! periodically so newly pinned agents are checked within one refresh.
+
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use etcd_client::GetOptions;
+use sweep_proto::identity::{AgentPublicKey, Pin};
+use sweep_proto::signing::TrustedKeys;
+use sweep_proto::text::printable;
+use sweep_proto::{EtcdSettings, Keyspace};
+use tokio::sync::watch;
+use tracing::{info, warn};
+
+use crate::integrity::Keys;
+
+/// The pinned keys; None until they were read once (until then no run is
+/// judged, rather than every run found forged).
+pub type Shared = Arc<RwLock<Option<Keys>>>;
+
+/// Reads the pins every `every` until shutdown.
+pub async fn refresh(
+    etcd: EtcdSettings,
+    trusted: TrustedKeys,
+    every: Duration,
+    keys: Shared,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut client = None;
+    loop {
+        if client.is_none() {
+            match etcd.connect().await {
+                Ok(c) => client = Some(c),
+                Err(e) => warn!(error = %e, "etcd unreachable; identity pins not refreshed"),
+            }
+        }
+        if let Some(c) = client.as_mut() {
+            match read(c, &etcd.keyspace(), &trusted).await {
+                Ok(read) => {
+                    let mut k = keys.write().expect("the pins lock is never poisoned");
+                    if k.as_ref().map(|k| k.len()) != Some(read.len()) {
+                        info!(pinned = read.len(), "identity pins read");
+                    }
+                    *k = Some(read);
+                }
+                Err(e) => {
+                    warn!(error = %e, "cannot read identity pins");
+                    client = None;
+                }
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = shutdown.changed() => return,
+        }
+    }
+}
+
+async fn read(
+    client: &mut etcd_client::Client,
+    keyspace: &Keyspace,
+    trusted: &TrustedKeys,
+) -> Result<Keys, etcd_client::Error> {
+    let dir = keyspace.identities();
+    let resp = client
+        .get(dir.as_str(), Some(GetOptions::new().with_prefix()))
+        .await?;
+    let mut keys = Keys::new();
+    for kv in resp.kvs() {
+        let key = String::from_utf8_lossy(kv.key());
+        let Some(host) = Keyspace::leaf(&dir, &key) else {
+            continue;
+        };
+        let pin = Pin::read_stored(kv.value(), Some(trusted))
+            .and_then(|pin| AgentPublicKey::parse(&pin.public_key).map(|k| (pin, k)));
+        match pin {
+            Ok((pin, k)) if pin.host_id == host => {
+                keys.insert(pin.host_id, k);
+            }
+            Ok(_) => warn!(key = %printable(&key), "ignoring a pin filed under another host id"),
+            Err(e) => warn!(key = %printable(&key), error = %e, "ignoring a pin"),
+        }
+    }
+    Ok(keys)
+}
