@@ -182,3 +182,37 @@ condition = "one = '1'"
         "the agent's own runs were judged forged\n{metrics}"
     );
 }
+
+#[test]
+fn an_expected_host_that_vanished_is_listed_as_not_answering() {
+    let c = Cluster::start().unwrap();
+    let _agent = c.agent("web-1", &[]).unwrap();
+    c.wait_agents(&["web-1"], Duration::from_secs(20)).unwrap();
+    let hosts = c.dir.path().join("hosts.txt");
+    std::fs::write(&hosts, "# the fleet\nweb-1\nghost-9  # decommissioned?\n").unwrap();
+    let out = c.sweep(&[
+        "hunt",
+        "SELECT 1 AS one",
+        "--timeout",
+        "3s",
+        "--expect-file",
+        hosts.to_str().unwrap(),
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("ghost-9: did not answer within 3s"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("from 1 of 2 agent(s)"), "{stderr}");
+    // Targets still apply: a hunt for web-1 alone does not wait for it.
+    let out = c.sweep(&[
+        "hunt",
+        "SELECT 1 AS one",
+        "--hosts",
+        "web-1",
+        "--expect-file",
+        hosts.to_str().unwrap(),
+    ]);
+    ok(&out);
+}
