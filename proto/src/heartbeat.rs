@@ -47,6 +47,9 @@ pub struct Heartbeat {
     /// answers; see [`crate::identity`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub identity: Option<String>,
+    /// Why the agent is not ready (`/ready`'s reason); absent when ready.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<String>,
 }
 
 impl Heartbeat {

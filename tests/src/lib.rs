@@ -397,7 +397,7 @@ impl Cluster {
             cfg.push_str(&format!("{k} = \"{v}\"\n"));
         }
         cfg.push_str(&format!(
-            "[etcd]\n{}endpoints = [\"{}\"]\n[kafka]\nbrokers = \"{}\"\n[heartbeat]\nttl = \"3s\"\ninterval = \"1s\"\n[spool]\ndelivery_timeout = \"3s\"\n[limits]\n{limits}[metrics]\nlisten = \"127.0.0.1:{}\"\n[trust]\npublic_keys = [\"{}\"]\n",
+            "[etcd]\n{}endpoints = [\"{}\"]\n[kafka]\nbrokers = \"{}\"\n[heartbeat]\nttl = \"3s\"\nreport_every = \"1s\"\n[spool]\ndelivery_timeout = \"3s\"\n[limits]\n{limits}[metrics]\nlisten = \"127.0.0.1:{}\"\n[trust]\npublic_keys = [\"{}\"]\n",
             self.etcd_ca_line(),
             self.etcd_url,
             self.kafka,

@@ -1,7 +1,9 @@
-//! Liveness: a lease-bound key under `/sweep/agents/<host_id>`, rewritten with
-//! fresh resource figures every interval. If the agent dies the lease lapses
-//! and the key vanishes within one TTL; on a clean stop the lease is revoked
-//! so it vanishes at once.
+//! Liveness: a lease-bound key under `/sweep/agents/<host_id>`. The lease is
+//! kept alive at a third of its TTL (no raft write); the value, with fresh
+//! resource figures, is rewritten every `report_every` and whenever the
+//! agent's state changes. If the agent dies the lease lapses and the key
+//! vanishes within one TTL; on a clean stop the lease is revoked so it
+//! vanishes at once.
 
 use std::time::Duration;
 
@@ -69,7 +71,8 @@ async fn hold(
     // Both ticks start one period from now: the lease was just granted and the
     // first value just written, and a CPU sample over a few milliseconds is noise.
     let keep_every = Duration::from_secs((ttl as u64 / 3).max(1));
-    let beat_every = cfg.interval.max(Duration::from_millis(200));
+    let beat_every = cfg.report_every.max(Duration::from_millis(200));
+    let mut reported = state(shared);
     let start = tokio::time::Instant::now();
     let mut keep_tick = tokio::time::interval_at(start + keep_every, keep_every);
     let mut beat_tick = tokio::time::interval_at(start + beat_every, beat_every);
@@ -81,11 +84,22 @@ async fn hold(
                     Some(r) if r.ttl() > 0 => {}
                     _ => return Err(AgentError::LeaseExpired(lease)),
                 }
+                // A change of state is news now, not at the next report.
+                let now = state(shared);
+                if now != reported {
+                    info!(state = %now.as_deref().unwrap_or("ready"), "agent state changed");
+                    let res = selfstat.sample();
+                    record_resources(shared, &res);
+                    put(heartbeat(shared, res).to_json()).await?;
+                    reported = now;
+                    beat_tick.reset();
+                }
             }
             _ = beat_tick.tick() => {
                 let res = selfstat.sample();
                 record_resources(shared, &res);
                 put(heartbeat(shared, res).to_json()).await?;
+                reported = state(shared);
             }
             _ = shutdown.changed() => {
                 if let Err(e) = client.lease_revoke(lease).await {
@@ -97,6 +111,11 @@ async fn hold(
             }
         }
     }
+}
+
+/// The agent's state as `/ready` sees it: None when ready, else why not.
+fn state(shared: &Shared) -> Option<String> {
+    shared.health.ready(shared.sink.accepts_records()).err()
 }
 
 /// What the agent publishes under its lease.
@@ -117,6 +136,7 @@ fn heartbeat(shared: &Shared, resources: Resources) -> Heartbeat {
         },
         spool_depth: shared.sink.spool_depth(),
         identity: Some(shared.records.identity()),
+        state: state(shared),
     }
 }
 
