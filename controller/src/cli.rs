@@ -333,7 +333,8 @@ pub struct RmArgs {
 
 #[derive(Args, Debug)]
 pub struct TailArgs {
-    /// Only rows whose query name matches; `*` matches anything (pack_*, hunt:*).
+    /// Only rows whose query name matches; `*` matches anything (pack_*).
+    /// `hunt:…` reads hunts' rows (sweep.hunts) instead of scheduled ones.
     #[arg(long, value_name = "PATTERN")]
     pub query: Option<String>,
     /// Only rows from this host id; `*` matches anything.

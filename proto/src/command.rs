@@ -74,6 +74,11 @@ pub struct Hunt {
     pub expires_at: u64,
     /// Who issued it (user@host of the operator).
     pub issuer: String,
+    /// The partition of `sweep.hunts` its rows and statuses go to: the one
+    /// the controller reads, from the offset it took before writing the
+    /// hunt. None: the producer's choice (by host id).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partition: Option<i32>,
 }
 
 impl Hunt {

@@ -140,7 +140,12 @@ impl EtcdSettings {
             opts = opts.with_tls(tls);
         }
         if let Some(user) = &self.username {
-            opts = opts.with_user(user.clone(), self.password.clone().unwrap_or_default());
+            // etcd forgets its auth tokens when it restarts (and drops idle
+            // ones after --auth-token-ttl): log in again and retry then,
+            // instead of failing with "invalid auth token" for good.
+            opts = opts
+                .with_user(user.clone(), self.password.clone().unwrap_or_default())
+                .with_auto_token_refresh(true);
         }
         Client::connect(&self.endpoints, Some(opts))
             .await
@@ -160,6 +165,13 @@ pub struct KafkaSettings {
     /// Extra librdkafka properties (`security.protocol`, `sasl.*`, …), passed
     /// through unchanged; they override sweep's own choices.
     pub properties: BTreeMap<String, String>,
+    /// Partitions of the topics sweep creates when they are missing
+    /// (existing topics are used as they are): a rules consumer group can
+    /// spread over at most this many members.
+    pub topic_partitions: i32,
+    /// Replication factor of the topics sweep creates; -1 is the broker's
+    /// `default.replication.factor`.
+    pub topic_replication: i32,
 }
 
 impl Default for KafkaSettings {
@@ -167,6 +179,8 @@ impl Default for KafkaSettings {
         Self {
             brokers: DEFAULT_KAFKA.to_string(),
             properties: BTreeMap::new(),
+            topic_partitions: 12,
+            topic_replication: -1,
         }
     }
 }

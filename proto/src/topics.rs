@@ -9,19 +9,19 @@ use rdkafka::types::RDKafkaErrorCode;
 use crate::settings::KafkaSettings;
 use crate::ProtoError;
 
-/// Result rows and hunt status records; key = host id.
+/// Scheduled (and event) result rows and their runs' seals; key = host id.
 pub const RESULTS: &str = "sweep.results";
+/// Hunt rows and status records, each hunt's in the one partition written
+/// in the hunt; key = host id.
+pub const HUNTS: &str = "sweep.hunts";
 /// Rule matches; key = rule id.
 pub const MATCHES: &str = "sweep.matches";
 
-/// Creates the topics that do not exist yet. Creation is idempotent: a topic
-/// that already exists is not an error, so every component may call this at
-/// start-up and the first one wins.
-pub async fn ensure(
-    kafka: &KafkaSettings,
-    topics: &[&str],
-    partitions: i32,
-) -> Result<(), ProtoError> {
+/// Creates the topics that do not exist yet, with the configured partitions
+/// and replication. Creation is idempotent: a topic that already exists is
+/// not an error, so every component may call this at start-up and the first
+/// one wins.
+pub async fn ensure(kafka: &KafkaSettings, topics: &[&str]) -> Result<(), ProtoError> {
     let admin: AdminClient<DefaultClientContext> = kafka.client_config().create()?;
     // A short metadata round trip first: an unreachable broker then fails in
     // seconds with its address, not after the admin call's minute-long timeout.
@@ -33,25 +33,41 @@ pub async fn ensure(
             reason: e.to_string(),
         });
     }
-    let new: Vec<NewTopic<'_>> = topics
-        .iter()
-        .map(|t| NewTopic::new(t, partitions, TopicReplication::Fixed(1)))
-        .collect();
+    let partitions = kafka.topic_partitions.max(1);
     let opts = AdminOptions::new()
         .operation_timeout(Some(Duration::from_secs(10)))
         .request_timeout(Some(Duration::from_secs(10)));
-    for result in admin.create_topics(new.iter(), &opts).await? {
-        match result {
-            Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
-            Err((topic, code)) => {
-                return Err(ProtoError::Setting {
-                    name: "kafka topic",
-                    reason: format!("cannot create {topic}: {code}"),
-                })
+    let mut replication = kafka.topic_replication;
+    loop {
+        let new: Vec<NewTopic<'_>> = topics
+            .iter()
+            .map(|t| NewTopic::new(t, partitions, TopicReplication::Fixed(replication)))
+            .collect();
+        let mut retry_with_one = false;
+        for result in admin.create_topics(new.iter(), &opts).await? {
+            match result {
+                Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+                // A broker older than Kafka 2.4 has no "its default" (-1).
+                Err((
+                    _,
+                    RDKafkaErrorCode::InvalidReplicationFactor | RDKafkaErrorCode::InvalidRequest,
+                )) if replication == -1 => {
+                    retry_with_one = true;
+                }
+                Err((topic, code)) => {
+                    return Err(ProtoError::Setting {
+                        name: "kafka topic",
+                        reason: format!("cannot create {topic}: {code}"),
+                    })
+                }
             }
         }
+        if !retry_with_one {
+            return Ok(());
+        }
+        tracing::warn!("the broker takes no default replication factor; creating topics with 1 (set kafka.topic_replication)");
+        replication = 1;
     }
-    Ok(())
 }
 
 /// Whether a produce error is one that retrying cannot fix (the record is

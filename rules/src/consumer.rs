@@ -28,7 +28,11 @@ pub async fn run(
     rules: RuleSet,
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<(), RulesError> {
-    topics::ensure(&config.kafka, &[topics::RESULTS, topics::MATCHES], 1).await?;
+    topics::ensure(
+        &config.kafka,
+        &[topics::RESULTS, topics::HUNTS, topics::MATCHES],
+    )
+    .await?;
     let mut ccfg = config.kafka.client_config();
     ccfg.set("group.id", &config.group_id)
         .set("enable.auto.commit", "true")
@@ -46,7 +50,8 @@ pub async fn run(
     }
     let consumer: StreamConsumer = ccfg.create()?;
     let producer: FutureProducer = pcfg.create()?;
-    consumer.subscribe(&[topics::RESULTS])?;
+    // Scheduled rows, and hunts' rows for rules on `hunt:*`.
+    consumer.subscribe(&[topics::RESULTS, topics::HUNTS])?;
     let metrics = Metrics::new()?;
     if !config.metrics_listen.is_empty() {
         let listener = tokio::net::TcpListener::bind(&config.metrics_listen)

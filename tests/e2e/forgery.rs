@@ -66,6 +66,11 @@ fn a_forged_status_and_a_fake_row_are_reported_and_the_hunt_fails() {
             .map(|k| k.trim_start_matches("/sweep/hunts/").to_string())
     })
     .expect("the hunt was written");
+    // Answers go to the partition of sweep.hunts the hunt names.
+    let stored: serde_json::Value =
+        serde_json::from_slice(&c.get_value(&format!("/sweep/hunts/{hunt_id}")).unwrap()).unwrap();
+    let body: serde_json::Value = serde_json::from_str(stored["body"].as_str().unwrap()).unwrap();
+    let partition = body["partition"].as_i64().unwrap() as i32;
     // Someone with produce access: a clean answer for the frozen host, and
     // a fake row for the live one.
     let forger = AgentKey::ephemeral([9; 32]);
@@ -83,14 +88,16 @@ fn a_forged_status_and_a_fake_row_are_reported_and_the_hunt_fails() {
         seal: None,
     };
     forger.seal_status(&mut status, &RowDigest::new());
-    c.produce_raw(
-        "sweep.results",
+    c.produce_to(
+        "sweep.hunts",
+        partition,
         "web-2",
         &serde_json::to_vec(&status).unwrap(),
     );
     let name = format!("hunt:{hunt_id}");
-    c.produce_raw(
-        "sweep.results",
+    c.produce_to(
+        "sweep.hunts",
+        partition,
         "web-1",
         &fake_row("web-1", &name, Some(&hunt_id), Some(1)),
     );

@@ -355,16 +355,41 @@ impl Cluster {
     /// Produces one raw record to `topic`, as anyone with produce access to
     /// the broker could.
     pub fn produce_raw(&self, topic: &str, key: &str, value: &[u8]) {
+        self.produce_many(topic, None, [(key, value)]);
+    }
+
+    /// As [`produce_raw`](Self::produce_raw), into one partition.
+    pub fn produce_to(&self, topic: &str, partition: i32, key: &str, value: &[u8]) {
+        self.produce_many(topic, Some(partition), [(key, value)]);
+    }
+
+    /// Produces every `(key, value)` and waits until all are delivered.
+    pub fn produce_many<'a>(
+        &self,
+        topic: &str,
+        partition: Option<i32>,
+        records: impl IntoIterator<Item = (&'a str, &'a [u8])>,
+    ) {
         use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
         let producer: BaseProducer = rdkafka::ClientConfig::new()
             .set("bootstrap.servers", &self.kafka)
+            .set("queue.buffering.max.messages", "1000000")
             .create()
             .expect("a producer");
-        producer
-            .send(BaseRecord::to(topic).key(key).payload(value))
-            .map_err(|(e, _)| e)
-            .expect("queued");
-        producer.flush(Duration::from_secs(20)).expect("delivered");
+        for (key, value) in records {
+            let mut rec = BaseRecord::to(topic).key(key).payload(value);
+            if let Some(p) = partition {
+                rec = rec.partition(p);
+            }
+            producer.send(rec).map_err(|(e, _)| e).expect("queued");
+            producer.poll(Duration::ZERO);
+        }
+        producer.flush(Duration::from_secs(60)).expect("delivered");
+    }
+
+    /// The broker's bootstrap address.
+    pub fn kafka_brokers(&self) -> &str {
+        &self.kafka
     }
 
     /// Where the agent `host_id` keeps its state (spool, ledger, quarantine).
@@ -386,6 +411,19 @@ impl Cluster {
         limits: &str,
         tables: &str,
     ) -> Result<Proc> {
+        self.agent_full(host_id, labels, limits, tables, "")
+    }
+
+    /// Writes an agent's configuration (`etcd` lines added to `[etcd]`)
+    /// and starts it.
+    fn agent_full(
+        &self,
+        host_id: &str,
+        labels: &[(&str, &str)],
+        limits: &str,
+        tables: &str,
+        etcd: &str,
+    ) -> Result<Proc> {
         let state = self.dir.path().join(host_id);
         std::fs::create_dir_all(&state)?;
         let labels: BTreeMap<&str, &str> = labels.iter().copied().collect();
@@ -397,7 +435,7 @@ impl Cluster {
             cfg.push_str(&format!("{k} = \"{v}\"\n"));
         }
         cfg.push_str(&format!(
-            "[etcd]\n{}endpoints = [\"{}\"]\n[kafka]\nbrokers = \"{}\"\n[heartbeat]\nttl = \"3s\"\nreport_every = \"1s\"\n[spool]\ndelivery_timeout = \"3s\"\n[limits]\n{limits}[metrics]\nlisten = \"127.0.0.1:{}\"\n[trust]\npublic_keys = [\"{}\"]\n",
+            "[etcd]\n{}{etcd}endpoints = [\"{}\"]\n[kafka]\nbrokers = \"{}\"\n[heartbeat]\nttl = \"3s\"\nreport_every = \"1s\"\n[spool]\ndelivery_timeout = \"3s\"\n[limits]\n{limits}[metrics]\nlisten = \"127.0.0.1:{}\"\n[trust]\npublic_keys = [\"{}\"]\n",
             self.etcd_ca_line(),
             self.etcd_url,
             self.kafka,
@@ -498,6 +536,20 @@ impl Cluster {
             None => bail!("live agents are {last:?}, wanted {want:?}"),
         }
     }
+
+    /// As [`agent`](Self::agent) (no labels), logging in to etcd as
+    /// `etcd_user` with `etcd_password`: for an etcd with authentication on
+    /// (ops/etcd-rbac).
+    pub fn agent_as(&self, host_id: &str, etcd_user: &str, etcd_password: &str) -> Result<Proc> {
+        // JSON strings are TOML basic strings.
+        let quote = |s: &str| serde_json::Value::from(s).to_string();
+        let login = format!(
+            "username = {}\npassword = {}\n",
+            quote(etcd_user),
+            quote(etcd_password)
+        );
+        self.agent_full(host_id, &[], "wall_time = \"2s\"\n", "", &login)
+    }
 }
 
 /// The body of a plain HTTP GET of `path` at `addr`.
@@ -552,6 +604,7 @@ pub fn hunt(id: &str, sql: &str) -> Hunt {
         issued_at: now,
         expires_at: now + 300,
         issuer: "e2e".into(),
+        partition: None,
     }
 }
 

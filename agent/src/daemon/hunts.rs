@@ -77,7 +77,15 @@ impl HuntRunner {
                     self.rejected.clear();
                 }
                 self.rejected.insert(id.to_string());
-                if let Err(e) = report_not_run(shared, id, Some(why.to_string()), None).await {
+                if let Err(e) = report_not_run(
+                    shared,
+                    id,
+                    claimed_partition(value),
+                    Some(why.to_string()),
+                    None,
+                )
+                .await
+                {
                     warn!(hunt_id = %id, error = %e, "cannot report the rejection");
                 }
                 return;
@@ -123,9 +131,9 @@ impl HuntRunner {
                     .inc();
                 info!(hunt_id = %hunt.id, "discovery returned no rows; hunt not run");
                 let why = "discovery returned no rows".to_string();
-                report_not_run(shared, &hunt.id, None, Some(why)).await
+                report_not_run(shared, &hunt.id, hunt.partition, None, Some(why)).await
             }
-            Err(e) => report_not_run(shared, &hunt.id, Some(e), None).await,
+            Err(e) => report_not_run(shared, &hunt.id, hunt.partition, Some(e), None).await,
         };
         if let Err(e) = result {
             // Only a spool (disk) failure gets here.
@@ -134,12 +142,25 @@ impl HuntRunner {
     }
 }
 
+/// The partition a hunt that failed verification names, so its rejection
+/// reaches the controller that wrote it. Unverified, so only a bounded
+/// number is taken; a forger gains nothing by choosing it.
+fn claimed_partition(value: &[u8]) -> Option<i32> {
+    let env = sweep_proto::signing::Envelope::from_json(value).ok()?;
+    let body: serde_json::Value = serde_json::from_str(&env.body).ok()?;
+    body.get("partition")?
+        .as_i64()
+        .filter(|p| (0..=100_000).contains(p))
+        .map(|p| p as i32)
+}
+
 /// Tells the controller this agent did not run the hunt, and why: a status
 /// record with no rows and either an error (rejected, discovery failed) or
 /// the reason it was skipped.
 async fn report_not_run(
     shared: &Shared,
     hunt_id: &str,
+    partition: Option<i32>,
     error: Option<String>,
     skipped: Option<String>,
 ) -> Result<(), AgentError> {
@@ -152,7 +173,7 @@ async fn report_not_run(
     };
     let status = shared
         .records
-        .status(hunt_id, unix_now(), body, &RowDigest::new());
+        .status(hunt_id, partition, unix_now(), body, &RowDigest::new());
     shared.sink.send(&[status])
 }
 
@@ -166,6 +187,7 @@ async fn run_one(shared: &Shared, hunt: &Hunt) -> Result<(), AgentError> {
         let records = shared.records.clone();
         let name = hunt.query_name();
         let hunt_id = hunt.id.clone();
+        let partition = hunt.partition;
         let digest = digest.clone();
         let mut seq = 0;
         move |columns| {
@@ -175,6 +197,7 @@ async fn run_one(shared: &Shared, hunt: &Hunt) -> Result<(), AgentError> {
                 action: "snapshot",
                 hunt_id: Some(&hunt_id),
                 seq: Some(seq),
+                partition,
                 epoch: 0,
                 counter: 0,
                 now,
@@ -191,7 +214,10 @@ async fn run_one(shared: &Shared, hunt: &Hunt) -> Result<(), AgentError> {
         Ok(out) => out,
         // The query task itself failed (it panicked outside a table): the
         // controller still hears from this agent, with the reason.
-        Err(e) => return report_not_run(shared, &hunt.id, Some(e.to_string()), None).await,
+        Err(e) => {
+            return report_not_run(shared, &hunt.id, hunt.partition, Some(e.to_string()), None)
+                .await
+        }
     };
     shared.counters.hunts_run.fetch_add(1, Ordering::Relaxed);
     let body = StatusBody {
@@ -203,7 +229,9 @@ async fn run_one(shared: &Shared, hunt: &Hunt) -> Result<(), AgentError> {
     };
     let status = {
         let digest = digest.lock().expect("the digest lock is never poisoned");
-        shared.records.status(&hunt.id, now, body, &digest)
+        shared
+            .records
+            .status(&hunt.id, hunt.partition, now, body, &digest)
     };
     shared.sink.send(&[status])?;
     shared

@@ -205,10 +205,10 @@ pub async fn start(config: Config, shutdown: watch::Receiver<bool>) -> Result<Ru
             queries.stop();
         });
     }
-    if let Err(e) = topics::ensure(&config.kafka, &[topics::RESULTS], 1).await {
+    if let Err(e) = topics::ensure(&config.kafka, &[topics::RESULTS, topics::HUNTS]).await {
         // Not fatal: the topic may exist already, or be created by an operator
         // on a broker that refuses us admin rights. Records spool meanwhile.
-        warn!(error = %e, "could not make sure the results topic exists");
+        warn!(error = %e, "could not make sure the results and hunts topics exist");
     }
     // The admin endpoint first: `/live` answers while etcd is still away.
     let mut tasks = Vec::new();

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use sweep_proto::identity::{AgentKey, RowDigest};
 use sweep_proto::record::{Seal, StatusBody};
 use sweep_proto::time::calendar_time;
+use sweep_proto::topics;
 use sweep_proto::{HuntStatus, ResultRow, RunSeal};
 
 use super::spool::Record;
@@ -26,6 +27,8 @@ pub struct RowMeta<'a> {
     pub hunt_id: Option<&'a str>,
     /// The row's number in this host's answer or run.
     pub seq: Option<u64>,
+    /// The `sweep.hunts` partition a hunt's rows go to (the hunt says).
+    pub partition: Option<i32>,
     pub epoch: u64,
     pub counter: u64,
     pub now: u64,
@@ -99,6 +102,10 @@ impl Records {
         Record {
             key: self.host_id.clone(),
             value: serde_json::to_string(&row).expect("rows serialize"),
+            // A hunt's answer goes where its controller reads; scheduled
+            // rows to the sink's topic, sweep.results.
+            topic: meta.hunt_id.map(|_| topics::HUNTS.to_string()),
+            partition: meta.partition,
         }
     }
 
@@ -107,6 +114,7 @@ impl Records {
     pub fn status(
         &self,
         hunt_id: &str,
+        partition: Option<i32>,
         unix_time: u64,
         status: StatusBody,
         rows: &RowDigest,
@@ -122,6 +130,8 @@ impl Records {
         Record {
             key: self.host_id.clone(),
             value: serde_json::to_string(&status).expect("status serializes"),
+            topic: Some(topics::HUNTS.to_string()),
+            partition,
         }
     }
 
@@ -151,6 +161,8 @@ impl Records {
         Record {
             key: self.host_id.clone(),
             value: serde_json::to_string(&run).expect("a run seal serializes"),
+            topic: None,
+            partition: None,
         }
     }
 }
@@ -167,6 +179,7 @@ mod tests {
             action: "snapshot",
             hunt_id: None,
             seq: None,
+            partition: None,
             epoch: 0,
             counter: 0,
             now: 0,

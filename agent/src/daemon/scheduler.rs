@@ -332,6 +332,7 @@ impl Scheduler {
                 action,
                 hunt_id: None,
                 seq: Some(seq),
+                partition: None,
                 epoch,
                 counter,
                 now,

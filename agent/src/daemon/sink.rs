@@ -191,9 +191,11 @@ impl Sink {
         let mut outcomes: Vec<Option<Outcome>> = Vec::with_capacity(records.len());
         let mut pending = Vec::with_capacity(records.len());
         for (i, rec) in records.iter().enumerate() {
-            let fr = FutureRecord::to(&self.inner.topic)
-                .key(&rec.key)
-                .payload(&rec.value);
+            let topic = rec.topic.as_deref().unwrap_or(&self.inner.topic);
+            let mut fr = FutureRecord::to(topic).key(&rec.key).payload(&rec.value);
+            if let Some(p) = rec.partition {
+                fr = fr.partition(p);
+            }
             match producer.send_result(fr) {
                 Ok(fut) => {
                     outcomes.push(None);

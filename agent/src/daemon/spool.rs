@@ -29,6 +29,13 @@ const SEGMENT_BYTES: u64 = 4 * 1024 * 1024;
 pub struct Record {
     pub key: String,
     pub value: String,
+    /// Where it goes, when not the sink's topic (hunt answers go to
+    /// `sweep.hunts`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub topic: Option<String>,
+    /// The partition, when the command chose one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partition: Option<i32>,
 }
 
 /// A place in the spool: a segment and a byte offset in it.
@@ -352,6 +359,8 @@ mod tests {
         Record {
             key: "h".into(),
             value: format!("{{\"n\":{i}}}"),
+            topic: None,
+            partition: None,
         }
     }
 
@@ -407,6 +416,8 @@ mod tests {
         let big = Record {
             key: "h".into(),
             value: "x".repeat(1024 * 1024),
+            topic: None,
+            partition: None,
         };
         for _ in 0..10 {
             spool.append(std::slice::from_ref(&big)).unwrap();

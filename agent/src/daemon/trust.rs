@@ -219,6 +219,7 @@ mod tests {
             issued_at: 1000,
             expires_at,
             issuer: "alice@ops".into(),
+            partition: None,
         };
         let seal = |h: Hunt| signer.seal(Kind::Hunt, h.to_json()).to_json();
         v.hunt("h", seal(hunt(1000 + 3600)).as_bytes(), 1000)

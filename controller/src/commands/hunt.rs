@@ -43,27 +43,29 @@ pub async fn run(settings: &Settings, args: HuntArgs) -> Result<u8, ControllerEr
     let targets = args.targets.targets()?;
     let keys = settings.etcd.keyspace();
     let mut client = settings.etcd.connect().await?;
-    topics::ensure(&settings.kafka, &[topics::RESULTS], 1).await?;
+    topics::ensure(&settings.kafka, &[topics::RESULTS, topics::HUNTS]).await?;
 
-    // Take the topic's end before the hunt exists, so no answer is missed.
-    let reader = TopicReader::new(&settings.kafka, topics::RESULTS)?;
-    let starts: BTreeMap<i32, Offset> = reader
-        .end_offsets()?
-        .into_iter()
-        .map(|(p, o)| (p, Offset::Offset(o)))
-        .collect();
-    reader.assign(&starts)?;
+    // The hunt's answers all go to one partition of sweep.hunts, chosen
+    // here; its end is taken before the hunt exists, so no answer is missed
+    // and nothing else is read.
+    let id = uuid::Uuid::new_v4().simple().to_string()[..16].to_string();
+    let reader = TopicReader::new(&settings.kafka, topics::HUNTS)?;
+    let ends = reader.end_offsets()?;
+    let partitions: Vec<i32> = ends.keys().copied().collect();
+    let partition = partitions[usize::from_str_radix(&id[..4], 16).unwrap_or(0) % partitions.len()];
+    reader.assign(&[(partition, Offset::Offset(ends[&partition]))].into())?;
 
     // Load the key before anything is written: a bad key path fails early.
     let signer = operator::signer(settings, "hunt")?;
     let now = unix_now();
     let hunt = Hunt {
-        id: uuid::Uuid::new_v4().simple().to_string()[..16].to_string(),
+        id,
         sql: args.sql.clone(),
         targets: targets.clone(),
         issued_at: now,
         expires_at: now + args.expiry.as_secs().max(1),
         issuer: operator::issuer(),
+        partition: Some(partition),
     };
     let stored = operator::seal(signer.as_ref(), Kind::Hunt, hunt.to_json());
     let lease = client
@@ -150,6 +152,8 @@ pub struct Answers {
     seen: HashSet<(String, u64)>,
     /// Each host's rows so far, as a digest in their numbered order.
     received: HashMap<String, Received>,
+    /// Records read, this hunt's or not: what reading one partition saves.
+    pub records_read: u64,
 }
 
 #[derive(Default)]
@@ -172,12 +176,14 @@ impl Answers {
             columns: Vec::new(),
             seen: HashSet::new(),
             received: HashMap::new(),
+            records_read: 0,
         }
     }
 
     /// Takes one record off `sweep.results`; returns the host id when it was
     /// that host's status for this hunt.
     pub fn absorb(&mut self, payload: &[u8]) -> Option<String> {
+        self.records_read += 1;
         match ResultsRecord::from_json(payload) {
             Ok(r) if r.hunt_id() == Some(self.hunt_id.as_str()) => match r {
                 ResultsRecord::Row(row) => {
@@ -332,7 +338,7 @@ impl Answers {
             .len();
         writeln!(
             err,
-            "hunt {}: {} row(s) from {} of {} agent(s) in {:.2}s; {} failed, {} did not answer{}",
+            "hunt {}: {} row(s) from {} of {} agent(s) in {:.2}s; {} failed, {} did not answer{}; {} record(s) read",
             self.hunt_id,
             self.rows.len(),
             answered.len(),
@@ -344,7 +350,8 @@ impl Answers {
                 String::new()
             } else {
                 format!(", {} skipped by discovery", skipped.len())
-            }
+            },
+            self.records_read
         )?;
         if all == 0 {
             writeln!(err, "no live agent matches the targets")?;

@@ -14,7 +14,7 @@ use crate::kafka::TopicReader;
 use crate::{render, ControllerError};
 
 pub async fn run(settings: &Settings, args: MatchesArgs) -> Result<u8, ControllerError> {
-    topics::ensure(&settings.kafka, &[topics::MATCHES], 1).await?;
+    topics::ensure(&settings.kafka, &[topics::MATCHES]).await?;
     let reader = TopicReader::new(&settings.kafka, topics::MATCHES)?;
     let ends = reader.end_offsets()?;
     let starts: BTreeMap<i32, Offset> = ends.keys().map(|p| (*p, Offset::Beginning)).collect();

@@ -35,9 +35,11 @@ pub async fn run(settings: &Settings, args: ResultsArgs) -> Result<u8, Controlle
     identities
         .observe(&mut client, &keys, signer.as_ref(), &live)
         .await?;
+    let mut partition = None;
     let expected: BTreeSet<String> = match stored.kvs().first() {
         Some(kv) => {
             let hunt = Hunt::from_json(operator::body(kv.value())?.as_bytes())?;
+            partition = hunt.partition;
             let mut expected: BTreeSet<String> = live
                 .into_iter()
                 .filter(|a| hunt.targets.matches(&a.host_id, &a.labels))
@@ -54,15 +56,20 @@ pub async fn run(settings: &Settings, args: ResultsArgs) -> Result<u8, Controlle
             BTreeSet::new()
         }
     };
-    let reader = TopicReader::new(&settings.kafka, topics::RESULTS)?;
-    let ends = reader.end_offsets()?;
+    // A live hunt names the partition of sweep.hunts its answers are in;
+    // otherwise every partition is read.
+    let reader = TopicReader::new(&settings.kafka, topics::HUNTS)?;
+    let mut ends = reader.end_offsets()?;
+    if let Some(p) = partition {
+        ends.retain(|q, _| *q == p);
+    }
     reader.assign(&ends.keys().map(|p| (*p, Offset::Beginning)).collect())?;
     let mut remaining: BTreeMap<i32, i64> = ends.into_iter().filter(|(_, end)| *end > 0).collect();
     let mut answers = Answers::new(&args.hunt_id, identities);
     while !remaining.is_empty() {
         let Some(rec) = reader.next(Duration::from_secs(5)).await? else {
             return Err(ControllerError::Usage(
-                "the broker stopped sending before the end of sweep.results".into(),
+                "the broker stopped sending before the end of sweep.hunts".into(),
             ));
         };
         if remaining

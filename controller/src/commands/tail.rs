@@ -1,6 +1,7 @@
-//! `sweep tail`: result rows of scheduled queries, packs and hunts from
-//! `sweep.results`, from the start of the topic to its current end, or on and
-//! on with `--follow`. Hunt status records are not rows and are skipped.
+//! `sweep tail`: result rows of scheduled queries and packs from
+//! `sweep.results` — or, with `--query 'hunt:…'`, hunts' rows from
+//! `sweep.hunts` — from the start of the topic to its current end, or on and
+//! on with `--follow`. Status and seal records are not rows and are skipped.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -27,8 +28,12 @@ pub async fn run(settings: &Settings, args: TailArgs) -> Result<u8, ControllerEr
 }
 
 async fn read(settings: &Settings, args: &TailArgs) -> Result<u8, ControllerError> {
-    topics::ensure(&settings.kafka, &[topics::RESULTS], 1).await?;
-    let reader = TopicReader::new(&settings.kafka, topics::RESULTS)?;
+    topics::ensure(&settings.kafka, &[topics::RESULTS, topics::HUNTS]).await?;
+    let topic = match &args.query {
+        Some(q) if q.starts_with("hunt:") => topics::HUNTS,
+        _ => topics::RESULTS,
+    };
+    let reader = TopicReader::new(&settings.kafka, topic)?;
     let bounds = reader.bounds()?;
     let starts: BTreeMap<i32, Offset> = bounds.keys().map(|p| (*p, Offset::Beginning)).collect();
     reader.assign(&starts)?;
@@ -53,7 +58,7 @@ async fn read(settings: &Settings, args: &TailArgs) -> Result<u8, ControllerErro
             if !args.follow && last_heard.elapsed() > STALL {
                 return Err(ControllerError::Usage(format!(
                     "the broker stopped sending before the end of {}",
-                    topics::RESULTS
+                    topic
                 )));
             }
             continue;
