@@ -7,11 +7,13 @@ use std::time::{Duration, Instant};
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::Message;
 use rdkafka::producer::{FutureProducer, FutureRecord};
+use std::sync::Arc;
 use sweep_proto::signing::TrustedKeys;
 use sweep_proto::text::printable;
 use sweep_proto::time::unix_now;
 use sweep_proto::{topics, MatchRecord, ResultsRecord};
-use tokio::sync::watch;
+
+use tokio::sync::{watch, Notify};
 use tracing::{debug, info, warn};
 
 use crate::config::Config;
@@ -171,6 +173,8 @@ const FORGED_WINDOW: Duration = Duration::from_secs(60);
 /// Integrity checking, when configured: the pinned keys, kept fresh.
 struct Checking {
     keys: pins::Shared,
+    /// Asks for the pins to be read again.
+    poke: Arc<Notify>,
 }
 
 impl Checking {
@@ -185,14 +189,16 @@ impl Checking {
         cfg.etcd.validate()?;
         let trusted = TrustedKeys::parse(cfg.public_keys.iter().map(String::as_str))?;
         let keys = pins::Shared::default();
+        let poke = Arc::new(Notify::new());
         tokio::spawn(pins::refresh(
             cfg.etcd.clone(),
             trusted,
             cfg.refresh,
             keys.clone(),
+            poke.clone(),
             shutdown,
         ));
-        Ok(Some(Self { keys }))
+        Ok(Some(Self { keys, poke }))
     }
 }
 
@@ -208,10 +214,19 @@ fn checked(
     };
     let keys = c.keys.read().expect("the pins lock is never poisoned");
     match keys.as_ref() {
-        Some(keys) => judge(keys)
-            .and_then(|v| judged(v, metrics))
-            .into_iter()
-            .collect(),
+        Some(keys) => {
+            let verdict = judge(keys);
+            if let Some(Verdict::Unverifiable {
+                reason: "unpinned", ..
+            }) = verdict
+            {
+                c.poke.notify_one();
+            }
+            verdict
+                .and_then(|v| judged(v, metrics))
+                .into_iter()
+                .collect()
+        }
         None => {
             metrics.unverified.with_label_values(&["no_pins"]).inc();
             Vec::new()

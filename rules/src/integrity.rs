@@ -7,9 +7,9 @@
 //! when its seal arrives, with the key the controller pinned for the host.
 //!
 //! What comes of it: a verified run; a forged one (bad signature, rows that
-//! differ from the signed digest, a host with no pinned key, unnumbered
-//! rows), which is alerted on; or one that cannot be judged (a run this
-//! member joined halfway, after a rebalance, or whose seal never came in
+//! differ from the signed digest, unnumbered rows), which is alerted on; or
+//! one that cannot be judged (a host with no pinned key yet, a run this
+//! member joined halfway after a rebalance, or whose seal never came in
 //! time), which is counted and logged but not alerted on. Matches from a
 //! run's rows go out as the rows pass — detection does not wait for the
 //! seal — and a forged run adds its own critical match.
@@ -29,12 +29,12 @@ pub enum Verdict {
     Forged {
         host: String,
         query: String,
-        /// For the metric: `unsigned`, `unknown_host`, `bad_signature`,
-        /// `rows_differ`.
+        /// For the metric: `unsigned`, `bad_signature`, `rows_differ`.
         kind: &'static str,
         reason: String,
     },
-    /// Not judged, and why (`partial`, `unsealed`, `orphan_seal`).
+    /// Not judged, and why (`unpinned`, `partial`, `unsealed`,
+    /// `orphan_seal`).
     Unverifiable {
         host: String,
         query: String,
@@ -171,10 +171,13 @@ impl Runs {
             });
         }
         let Some(public) = keys.get(c.host) else {
-            return Some(forged(
-                Forgery::UnknownHost,
-                Forgery::UnknownHost.to_string(),
-            ));
+            // Nothing to check against yet: the controller pins a host on
+            // first sight, and the pin may not have been read here yet.
+            return Some(Verdict::Unverifiable {
+                host: c.host.to_string(),
+                query: c.query.to_string(),
+                reason: "unpinned",
+            });
         };
         if run.broken || c.unix_time.is_some_and(|t| t != run.unix_time) {
             return Some(forged(Forgery::RowsDiffer, Forgery::RowsDiffer.to_string()));
@@ -333,7 +336,10 @@ mod tests {
         runs.row(0, &r1, &b1, now);
         assert!(matches!(
             runs.seal(0, &seal(&key, &[&b1]), &Keys::new()),
-            Verdict::Forged { reason, .. } if reason.contains("no pinned identity")
+            Verdict::Unverifiable {
+                reason: "unpinned",
+                ..
+            }
         ));
         // Unnumbered rows are nobody's.
         let (bare, bb) = row(None, "x");

@@ -60,14 +60,14 @@ impl Metrics {
         let forged = IntCounterVec::new(
             Opts::new(
                 "sweep_rules_forged_total",
-                "Runs or rows not from the agent they name, by kind (unsigned, unknown_host, bad_signature, rows_differ); each raises a sweep-forged-results match.",
+                "Runs or rows not from the agent they name, by kind (unsigned, bad_signature, rows_differ); each raises a sweep-forged-results match.",
             ),
             &["kind"],
         )?;
         let unverified = IntCounterVec::new(
             Opts::new(
                 "sweep_rules_runs_unverified_total",
-                "Runs that could not be judged, by reason (partial: joined halfway; unsealed: no seal in time; orphan_seal; no_pins: pins not read yet).",
+                "Runs that could not be judged, by reason (unpinned: no pin for the host yet; partial: joined halfway; unsealed: no seal in time; orphan_seal; no_pins: pins not read yet).",
             ),
             &["reason"],
         )?;

@@ -10,7 +10,7 @@ use sweep_proto::identity::{AgentPublicKey, Pin};
 use sweep_proto::signing::TrustedKeys;
 use sweep_proto::text::printable;
 use sweep_proto::{EtcdSettings, Keyspace};
-use tokio::sync::watch;
+use tokio::sync::{watch, Notify};
 use tracing::{info, warn};
 
 use crate::integrity::Keys;
@@ -19,12 +19,14 @@ use crate::integrity::Keys;
 /// judged, rather than every run found forged).
 pub type Shared = Arc<RwLock<Option<Keys>>>;
 
-/// Reads the pins every `every` until shutdown.
+/// Reads the pins every `every`, and soon after `poke` (a host without a
+/// pin was seen: the controller may just have pinned it), until shutdown.
 pub async fn refresh(
     etcd: EtcdSettings,
     trusted: TrustedKeys,
     every: Duration,
     keys: Shared,
+    poke: Arc<Notify>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let mut client = None;
@@ -52,6 +54,13 @@ pub async fn refresh(
         }
         tokio::select! {
             _ = tokio::time::sleep(every) => {}
+            _ = poke.notified() => {
+                // At most one read a second, however many hosts are new.
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                    _ = shutdown.changed() => return,
+                }
+            }
             _ = shutdown.changed() => return,
         }
     }
