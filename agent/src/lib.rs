@@ -8,12 +8,15 @@
 //! - [`config`]: the daemon's TOML configuration.
 //! - [`daemon`]: the long-running agent: etcd heartbeat and hunt watch,
 //!   Kafka sink with disk spool, self-monitoring, `/metrics`.
+//! - [`fleet`]: many virtual agents in one process, from the daemon's own
+//!   code (`sweep-agent fleet`), to measure sweep at datacenter scale.
 #![deny(unsafe_code)]
 
 pub mod config;
 pub mod daemon;
 pub mod engine;
 pub mod error;
+pub mod fleet;
 pub mod output;
 pub mod shell;
 pub mod tables;

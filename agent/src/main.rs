@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
+use sweep_agent::fleet::FleetOptions;
 use sweep_agent::output::{self, Mode};
 use sweep_agent::tables::Registry;
 use sweep_agent::{Config, Engine, Limits};
@@ -42,6 +43,26 @@ enum Command {
         #[arg(long, short)]
         config: PathBuf,
     },
+    /// Run a fleet of virtual agents in this process (a simulator for scale
+    /// tests; query answers are memoised across agents).
+    Fleet {
+        /// The TOML configuration every virtual agent starts from (its
+        /// host_id is replaced, its state goes under state_dir/fleet/).
+        #[arg(long, short)]
+        config: PathBuf,
+        /// How many virtual agents.
+        #[arg(long, default_value_t = 100)]
+        agents: usize,
+        /// Host id prefix (followed by a five-digit number).
+        #[arg(long, default_value = "sim-")]
+        prefix: String,
+        /// Agents started per second.
+        #[arg(long, default_value_t = 500)]
+        ramp: u32,
+        /// Agents sharing one etcd connection.
+        #[arg(long, default_value_t = 100)]
+        per_connection: usize,
+    },
 }
 
 fn main() -> ExitCode {
@@ -76,23 +97,61 @@ fn main() -> ExitCode {
                     return ExitCode::from(2);
                 }
             };
-            let runtime = match tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()
-            {
-                Ok(rt) => rt,
+            run_async(sweep_agent::daemon::run(config))
+        }
+        Command::Fleet {
+            config,
+            agents,
+            prefix,
+            ramp,
+            per_connection,
+        } => {
+            let config = match Config::load(&config) {
+                Ok(c) => c,
                 Err(e) => {
-                    eprintln!("Error: cannot start the runtime: {e}");
-                    return ExitCode::from(1);
+                    eprintln!("Error: {e}");
+                    return ExitCode::from(2);
                 }
             };
-            match runtime.block_on(sweep_agent::daemon::run(config)) {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(e) => {
-                    tracing::error!(error = %e, "agent stopped");
-                    ExitCode::from(1)
-                }
-            }
+            let opts = FleetOptions {
+                agents,
+                prefix,
+                ramp_per_s: ramp,
+                per_connection,
+                ..FleetOptions::default()
+            };
+            run_async(async move {
+                let (tx, rx) = tokio::sync::watch::channel(false);
+                tokio::spawn(async move {
+                    sweep_proto::runtime::shutdown_signal().await;
+                    let _ = tx.send(true);
+                });
+                sweep_agent::fleet::run(config, opts, rx).await
+            })
+        }
+    }
+}
+
+/// Runs a daemon future on a multi-threaded runtime; its error ends the
+/// process with 1.
+fn run_async(
+    f: impl std::future::Future<Output = Result<(), sweep_agent::AgentError>>,
+) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("Error: cannot start the runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match runtime.block_on(f) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = %e, "agent stopped");
+            ExitCode::from(1)
         }
     }
 }

@@ -414,8 +414,7 @@ impl Cluster {
         self.agent_full(host_id, labels, limits, tables, "")
     }
 
-    /// Writes an agent's configuration (`etcd` lines added to `[etcd]`)
-    /// and starts it.
+    /// Starts an agent with the configuration [`agent_config`](Self::agent_config) writes.
     fn agent_full(
         &self,
         host_id: &str,
@@ -424,6 +423,46 @@ impl Cluster {
         tables: &str,
         etcd: &str,
     ) -> Result<Proc> {
+        let path = self.agent_config(host_id, labels, limits, tables, etcd)?;
+        spawn(
+            host_id,
+            Command::new(bin("sweep-agent"))
+                .arg("run")
+                .arg("--config")
+                .arg(&path)
+                .env("SWEEP_LOG", "info"),
+            self.dir.path(),
+        )
+    }
+
+    /// `sweep-agent fleet`: `agents` virtual agents (host ids `sim-00000`,
+    /// …) in one process, configured as a real agent named `fleet` would be.
+    pub fn fleet(&self, agents: usize) -> Result<Proc> {
+        let path =
+            self.agent_config("fleet", &[("role", "sim")], "wall_time = \"5s\"\n", "", "")?;
+        spawn(
+            "fleet",
+            Command::new(bin("sweep-agent"))
+                .arg("fleet")
+                .arg("--config")
+                .arg(&path)
+                .arg("--agents")
+                .arg(agents.to_string())
+                .env("SWEEP_LOG", "info"),
+            self.dir.path(),
+        )
+    }
+
+    /// Writes an agent's configuration (`etcd` lines added to `[etcd]`);
+    /// returns its path.
+    fn agent_config(
+        &self,
+        host_id: &str,
+        labels: &[(&str, &str)],
+        limits: &str,
+        tables: &str,
+        etcd: &str,
+    ) -> Result<PathBuf> {
         let state = self.dir.path().join(host_id);
         std::fs::create_dir_all(&state)?;
         let labels: BTreeMap<&str, &str> = labels.iter().copied().collect();
@@ -445,15 +484,7 @@ impl Cluster {
         cfg.push_str(tables);
         let path = self.dir.path().join(format!("{host_id}.toml"));
         std::fs::write(&path, cfg)?;
-        spawn(
-            host_id,
-            Command::new(bin("sweep-agent"))
-                .arg("run")
-                .arg("--config")
-                .arg(&path)
-                .env("SWEEP_LOG", "info"),
-            self.dir.path(),
-        )
+        Ok(path)
     }
 
     /// Starts sweep-rules on a directory of rule files, checking rows
@@ -552,13 +583,19 @@ impl Cluster {
     }
 }
 
-/// The body of a plain HTTP GET of `path` at `addr`.
+/// The response (status line, headers, body) of a plain HTTP GET of `path`
+/// at `addr`.
 pub fn http_get(addr: &str, path: &str) -> String {
+    http_request(addr, "GET", path)
+}
+
+/// As [`http_get`], with any method.
+pub fn http_request(addr: &str, method: &str, path: &str) -> String {
     use std::io::{Read, Write};
     let mut stream = std::net::TcpStream::connect(addr).expect("connect");
     write!(
         stream,
-        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        "{method} {path} HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
     )
     .expect("send");
     let mut text = String::new();

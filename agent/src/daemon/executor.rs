@@ -105,7 +105,14 @@ async fn run(
 ) {
     let _running = shared.health.executor_running();
     let mut changes = changes.lock().await;
+    let mut paused = shared.paused.subscribe();
     loop {
+        if *paused.borrow() {
+            tokio::select! {
+                _ = paused.wait_for(|p| !*p) => {}
+                _ = shutdown.changed() => return,
+            }
+        }
         // With nothing scheduled, wake up now and then anyway; a change wakes
         // the loop sooner.
         let due = scheduler

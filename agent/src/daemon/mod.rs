@@ -11,7 +11,8 @@
 //! - [`scheduler`]: scheduled queries and packs; [`diff`]: differential
 //!   results across runs.
 //! - [`queries`]: running queries off the async threads, collected or
-//!   streamed; [`records`]: rows and statuses as Kafka records.
+//!   streamed; [`records`]: rows and statuses as Kafka records; [`memo`]:
+//!   answers shared by the fleet simulator's virtual agents.
 //! - [`sink`] and [`spool`]: every record is spooled to disk first, then
 //!   sent to Kafka in order; [`quarantine`]: records the broker refuses for
 //!   good.
@@ -34,6 +35,7 @@ pub mod health;
 pub mod heartbeat;
 pub mod hunts;
 pub mod ledger;
+pub mod memo;
 pub mod metrics;
 pub mod quarantine;
 pub mod queries;
@@ -88,6 +90,9 @@ pub struct SharedInner {
     /// Bumped to make every watch read its prefix again (a restarted
     /// executor starts with an empty schedule).
     pub resync: watch::Sender<u64>,
+    /// While true the executor holds: changes queue up and nothing runs (the
+    /// fleet simulator's "stalled agent" fault).
+    pub paused: watch::Sender<bool>,
 }
 
 impl std::ops::Deref for Shared {
@@ -145,65 +150,147 @@ impl Running {
     }
 }
 
-/// Starts every task; they stop when `shutdown` turns true.
-pub async fn start(config: Config, shutdown: watch::Receiver<bool>) -> Result<Running, AgentError> {
+/// What every agent of one process shares: the engine, the sink (one spool,
+/// one producer) and the metrics. A host runs one agent on it; the fleet
+/// simulator runs thousands.
+#[derive(Clone)]
+pub struct Process {
+    pub engine: Engine,
+    pub sink: Sink,
+    pub metrics: Metrics,
+    /// Answers shared between agents (the simulator's memoised queries).
+    pub memo: Option<Arc<memo::Memo>>,
+}
+
+impl Process {
+    /// The engine, metrics and sink of `config`, for the agent `host_id`.
+    pub fn new(config: &Config, host_id: &str, started_at: u64) -> Result<Self, AgentError> {
+        std::fs::create_dir_all(&config.state_dir)
+            .map_err(|e| AgentError::io(format!("creating {}", config.state_dir.display()), e))?;
+        let metrics = Metrics::new()?;
+        let facts = AgentFacts {
+            instance_id: format!("{host_id}-{started_at}"),
+            host_id: host_id.to_string(),
+            start_time: started_at,
+            config_hash: String::new(),
+        };
+        let registry = Arc::new(Registry::new(TableEnv {
+            facts,
+            ..TableEnv::default()
+        }));
+        let engine = Engine::new(registry, config.limits.clone());
+        let sink = Sink::new(config, topics::RESULTS, metrics.clone())?;
+        Ok(Self {
+            engine,
+            sink,
+            metrics,
+            memo: None,
+        })
+    }
+}
+
+/// One agent's own parts (identity, trust, ledgers under `config.state_dir`,
+/// counters, health) on a process's shared ones.
+pub fn agent(config: Config, started_at: u64, process: &Process) -> Result<Shared, AgentError> {
     let host_id = config.host_id();
     let bad_config = |reason: String| AgentError::Config {
         path: "agent configuration".into(),
         reason,
     };
     sweep_proto::Keyspace::check_host_id(&host_id).map_err(bad_config)?;
-    config.etcd.validate()?;
-    let started_at = unix_now();
     std::fs::create_dir_all(&config.state_dir)
         .map_err(|e| AgentError::io(format!("creating {}", config.state_dir.display()), e))?;
     let verifier = trust::Verifier::new(&config.trust, &config.state_dir)?;
-    if !verifier.has_keys() && !config.trust.allow_unsigned {
-        warn!("no [trust] public_keys: every hunt will be rejected (create a key with `sweep keygen`)");
-    }
-    if config.trust.allow_unsigned {
-        warn!("trust.allow_unsigned is set: anyone who can write to etcd can run SQL on this host");
-    }
     // This host's own key: its answers are signed with it.
     let identity = sweep_proto::identity::AgentKey::load_or_create(
         &config.state_dir.join(sweep_proto::identity::KEY_FILE),
     )?;
-    let metrics = Metrics::new()?;
-    let facts = AgentFacts {
-        instance_id: format!("{host_id}-{started_at}"),
-        host_id: host_id.clone(),
-        start_time: started_at,
-        config_hash: String::new(),
-    };
-    let registry = Arc::new(Registry::new(TableEnv {
-        facts,
-        ..TableEnv::default()
-    }));
-    let engine = Engine::new(registry, config.limits.clone());
-    let sink = Sink::new(&config, topics::RESULTS, metrics.clone())?;
     let counters = Arc::new(Counters::default());
-    let queries = Queries::new(engine, sink.clone(), metrics.clone(), counters.clone());
-    let shared = Shared {
+    let mut queries = Queries::new(
+        process.engine.clone(),
+        process.sink.clone(),
+        process.metrics.clone(),
+        counters.clone(),
+    );
+    if let Some(memo) = &process.memo {
+        queries = queries.memoised(memo.clone());
+    }
+    Ok(Shared {
         inner: Arc::new(SharedInner {
-            config: config.clone(),
-            host_id: host_id.clone(),
+            records: Records::new(host_id.clone(), &config.labels, identity),
+            config,
+            host_id,
             started_at,
             verifier,
-            queries: queries.clone(),
-            records: Records::new(host_id.clone(), &config.labels, identity),
-            sink: sink.clone(),
-            metrics: metrics.clone(),
+            queries,
+            sink: process.sink.clone(),
+            metrics: process.metrics.clone(),
             counters,
             health: health::Health::default(),
             resync: watch::Sender::new(0),
+            paused: watch::Sender::new(false),
         }),
-    };
+    })
+}
+
+/// Starts one agent's tasks on `client`: its heartbeat lease, its watches
+/// of hunts, schedules and packs, and its executor. They stop when
+/// `shutdown` turns true.
+pub fn spawn_agent(
+    shared: &Shared,
+    client: &etcd_client::Client,
+    shutdown: &watch::Receiver<bool>,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    let mut tasks = Vec::new();
     {
+        let queries = shared.queries.clone();
         let mut shutdown = shutdown.clone();
-        tokio::spawn(async move {
+        tasks.push(tokio::spawn(async move {
             let _ = shutdown.wait_for(|stop| *stop).await;
             queries.stop();
-        });
+        }));
+    }
+    let (changes_tx, changes_rx) = mpsc::channel(1024);
+    tasks.push(tokio::spawn(heartbeat::run(
+        shared.clone(),
+        client.clone(),
+        shutdown.clone(),
+    )));
+    let keys = shared.config.etcd.keyspace();
+    for (source, prefix) in [
+        (watcher::Source::Hunts, keys.hunts()),
+        (watcher::Source::Schedules, keys.schedules()),
+        (watcher::Source::Packs, keys.packs()),
+    ] {
+        tasks.push(tokio::spawn(watcher::watch_prefix(
+            shared.clone(),
+            client.clone(),
+            source,
+            prefix,
+            changes_tx.clone(),
+            shutdown.clone(),
+        )));
+    }
+    tasks.push(tokio::spawn(executor::supervise(
+        shared.clone(),
+        changes_rx,
+        shutdown.clone(),
+    )));
+    tasks
+}
+
+/// Starts every task; they stop when `shutdown` turns true.
+pub async fn start(config: Config, shutdown: watch::Receiver<bool>) -> Result<Running, AgentError> {
+    let host_id = config.host_id();
+    config.etcd.validate()?;
+    let started_at = unix_now();
+    let process = Process::new(&config, &host_id, started_at)?;
+    let shared = agent(config.clone(), started_at, &process)?;
+    if !shared.verifier.has_keys() && !config.trust.allow_unsigned {
+        warn!("no [trust] public_keys: every hunt will be rejected (create a key with `sweep keygen`)");
+    }
+    if config.trust.allow_unsigned {
+        warn!("trust.allow_unsigned is set: anyone who can write to etcd can run SQL on this host");
     }
     if let Err(e) = topics::ensure(&config.kafka, &[topics::RESULTS, topics::HUNTS]).await {
         // Not fatal: the topic may exist already, or be created by an operator
@@ -225,45 +312,20 @@ pub async fn start(config: Config, shutdown: watch::Receiver<bool>) -> Result<Ru
         )));
     }
     let client = connect_etcd(&config, shutdown.clone()).await?;
-    let (changes_tx, changes_rx) = mpsc::channel(1024);
-    tasks.push(tokio::spawn(heartbeat::run(
-        shared.clone(),
-        client.clone(),
-        shutdown.clone(),
-    )));
-    let keys = config.etcd.keyspace();
-    for (source, prefix) in [
-        (watcher::Source::Hunts, keys.hunts()),
-        (watcher::Source::Schedules, keys.schedules()),
-        (watcher::Source::Packs, keys.packs()),
-    ] {
-        tasks.push(tokio::spawn(watcher::watch_prefix(
-            shared.clone(),
-            client.clone(),
-            source,
-            prefix,
-            changes_tx.clone(),
-            shutdown.clone(),
-        )));
-    }
-    tasks.push(tokio::spawn(executor::supervise(
-        shared.clone(),
-        changes_rx,
-        shutdown.clone(),
-    )));
+    tasks.extend(spawn_agent(&shared, &client, &shutdown));
     // Queries stop and the lease goes at once; the spool gets what is left
     // of the stop's time, less a margin for the rest.
     let grace = config
         .shutdown_timeout
         .saturating_sub(Duration::from_secs(1));
-    tasks.push(tokio::spawn(sink.drain(shutdown, grace)));
+    tasks.push(tokio::spawn(process.sink.clone().drain(shutdown, grace)));
     info!(host_id = %host_id, version = sweep_proto::VERSION, "agent started");
     Ok(Running { tasks, shared })
 }
 
 /// Connects to etcd, retrying until it answers or shutdown: an agent that
 /// boots before etcd must still come up.
-async fn connect_etcd(
+pub async fn connect_etcd(
     config: &Config,
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<etcd_client::Client, AgentError> {

@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use rusqlite::types::Value;
 
+use super::memo::Memo;
 use super::metrics::Metrics;
 use super::sink::Sink;
 use super::spool::Record;
@@ -35,6 +36,8 @@ pub struct Queries {
     counters: Arc<Counters>,
     /// Cancelled at shutdown: running queries stop at their next step.
     stopping: Arc<Budget>,
+    /// Answers shared with other agents of this process (the simulator).
+    memo: Option<Arc<Memo>>,
 }
 
 impl Queries {
@@ -45,7 +48,15 @@ impl Queries {
             metrics,
             counters,
             stopping: Budget::unlimited(),
+            memo: None,
         }
+    }
+
+    /// Takes answers from `memo` when another agent of this process ran
+    /// the same query lately (the fleet simulator's virtual agents).
+    pub fn memoised(mut self, memo: Arc<Memo>) -> Self {
+        self.memo = Some(memo);
+        self
     }
 
     /// Stops every running query at its next step, and every later one.
@@ -55,14 +66,23 @@ impl Queries {
 
     /// Runs `sql` and collects its rows, counted under `kind`.
     pub async fn collect(&self, kind: &str, sql: &str) -> Result<QueryOutput, AgentError> {
+        if let Some(memo) = &self.memo {
+            let out = memo.answer(sql, || self.run(sql)).await?;
+            self.count(kind, &out);
+            return Ok((*out).clone());
+        }
+        let out = self.run(sql).await?;
+        self.count(kind, &out);
+        Ok(out)
+    }
+
+    async fn run(&self, sql: &str) -> Result<QueryOutput, AgentError> {
         let engine = self.engine.clone();
         let sql = sql.to_string();
         let stopping = self.stopping.clone();
-        let out = tokio::task::spawn_blocking(move || engine.run_with(&sql, stopping))
+        tokio::task::spawn_blocking(move || engine.run_with(&sql, stopping))
             .await
-            .map_err(|e| AgentError::Task(e.to_string()))?;
-        self.count(kind, &out);
-        Ok(out)
+            .map_err(|e| AgentError::Task(e.to_string()))
     }
 
     /// Runs `sql` and spools its rows in batches as they come, each turned
@@ -73,6 +93,12 @@ impl Queries {
         sql: &str,
         mut record: impl FnMut(BTreeMap<String, String>) -> Record + Send + 'static,
     ) -> Result<QueryOutput, AgentError> {
+        if let Some(memo) = &self.memo {
+            let answer = memo.answer(sql, || self.run(sql)).await?;
+            let out = self.replay(&answer, record)?;
+            self.count(kind, &out);
+            return Ok(out);
+        }
         let engine = self.engine.clone();
         let sink = self.sink.clone();
         let sql = sql.to_string();
@@ -102,6 +128,32 @@ impl Queries {
         .map_err(|e| AgentError::Task(e.to_string()))?;
         self.count(kind, &out);
         Ok(out)
+    }
+
+    /// Sends a memoised answer's rows as this agent's, in batches.
+    fn replay(
+        &self,
+        answer: &QueryOutput,
+        mut record: impl FnMut(BTreeMap<String, String>) -> Record,
+    ) -> Result<QueryOutput, AgentError> {
+        let mut batch = Vec::with_capacity(STREAM_BATCH.min(answer.rows.len()));
+        for fields in answer.string_rows() {
+            batch.push(record(fields));
+            if batch.len() >= STREAM_BATCH {
+                self.sink.send(&batch)?;
+                batch.clear();
+            }
+        }
+        self.sink.send(&batch)?;
+        Ok(QueryOutput {
+            columns: answer.columns.clone(),
+            rows: Vec::new(),
+            row_count: answer.row_count,
+            truncated_values: answer.truncated_values,
+            error: answer.error.clone(),
+            elapsed: answer.elapsed,
+            ..QueryOutput::default()
+        })
     }
 
     /// Whether every discovery query returns rows. A failing discovery query
