@@ -12,6 +12,7 @@
 use std::collections::BTreeMap;
 
 use etcd_client::{Client, Compare, CompareOp, GetOptions, Txn, TxnOp};
+use futures::StreamExt as _;
 use sweep_proto::identity::{AgentPublicKey, Pin};
 use sweep_proto::signing::{Kind, Signer, TrustedKeys};
 use sweep_proto::text::printable;
@@ -25,6 +26,9 @@ use crate::{operator, ControllerError};
 /// the last N hours" needs no finer grain, and a fleet of 10,000 must not
 /// cost etcd a write per host per command.
 const SEEN_REFRESH: u64 = 3600;
+
+/// Pin writes in flight at once.
+const PIN_WRITES_AT_ONCE: usize = 64;
 
 /// How a live agent's key stands against its pin.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -108,6 +112,8 @@ impl Identities {
         agents: &[Heartbeat],
     ) -> Result<(), ControllerError> {
         let now = unix_now();
+        // Pins to write: (pin, only if the host has none yet).
+        let mut writes: Vec<(Pin, bool)> = Vec::new();
         for a in agents {
             let Some(key) = &a.identity else { continue };
             if AgentPublicKey::parse(key).is_err() {
@@ -129,37 +135,62 @@ impl Identities {
                         );
                     }
                 }
-                (Some(pin), Some(signer))
+                (Some(pin), Some(_))
                     if now.saturating_sub(pin.last_seen) >= SEEN_REFRESH
                         || pin.labels != a.labels =>
                 {
                     let mut pin = pin.clone();
                     pin.last_seen = now;
                     pin.labels = a.labels.clone();
-                    put_pin(client, keys, signer, &pin, false).await?;
-                    self.pins.insert(a.host_id.clone(), pin);
+                    writes.push((pin, false));
                 }
                 (Some(_), _) => {}
-                (None, Some(signer)) => {
-                    let pin = Pin {
+                (None, Some(_)) => writes.push((
+                    Pin {
                         host_id: a.host_id.clone(),
                         public_key: key.clone(),
                         pinned_at: now,
                         last_seen: now,
                         pinned_by: format!("{} (first sight)", operator::issuer()),
                         labels: a.labels.clone(),
-                    };
-                    // Only if nobody pinned it meanwhile; then theirs holds.
-                    if put_pin(client, keys, signer, &pin, true).await? {
-                        self.pins.insert(a.host_id.clone(), pin);
-                    } else {
-                        *self = Self::load(client, keys, Some(signer)).await?;
-                        return Box::pin(self.observe(client, keys, Some(signer), agents)).await;
-                    }
-                }
+                    },
+                    true,
+                )),
                 (None, None) => {
                     self.unpinned.insert(a.host_id.clone(), key.clone());
                 }
+            }
+        }
+        let Some(signer) = signer else {
+            return Ok(());
+        };
+        // Many at a time: a fleet of 10,000 seen for the first time is
+        // 10,000 writes, which one after another would take minutes.
+        let written: Vec<Result<(Pin, bool), ControllerError>> =
+            futures::stream::iter(writes.into_iter().map(|(pin, only_new)| {
+                let mut client = client.clone();
+                async move {
+                    let done = put_pin(&mut client, keys, signer, &pin, only_new).await?;
+                    Ok((pin, done))
+                }
+            }))
+            .buffer_unordered(PIN_WRITES_AT_ONCE)
+            .collect()
+            .await;
+        let mut raced = false;
+        for w in written {
+            let (pin, done) = w?;
+            if done {
+                self.pins.insert(pin.host_id.clone(), pin);
+            } else {
+                raced = true;
+            }
+        }
+        if raced {
+            // Another controller pinned some first: theirs hold.
+            let fresh = Self::load(client, keys, Some(signer)).await?;
+            for (host, pin) in fresh.pins {
+                self.pins.entry(host).or_insert(pin);
             }
         }
         Ok(())

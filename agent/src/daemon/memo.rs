@@ -27,6 +27,16 @@ pub struct Memo {
 struct Entry {
     made: Instant,
     answer: Arc<OnceCell<Arc<QueryOutput>>>,
+    asked: Arc<Asked>,
+}
+
+/// When agents asked for one query: how fast a hunt fanned out.
+#[derive(Default)]
+pub struct Asked {
+    /// Unix milliseconds of the first and the latest ask.
+    pub first_ms: AtomicU64,
+    pub last_ms: AtomicU64,
+    pub asks: AtomicU64,
 }
 
 impl Memo {
@@ -54,14 +64,20 @@ impl Memo {
                 .expect("the memo lock is never poisoned");
             let now = Instant::now();
             entries.retain(|_, e| now.duration_since(e.made) < self.ttl);
-            entries
-                .entry(sql.to_string())
-                .or_insert_with(|| Entry {
-                    made: now,
-                    answer: Arc::new(OnceCell::new()),
-                })
-                .answer
-                .clone()
+            let entry = entries.entry(sql.to_string()).or_insert_with(|| Entry {
+                made: now,
+                answer: Arc::new(OnceCell::new()),
+                asked: Arc::default(),
+            });
+            let ms = sweep_proto::time::unix_now_ms();
+            let _ =
+                entry
+                    .asked
+                    .first_ms
+                    .compare_exchange(0, ms, Ordering::Relaxed, Ordering::Relaxed);
+            entry.asked.last_ms.fetch_max(ms, Ordering::Relaxed);
+            entry.asked.asks.fetch_add(1, Ordering::Relaxed);
+            entry.answer.clone()
         };
         let mut ran = false;
         let answer = cell
@@ -77,6 +93,26 @@ impl Memo {
             self.shared.fetch_add(1, Ordering::Relaxed);
         }
         Ok(answer)
+    }
+
+    /// The queries asked within the ttl: SQL, asks, first and last ask
+    /// (unix ms).
+    pub fn recent(&self) -> Vec<(String, u64, u64, u64)> {
+        let entries = self
+            .entries
+            .lock()
+            .expect("the memo lock is never poisoned");
+        entries
+            .iter()
+            .map(|(sql, e)| {
+                (
+                    sql.clone(),
+                    e.asked.asks.load(Ordering::Relaxed),
+                    e.asked.first_ms.load(Ordering::Relaxed),
+                    e.asked.last_ms.load(Ordering::Relaxed),
+                )
+            })
+            .collect()
     }
 
     /// Queries run, and answers handed on without running.

@@ -1,6 +1,7 @@
 //! The simulator's admin endpoint: `/metrics`, `/live`, `/fleet` (how many
-//! agents run, are killed or stalled, and the memo's figures), and the fault
-//! switches:
+//! agents run, are killed or stalled, and the memo's figures: for each
+//! recent query how many agents asked, and when the first and the last did,
+//! which is how fast a hunt fanned out), and the fault switches:
 //!
 //! - `POST /kill?count=N`: N running agents stop dead at once; their leases
 //!   lapse together within one TTL (a lease-expiry storm).
@@ -63,12 +64,22 @@ async fn status(State(fleet): State<Fleet>) -> impl IntoResponse {
         .filter(|a| !a.killed && *a.shared.paused.borrow())
         .count();
     let (runs, shared) = fleet.memo.as_ref().map_or((0, 0), |m| m.counts());
+    let queries: Vec<serde_json::Value> = fleet
+        .memo
+        .as_ref()
+        .map(|m| m.recent())
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(sql, asks, first_ms, last_ms)| {
+            serde_json::json!({"sql": sql, "asks": asks, "first_ms": first_ms, "last_ms": last_ms})
+        })
+        .collect();
     let body = serde_json::json!({
         "started": agents.len(),
         "running": agents.len() - killed,
         "killed": killed,
         "stalled": stalled,
-        "memo": {"queries_run": runs, "answers_shared": shared},
+        "memo": {"queries_run": runs, "answers_shared": shared, "recent": queries},
     });
     (
         [(header::CONTENT_TYPE, "application/json")],
