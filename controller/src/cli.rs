@@ -124,6 +124,11 @@ pub struct HuntArgs {
     /// Print rows as NDJSON, one object per row.
     #[arg(long)]
     pub json: bool,
+    /// Write every targeted host's outcome to FILE as NDJSON, one object per
+    /// host: {"host_id", "outcome" (answered, failed, rejected, silent,
+    /// skipped), "rows", "reason"}. The terminal shows a screenful.
+    #[arg(long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
 }
 
 /// Hosts to wait for besides the live ones, so a host that vanished (its
@@ -150,12 +155,12 @@ impl ExpectArgs {
         targets: &Targets,
         now: u64,
     ) -> Result<Vec<String>, crate::ControllerError> {
-        let labels_of = |host: &str| {
-            identities
-                .pins()
-                .find(|p| p.host_id == host)
-                .map(|p| &p.labels)
-        };
+        // Looked up once per line of a file that may list 10,000 hosts.
+        let pinned: std::collections::HashMap<&str, _> = identities
+            .pins()
+            .map(|p| (p.host_id.as_str(), &p.labels))
+            .collect();
+        let labels_of = |host: &str| pinned.get(host).copied();
         let mut hosts = Vec::new();
         if let Some(path) = &self.expect_file {
             let text =
@@ -203,9 +208,48 @@ impl ExpectArgs {
 pub struct AgentsArgs {
     #[command(subcommand)]
     pub action: Option<AgentsCommand>,
-    /// Print NDJSON, one object per agent.
+    /// Print NDJSON, one object per agent (with --summary: one object).
     #[arg(long)]
     pub json: bool,
+    /// Only agents with these labels, e.g. role=web,dc=sh1.
+    #[arg(long)]
+    pub labels: Option<String>,
+    /// Only agents whose host id matches one of these patterns
+    /// (comma-separated); `*` matches anything, e.g. 'web-*'.
+    #[arg(long, value_delimiter = ',', value_name = "PATTERNS")]
+    pub hosts: Vec<String>,
+    /// Count the agents by label value, version, state and identity instead
+    /// of listing them.
+    #[arg(long)]
+    pub summary: bool,
+}
+
+impl AgentsArgs {
+    /// Whether a live agent passes `--labels` and `--hosts`.
+    pub fn filter(&self) -> Result<impl Fn(&sweep_proto::Heartbeat) -> bool, ProtoError> {
+        if self.hosts.iter().any(|h| h.trim().is_empty()) {
+            return Err(ProtoError::Setting {
+                name: "--hosts",
+                reason: "an empty pattern; give host ids or patterns such as 'web-*'".into(),
+            });
+        }
+        let labels = match &self.labels {
+            Some(sel) => Targets::parse_selector(sel)?,
+            None => Default::default(),
+        };
+        let patterns: Vec<String> = self.hosts.iter().map(|h| h.trim().to_string()).collect();
+        let targets = Targets {
+            labels,
+            ..Targets::all()
+        };
+        Ok(move |a: &sweep_proto::Heartbeat| {
+            targets.matches(&a.host_id, &a.labels)
+                && (patterns.is_empty()
+                    || patterns
+                        .iter()
+                        .any(|p| sweep_proto::text::glob(p, &a.host_id)))
+        })
+    }
 }
 
 #[derive(Subcommand, Debug)]
@@ -397,5 +441,41 @@ mod tests {
         assert_eq!(t.hosts, vec!["a".to_string(), "b".to_string()]);
         assert_eq!(t.labels["role"], "web");
         assert!(Cli::try_parse_from(["sweep", "schedule", "add", "x", "SELECT 1"]).is_err());
+    }
+
+    #[test]
+    fn agents_filter_by_labels_and_host_patterns() {
+        let hb = |host: &str, role: &str| {
+            let resources = sweep_proto::heartbeat::Resources::default();
+            let v = serde_json::json!({"host_id": host, "version": "1", "labels": {"role": role},
+                "started_at": 0, "sent_at_ms": 0, "resources": resources});
+            sweep_proto::Heartbeat::from_json(v.to_string().as_bytes()).unwrap()
+        };
+        let fleet = [hb("web-1", "web"), hb("web-2", "db"), hb("db-1", "db")];
+        let pick = |args: &[&str]| {
+            let cli = Cli::try_parse_from(["sweep", "agents"].iter().chain(args)).unwrap();
+            let Command::Agents(a) = cli.command else {
+                panic!("parsed as {:?}", cli.command)
+            };
+            let keep = a.filter().unwrap();
+            fleet
+                .iter()
+                .filter(|h| keep(h))
+                .map(|h| h.host_id.as_str())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(pick(&[]), ["web-1", "web-2", "db-1"]);
+        assert_eq!(pick(&["--labels", "role=db"]), ["web-2", "db-1"]);
+        assert_eq!(pick(&["--hosts", "web-*"]), ["web-1", "web-2"]);
+        assert_eq!(
+            pick(&["--hosts", "web-*", "--labels", "role=db"]),
+            ["web-2"]
+        );
+        assert_eq!(pick(&["--hosts", "db-1,web-1"]), ["web-1", "db-1"]);
+        let cli = Cli::try_parse_from(["sweep", "agents", "--hosts", ""]).unwrap();
+        let Command::Agents(a) = cli.command else {
+            panic!()
+        };
+        assert!(a.filter().is_err());
     }
 }

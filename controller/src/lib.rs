@@ -12,6 +12,8 @@
 //! - [`operator`]: who issues commands, and the key they are signed with.
 //! - [`names`]: schedule and pack names, and `*` patterns over row names.
 //! - [`packfile`]: reading osquery pack files as leniently as osquery.
+//! - [`progress`]: a hunt's live progress (a bar on a terminal) and its
+//!   closing summary: hosts grouped by outcome and reason, a screenful at most.
 //! - [`render`]: tables and NDJSON for the terminal.
 #![forbid(unsafe_code)]
 
@@ -25,6 +27,7 @@ pub mod kafka;
 pub mod names;
 pub mod operator;
 pub mod packfile;
+pub mod progress;
 pub mod render;
 
 pub use cli::Cli;

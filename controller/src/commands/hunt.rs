@@ -1,14 +1,16 @@
 //! `sweep hunt "SQL"`: guard the SQL, write the hunt to etcd on a lease that
-//! ends at its expiry, read the answers from `sweep.results`, show progress,
-//! print the rows with the host id first, then name every live agent that
-//! failed or did not answer.
+//! ends at its expiry, read the answers from `sweep.hunts`, show progress,
+//! print the rows with the host id first, then say who failed or did not
+//! answer, grouped by reason (a screenful at most; `--output FILE` has every
+//! host's outcome).
 //!
 //! Exit codes: 0 when every live targeted agent answered without error,
 //! 1 when some failed or did not answer (or none was targeted), 2 when the
 //! query was refused before it was sent.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
-use std::io::{IsTerminal, Write};
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use etcd_client::PutOptions;
@@ -25,11 +27,20 @@ use crate::cli::HuntArgs;
 use crate::config::Settings;
 use crate::identities::Identities;
 use crate::kafka::TopicReader;
+use crate::progress::{self, Counts, HostOutcome, Limits, Outcome, Progress};
 use crate::{fleet, operator, render, ControllerError};
 
-/// How often the set of live agents is re-read while waiting: agents that
-/// come online during the hunt run it too, and are waited for.
+/// How often the set of live agents is re-read while waiting, at the most:
+/// agents that come online during the hunt run it too, and are waited for.
+/// A large fleet is read less often (see [`refresh_after`]).
 const FLEET_REFRESH: Duration = Duration::from_secs(1);
+
+/// The pause before the fleet is read again: at least [`FLEET_REFRESH`],
+/// and ten times what the last read took, so reading 10,000 heartbeats
+/// never takes more than a tenth of the hunt's time from its answers.
+fn refresh_after(read_took: Duration) -> Duration {
+    FLEET_REFRESH.max(read_took * 10)
+}
 
 pub async fn run(settings: &Settings, args: HuntArgs) -> Result<u8, ControllerError> {
     if let Err(e) = guard::check(&args.sql, &tables::is_known) {
@@ -41,6 +52,13 @@ pub async fn run(settings: &Settings, args: HuntArgs) -> Result<u8, ControllerEr
         return Ok(2);
     }
     let targets = args.targets.targets()?;
+    // Opened before anything is sent: a path that cannot be written stops
+    // the hunt before it starts.
+    let output = args
+        .output
+        .as_deref()
+        .map(OutcomeFile::create)
+        .transpose()?;
     let keys = settings.etcd.keyspace();
     let mut client = settings.etcd.connect().await?;
     topics::ensure(&settings.kafka, &[topics::RESULTS, topics::HUNTS]).await?;
@@ -82,7 +100,9 @@ pub async fn run(settings: &Settings, args: HuntArgs) -> Result<u8, ControllerEr
     let started = Instant::now();
     let mut progress = Progress::new(&hunt.id);
 
+    let read = Instant::now();
     let live = fleet::targeted(&mut client, &keys, &targets).await?;
+    let mut refresh_every = refresh_after(read.elapsed());
     let mut identities = Identities::load(&mut client, &keys, signer.as_ref()).await?;
     identities
         .observe(&mut client, &keys, signer.as_ref(), &live)
@@ -94,23 +114,22 @@ pub async fn run(settings: &Settings, args: HuntArgs) -> Result<u8, ControllerEr
     let deadline = started + args.timeout;
 
     loop {
-        progress.show(
-            answers.answered.len(),
-            expected.len(),
-            answers.rows.len(),
-            started.elapsed(),
-        );
-        if !expected.is_empty() && expected.iter().all(|h| answers.answered.contains_key(h)) {
+        progress.tick(started.elapsed(), || answers.counts(expected.len()));
+        // Every host that answered is in `expected` (an answer adds its
+        // host), so counting is enough: no walk over 10,000 hosts per record.
+        if !expected.is_empty() && answers.answered.len() >= expected.len() {
             break;
         }
         let now = Instant::now();
         if now >= deadline {
             break;
         }
-        if last_refresh.elapsed() >= FLEET_REFRESH {
+        if last_refresh.elapsed() >= refresh_every {
             // Only grow the set: an agent that died mid-hunt is still reported
             // as not having answered.
+            let read = Instant::now();
             let live = fleet::targeted(&mut client, &keys, &targets).await?;
+            refresh_every = refresh_after(read.elapsed());
             answers
                 .identities
                 .observe(&mut client, &keys, signer.as_ref(), &live)
@@ -126,13 +145,44 @@ pub async fn run(settings: &Settings, args: HuntArgs) -> Result<u8, ControllerEr
         }
     }
     let elapsed = started.elapsed();
-    progress.finish(
-        answers.answered.len(),
-        expected.len(),
-        answers.rows.len(),
+    progress.finish(answers.counts(expected.len()), elapsed);
+    answers.report_to(
+        &expected,
+        args.json,
+        Some(args.timeout),
         elapsed,
-    );
-    answers.report(&expected, args.json, Some(args.timeout), elapsed)
+        output,
+        Limits::default(),
+    )
+}
+
+/// `--output FILE`: every host's outcome, one NDJSON object per host.
+pub struct OutcomeFile {
+    path: PathBuf,
+    file: std::fs::File,
+}
+
+impl OutcomeFile {
+    pub fn create(path: &Path) -> Result<Self, ControllerError> {
+        let file = std::fs::File::create(path)
+            .map_err(|e| ControllerError::Usage(format!("--output {}: {e}", path.display())))?;
+        Ok(Self {
+            path: path.to_path_buf(),
+            file,
+        })
+    }
+
+    fn write(self, outcomes: &[HostOutcome]) -> Result<(), ControllerError> {
+        let failed = |e: std::io::Error| {
+            ControllerError::Usage(format!("--output {}: {e}", self.path.display()))
+        };
+        let mut out = BufWriter::new(&self.file);
+        for o in outcomes {
+            writeln!(out, "{}", o.to_line()).map_err(failed)?;
+        }
+        out.flush().map_err(failed)?;
+        Ok(())
+    }
 }
 
 /// What has come back for one hunt: rows per host and each host's status,
@@ -158,6 +208,8 @@ pub struct Answers {
 
 #[derive(Default)]
 struct Received {
+    /// Rows taken (redeliveries aside), in the digest or not.
+    arrived: u64,
     /// The last row number added to the digest.
     last: u64,
     digest: RowDigest,
@@ -207,6 +259,7 @@ impl Answers {
                         }
                         _ => got.broken = true,
                     }
+                    got.arrived += 1;
                     self.rows.push((host, row.columns));
                     None
                 }
@@ -244,7 +297,7 @@ impl Answers {
         };
         let empty = Received::default();
         let got = self.received.get(host).unwrap_or(&empty);
-        let arrived = self.rows.iter().filter(|(h, _)| h == host).count() as u64;
+        let arrived = got.arrived;
         let verdict = if got.broken {
             Err(Forgery::RowsDiffer)
         } else {
@@ -267,18 +320,87 @@ impl Answers {
         }
     }
 
+    /// Every host's outcome: the expected ones and any that answered, by
+    /// host id. Expects `rows` to hold only answered hosts' rows.
+    fn outcomes(&self, expected: &BTreeSet<String>, waited: Option<Duration>) -> Vec<HostOutcome> {
+        let mut rows_of: HashMap<&str, u64> = HashMap::new();
+        for (host, _) in &self.rows {
+            *rows_of.entry(host.as_str()).or_default() += 1;
+        }
+        let silence = match waited {
+            Some(t) => format!("did not answer within {}", humantime::format_duration(t)),
+            None => "has not answered".to_string(),
+        };
+        expected
+            .iter()
+            .chain(self.answered.keys())
+            .chain(self.rejected.keys())
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .map(|host| {
+                // A rejection outweighs an answer: a row after the signed
+                // answer means someone else wrote in the host's name.
+                let (outcome, reason) = match (self.rejected.get(host), self.answered.get(host)) {
+                    (Some(why), _) => (Outcome::Rejected, Some(why.clone())),
+                    (None, Some(s)) => match (&s.error, &s.skipped) {
+                        (Some(e), _) => (Outcome::Failed, Some(e.clone())),
+                        (None, Some(why)) => (Outcome::Skipped, Some(why.clone())),
+                        (None, None) => (Outcome::Answered, None),
+                    },
+                    (None, None) => (Outcome::Silent, Some(silence.clone())),
+                };
+                HostOutcome {
+                    host_id: host.clone(),
+                    outcome,
+                    rows: rows_of.get(host.as_str()).copied().unwrap_or(0),
+                    reason,
+                }
+            })
+            .collect()
+    }
+
+    /// Where the hunt stands, for its progress.
+    pub fn counts(&self, targeted: usize) -> Counts {
+        let failed = self
+            .answered
+            .iter()
+            .filter(|(h, s)| s.error.is_some() && !self.rejected.contains_key(*h))
+            .count();
+        Counts {
+            answered: self.answered.len(),
+            targeted,
+            rows: self.rows.len(),
+            errors: failed + self.rejected.len(),
+        }
+    }
+
     /// Prints the rows (stdout) and who failed or stayed silent (stderr);
     /// returns the exit code.
     pub fn report(
-        mut self,
+        self,
         expected: &BTreeSet<String>,
         json: bool,
         waited: Option<Duration>,
         elapsed: Duration,
     ) -> Result<u8, ControllerError> {
+        self.report_to(expected, json, waited, elapsed, None, Limits::default())
+    }
+
+    /// As [`report`](Self::report), also writing every host's outcome to
+    /// `output`; on the terminal, who failed or stayed silent is grouped by
+    /// reason within `limits`.
+    pub fn report_to(
+        mut self,
+        expected: &BTreeSet<String>,
+        json: bool,
+        waited: Option<Duration>,
+        elapsed: Duration,
+        output: Option<OutcomeFile>,
+        limits: Limits,
+    ) -> Result<u8, ControllerError> {
         // A host's rows only count once its status arrived: rows without a
         // status would be a partial answer.
-        let answered = std::mem::take(&mut self.answered);
+        let answered = &self.answered;
         self.rows.retain(|(host, _)| answered.contains_key(host));
         self.rows.sort_by(|a, b| a.0.cmp(&b.0));
         if self.columns.is_empty() {
@@ -296,60 +418,41 @@ impl Answers {
         // and the status is signed over their digest: rows lost on the way
         // (refused by the broker, quarantined on the agent), added or
         // altered by anyone else show as a rejected answer.
-        let rejected = std::mem::take(&mut self.rejected);
-        let mut failed: Vec<(&String, &String)> = answered
-            .iter()
-            .filter_map(|(h, s)| s.error.as_ref().map(|e| (h, e)))
-            .collect();
-        failed.extend(rejected.iter());
-        let silent: Vec<&String> = expected
-            .iter()
-            .filter(|h| !answered.contains_key(*h) && !rejected.contains_key(*h))
-            .collect();
-        let skipped: Vec<(&String, &String)> = answered
-            .iter()
-            .filter_map(|(h, s)| s.skipped.as_ref().map(|why| (h, why)))
-            .collect();
+        let outcomes = self.outcomes(expected, waited);
+        let hint = match &output {
+            Some(file) => format!(" (every host is in {})", file.path.display()),
+            None if waited.is_some() => " (--output FILE lists every host)".to_string(),
+            None => String::new(),
+        };
+        if let Some(file) = output {
+            file.write(&outcomes)?;
+        }
+        let count = |o: Outcome| outcomes.iter().filter(|h| h.outcome == o).count();
+        let failed = count(Outcome::Failed) + count(Outcome::Rejected);
+        let silent = count(Outcome::Silent);
+        let skipped = count(Outcome::Skipped);
         let mut err = std::io::stderr().lock();
         // Host ids and errors come from agents, and may come from a hostile
-        // one: shown, never obeyed, by the terminal.
-        for (host, error) in &failed {
-            writeln!(err, "{}: {}", printable(host), printable(error))?;
+        // one: shown, never obeyed, by the terminal (summary_lines makes
+        // them printable).
+        for line in progress::summary_lines(&progress::groups(&outcomes), limits, &hint) {
+            writeln!(err, "{line}")?;
         }
-        for (host, why) in &skipped {
-            writeln!(err, "{}: skipped: {}", printable(host), printable(why))?;
-        }
-        for host in &silent {
-            match waited {
-                Some(t) => writeln!(
-                    err,
-                    "{}: did not answer within {}",
-                    printable(host),
-                    humantime::format_duration(t)
-                )?,
-                None => writeln!(err, "{}: has not answered", printable(host))?,
-            }
-        }
-        let all = expected
-            .iter()
-            .chain(answered.keys())
-            .chain(rejected.keys())
-            .collect::<BTreeSet<_>>()
-            .len();
+        let all = outcomes.len();
         writeln!(
             err,
             "hunt {}: {} row(s) from {} of {} agent(s) in {:.2}s; {} failed, {} did not answer{}; {} record(s) read",
             self.hunt_id,
             self.rows.len(),
-            answered.len(),
+            self.answered.len(),
             all,
             elapsed.as_secs_f64(),
-            failed.len(),
-            silent.len(),
-            if skipped.is_empty() {
+            failed,
+            silent,
+            if skipped == 0 {
                 String::new()
             } else {
-                format!(", {} skipped by discovery", skipped.len())
+                format!(", {skipped} skipped by discovery")
             },
             self.records_read
         )?;
@@ -357,11 +460,7 @@ impl Answers {
             writeln!(err, "no live agent matches the targets")?;
             return Ok(1);
         }
-        Ok(if failed.is_empty() && silent.is_empty() {
-            0
-        } else {
-            1
-        })
+        Ok(if failed == 0 && silent == 0 { 0 } else { 1 })
     }
 }
 
@@ -398,58 +497,6 @@ fn print_rows(
         .collect();
     write!(out, "{}", render::table(&header, &cells))?;
     Ok(())
-}
-
-/// The live progress line on stderr: rewritten in place on a terminal, a
-/// line every few seconds otherwise.
-struct Progress {
-    hunt_id: String,
-    tty: bool,
-    last: Option<Instant>,
-}
-
-impl Progress {
-    fn new(hunt_id: &str) -> Self {
-        Self {
-            hunt_id: hunt_id.to_string(),
-            tty: std::io::stderr().is_terminal(),
-            last: None,
-        }
-    }
-
-    fn text(&self, answered: usize, alive: usize, rows: usize, elapsed: Duration) -> String {
-        format!(
-            "hunt {}: {answered}/{alive} agents answered, {rows} rows, {:.1}s",
-            self.hunt_id,
-            elapsed.as_secs_f64()
-        )
-    }
-
-    fn show(&mut self, answered: usize, alive: usize, rows: usize, elapsed: Duration) {
-        let every = if self.tty {
-            Duration::from_millis(100)
-        } else {
-            Duration::from_secs(2)
-        };
-        if self.last.is_some_and(|l| l.elapsed() < every) {
-            return;
-        }
-        self.last = Some(Instant::now());
-        let text = self.text(answered, alive, rows, elapsed);
-        if self.tty {
-            eprint!("\r\x1b[2K{text}");
-        } else {
-            eprintln!("{text}");
-        }
-    }
-
-    fn finish(&mut self, answered: usize, alive: usize, rows: usize, elapsed: Duration) {
-        if self.tty {
-            eprint!("\r\x1b[2K");
-        } else {
-            eprintln!("{}", self.text(answered, alive, rows, elapsed));
-        }
-    }
 }
 
 #[cfg(test)]
@@ -549,6 +596,55 @@ mod tests {
         answers.absorb(&row(None));
         answers.absorb(&status(&key, &[&row(None)]));
         assert!(answers.answered.is_empty());
+    }
+
+    #[test]
+    fn every_host_gets_one_outcome() {
+        let key = AgentKey::ephemeral([1; 32]);
+        let mut answers = answers_for(&key);
+        let r1 = row(Some(1));
+        answers.absorb(&r1);
+        answers.absorb(&status(&key, &[&r1]));
+        let expected: BTreeSet<String> = ["a", "ghost-1", "ghost-2"].map(String::from).into();
+        let outcomes = answers.outcomes(&expected, Some(Duration::from_secs(3)));
+        let got: Vec<(&str, Outcome, u64, Option<&str>)> = outcomes
+            .iter()
+            .map(|o| (o.host_id.as_str(), o.outcome, o.rows, o.reason.as_deref()))
+            .collect();
+        let silent = Some("did not answer within 3s");
+        assert_eq!(
+            got,
+            [
+                ("a", Outcome::Answered, 1, None),
+                ("ghost-1", Outcome::Silent, 0, silent),
+                ("ghost-2", Outcome::Silent, 0, silent),
+            ]
+        );
+        assert_eq!(
+            answers.counts(3),
+            Counts {
+                answered: 1,
+                targeted: 3,
+                rows: 1,
+                errors: 0
+            }
+        );
+        // A row after the signed answer: the host is rejected, once.
+        answers.absorb(&row(Some(2)));
+        let outcomes = answers.outcomes(&expected, None);
+        assert_eq!(outcomes[0].outcome, Outcome::Rejected);
+        assert_eq!(outcomes[1].reason.as_deref(), Some("has not answered"));
+        assert_eq!(answers.counts(3).errors, 1);
+        let lines = progress::summary_lines(&progress::groups(&outcomes), Limits::default(), "");
+        assert_eq!(
+            lines,
+            [
+                // Small groups keep a line per host.
+                "ghost-1: has not answered",
+                "ghost-2: has not answered",
+                "a: a row after the host's signed answer (not from this agent)",
+            ]
+        );
     }
 
     fn answers_with_fake_row(key: &AgentKey) -> Answers {
