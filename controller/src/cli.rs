@@ -288,6 +288,10 @@ pub struct ResultsArgs {
     pub hunt_id: String,
     #[command(flatten)]
     pub expect: ExpectArgs,
+    /// Write every host's outcome to FILE as NDJSON, as `sweep hunt
+    /// --output` does.
+    #[arg(long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
     /// Print rows as NDJSON, one object per row.
     #[arg(long)]
     pub json: bool,

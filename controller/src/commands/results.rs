@@ -11,11 +11,12 @@ use sweep_proto::signing::Signer;
 use sweep_proto::time::unix_now;
 use sweep_proto::{topics, Hunt};
 
-use super::hunt::Answers;
+use super::hunt::{Answers, OutcomeFile};
 use crate::cli::ResultsArgs;
 use crate::config::Settings;
 use crate::identities::Identities;
 use crate::kafka::TopicReader;
+use crate::progress::Limits;
 use crate::{fleet, operator, ControllerError};
 
 pub async fn run(settings: &Settings, args: ResultsArgs) -> Result<u8, ControllerError> {
@@ -80,5 +81,17 @@ pub async fn run(settings: &Settings, args: ResultsArgs) -> Result<u8, Controlle
         }
         answers.absorb(&rec.payload);
     }
-    answers.report(&expected, args.json, None, started.elapsed())
+    let output = args
+        .output
+        .as_deref()
+        .map(OutcomeFile::create)
+        .transpose()?;
+    answers.report_to(
+        &expected,
+        args.json,
+        None,
+        started.elapsed(),
+        output,
+        Limits::default(),
+    )
 }
