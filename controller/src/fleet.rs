@@ -1,6 +1,6 @@
 //! Live agents, as their heartbeats in etcd say.
 
-use etcd_client::{Client, GetOptions};
+use etcd_client::Client;
 use sweep_proto::{Heartbeat, Keyspace, Targets};
 use tracing::warn;
 
@@ -11,12 +11,10 @@ pub async fn live_agents(
     client: &mut Client,
     keys: &Keyspace,
 ) -> Result<Vec<Heartbeat>, ControllerError> {
-    let resp = client
-        .get(keys.agents(), Some(GetOptions::new().with_prefix()))
-        .await?;
     let dir = keys.agents();
+    let (_, kvs) = sweep_proto::etcd::get_prefix(client, &dir).await?;
     let mut agents = Vec::new();
-    for kv in resp.kvs() {
+    for kv in &kvs {
         let key = String::from_utf8_lossy(kv.key());
         let shown = sweep_proto::text::printable(&key).into_owned();
         let Some(leaf) = Keyspace::leaf(&dir, &key) else {

@@ -11,7 +11,7 @@
 
 use std::collections::BTreeMap;
 
-use etcd_client::{Client, Compare, CompareOp, GetOptions, Txn, TxnOp};
+use etcd_client::{Client, Compare, CompareOp, Txn, TxnOp};
 use futures::StreamExt as _;
 use sweep_proto::identity::{AgentPublicKey, Pin};
 use sweep_proto::signing::{Kind, Signer, TrustedKeys};
@@ -77,11 +77,9 @@ impl Identities {
             .map(|s| TrustedKeys::parse([s.public_hex().as_str()]))
             .transpose()?;
         let dir = keys.identities();
-        let resp = client
-            .get(dir.as_str(), Some(GetOptions::new().with_prefix()))
-            .await?;
+        let (_, kvs) = sweep_proto::etcd::get_prefix(client, &dir).await?;
         let mut pins = BTreeMap::new();
-        for kv in resp.kvs() {
+        for kv in &kvs {
             let key = String::from_utf8_lossy(kv.key());
             let Some(host) = Keyspace::leaf(&dir, &key) else {
                 continue;

@@ -15,13 +15,15 @@
 //!   of their rows; the controller's pins of those keys.
 //! - [`tables`]: the names of the tables every agent serves.
 //! - [`runtime`]: logging set-up and the shutdown signal for the binaries.
-//! - [`settings`]: etcd and Kafka connection settings shared by all binaries.
+//! - [`settings`]: etcd and Kafka connection settings shared by all binaries;
+//!   [`etcd`]: reading a whole prefix in pages, at any fleet size.
 //! - [`time`]: osquery's time formats.
 //! - [`text`]: plain-text result tables for terminals.
 #![forbid(unsafe_code)]
 
 pub mod command;
 pub mod error;
+pub mod etcd;
 pub mod guard;
 pub mod heartbeat;
 pub mod identity;

@@ -5,7 +5,6 @@
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use etcd_client::GetOptions;
 use sweep_proto::identity::{AgentPublicKey, Pin};
 use sweep_proto::signing::TrustedKeys;
 use sweep_proto::text::printable;
@@ -72,11 +71,9 @@ async fn read(
     trusted: &TrustedKeys,
 ) -> Result<Keys, etcd_client::Error> {
     let dir = keyspace.identities();
-    let resp = client
-        .get(dir.as_str(), Some(GetOptions::new().with_prefix()))
-        .await?;
+    let (_, kvs) = sweep_proto::etcd::get_prefix(client, &dir).await?;
     let mut keys = Keys::new();
-    for kv in resp.kvs() {
+    for kv in &kvs {
         let key = String::from_utf8_lossy(kv.key());
         let Some(host) = Keyspace::leaf(&dir, &key) else {
             continue;

@@ -8,7 +8,7 @@
 
 use std::time::Duration;
 
-use etcd_client::{Client, EventType, GetOptions, WatchOptions};
+use etcd_client::{Client, EventType, WatchOptions};
 use tokio::sync::{mpsc, watch};
 use tracing::warn;
 
@@ -104,12 +104,9 @@ async fn watch_once(
     let start = match *last_rev {
         Some(rev) => rev + 1,
         None => {
-            let resp = client
-                .get(prefix, Some(GetOptions::new().with_prefix()))
-                .await?;
-            let rev = resp.header().map_or(0, |h| h.revision());
+            let (rev, kvs) = sweep_proto::etcd::get_prefix(&mut client, prefix).await?;
             send(Change::Reset).await;
-            for kv in resp.kvs() {
+            for kv in &kvs {
                 let key = String::from_utf8_lossy(kv.key()).into_owned();
                 send(Change::Put {
                     key,
