@@ -66,7 +66,8 @@ async fn hold(
     };
     put(heartbeat(shared, selfstat.sample()).to_json()).await?;
     info!(host_id = %shared.host_id, lease, ttl, "registered");
-    let (mut keeper, mut responses) = client.lease_keep_alive(lease).await?;
+    let mut stream = Some(client.lease_keep_alive(lease).await?);
+    let mut renewed_at = tokio::time::Instant::now();
     // Keep-alives at a third of the TTL survive one lost round trip.
     // Both ticks start one period from now: the lease was just granted and the
     // first value just written, and a CPU sample over a few milliseconds is noise.
@@ -76,13 +77,53 @@ async fn hold(
     let start = tokio::time::Instant::now();
     let mut keep_tick = tokio::time::interval_at(start + keep_every, keep_every);
     let mut beat_tick = tokio::time::interval_at(start + beat_every, beat_every);
+    // A slow etcd (a lost round trip, a write that times out while it
+    // catches up) must not make the agent give up its lease: granting a new
+    // one and writing again is two more raft writes, and a fleet doing that
+    // at once is a storm. Only a lease that is gone is re-registered.
+    let failed = |e: &dyn std::fmt::Display, what: &str| {
+        shared
+            .metrics
+            .etcd_errors
+            .with_label_values(&["heartbeat"])
+            .inc();
+        warn!(error = %e, what, "heartbeat write failed; the lease holds, retrying");
+    };
     loop {
         tokio::select! {
             _ = keep_tick.tick() => {
-                keeper.keep_alive().await?;
-                match responses.message().await? {
-                    Some(r) if r.ttl() > 0 => {}
-                    _ => return Err(AgentError::LeaseExpired(lease)),
+                let renewed = match stream.as_mut() {
+                    Some((keeper, responses)) => match keeper.keep_alive().await {
+                        Ok(()) => responses.message().await,
+                        Err(e) => Err(e),
+                    },
+                    // The stream broke last time: a new one, for the same lease.
+                    None => match client.lease_keep_alive(lease).await {
+                        Ok((mut keeper, mut responses)) => {
+                            let r = match keeper.keep_alive().await {
+                                Ok(()) => responses.message().await,
+                                Err(e) => Err(e),
+                            };
+                            stream = Some((keeper, responses));
+                            r
+                        }
+                        Err(e) => Err(e),
+                    },
+                };
+                match renewed {
+                    Ok(Some(r)) if r.ttl() > 0 => renewed_at = tokio::time::Instant::now(),
+                    Ok(Some(_)) => return Err(AgentError::LeaseExpired(lease)),
+                    Ok(None) | Err(_) => {
+                        stream = None;
+                        failed(&"keep-alive not answered", "keep-alive");
+                        // Past the TTL since the last renewal the lease is
+                        // surely gone: register anew. Until then keep trying
+                        // to renew this one.
+                        if renewed_at.elapsed() >= Duration::from_secs(ttl as u64) {
+                            return Err(AgentError::LeaseExpired(lease));
+                        }
+                        continue;
+                    }
                 }
                 // A change of state is news now, not at the next report.
                 let now = state(shared);
@@ -90,16 +131,22 @@ async fn hold(
                     info!(state = %now.as_deref().unwrap_or("ready"), "agent state changed");
                     let res = selfstat.sample();
                     record_resources(shared, &res);
-                    put(heartbeat(shared, res).to_json()).await?;
-                    reported = now;
-                    beat_tick.reset();
+                    match put(heartbeat(shared, res).to_json()).await {
+                        Ok(_) => {
+                            reported = now;
+                            beat_tick.reset();
+                        }
+                        Err(e) => failed(&e, "put"),
+                    }
                 }
             }
             _ = beat_tick.tick() => {
                 let res = selfstat.sample();
                 record_resources(shared, &res);
-                put(heartbeat(shared, res).to_json()).await?;
-                reported = state(shared);
+                match put(heartbeat(shared, res).to_json()).await {
+                    Ok(_) => reported = state(shared),
+                    Err(e) => failed(&e, "put"),
+                }
             }
             _ = shutdown.changed() => {
                 if let Err(e) = client.lease_revoke(lease).await {
