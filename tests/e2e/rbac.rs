@@ -228,15 +228,22 @@ fn agents_and_the_controller_work_under_etcd_rbac_and_agents_are_confined() {
     );
 
     // etcd forgets its auth tokens when it restarts: the agent and the
-    // controller log in again by themselves, re-register and watch on.
+    // controller log in again by themselves; the agent writes its heartbeat
+    // again (on its old lease, or a new one) and watches on.
     c.stop_etcd();
     c.start_etcd().unwrap();
-    let registered = || agent.log_text().matches("registered host_id=web-1").count();
+    let restarted_ms = sweep_proto::time::unix_now_ms();
+    let written_since = eventually(Duration::from_secs(20), || {
+        let out = sweep(&c, &["agents", "--json"]);
+        ndjson(&out.stdout)
+            .iter()
+            .find(|a| a["host_id"] == "web-1")
+            .and_then(|a| a["sent_at_ms"].as_u64())
+            .filter(|ms| *ms > restarted_ms)
+    });
     assert!(
-        eventually(Duration::from_secs(20), || (registered() >= 2)
-            .then_some(()))
-        .is_some(),
-        "web-1 did not register again after etcd restarted\n{}",
+        written_since.is_some(),
+        "web-1 wrote no heartbeat after etcd restarted\n{}",
         agent.log_text()
     );
     web1_listed(&c, &agent);
