@@ -23,6 +23,7 @@ use crate::error::AgentError;
 pub async fn run(shared: Shared, client: Client, mut shutdown: watch::Receiver<bool>) {
     let mut selfstat = SelfStat::new();
     let mut backoff = Duration::from_millis(500);
+    let mut attempt = 0u64;
     loop {
         match hold(&shared, client.clone(), &mut selfstat, &mut shutdown).await {
             Ok(()) => return,
@@ -35,8 +36,12 @@ pub async fn run(shared: Shared, client: Client, mut shutdown: watch::Receiver<b
                 warn!(error = %e, retry_in = ?backoff, "heartbeat lost; re-registering");
             }
         }
+        // Up to as much again, different on every host: a fleet that lost
+        // etcd together does not come back in one burst of lease grants.
+        attempt += 1;
+        let wait = backoff + jitter(&shared.host_id, attempt, backoff);
         tokio::select! {
-            _ = tokio::time::sleep(backoff) => {}
+            _ = tokio::time::sleep(wait) => {}
             _ = shutdown.changed() => return,
         }
         backoff = (backoff * 2).min(Duration::from_secs(5));
@@ -160,6 +165,15 @@ async fn hold(
     }
 }
 
+/// A share of `up_to` that differs from host to host and attempt to
+/// attempt (a hash of both: no shared random state to coordinate).
+fn jitter(host_id: &str, attempt: u64, up_to: Duration) -> Duration {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    (host_id, attempt).hash(&mut h);
+    up_to.mul_f64((h.finish() % 1000) as f64 / 1000.0)
+}
+
 /// The agent's state as `/ready` sees it: None when ready, else why not.
 fn state(shared: &Shared) -> Option<String> {
     shared.health.ready(shared.sink.accepts_records()).err()
@@ -193,4 +207,21 @@ fn record_resources(shared: &Shared, r: &Resources) {
     m.rss_bytes.set(r.rss_bytes as i64);
     m.threads.set(r.threads as i64);
     m.open_fds.set(r.fds as i64);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retries_spread_over_hosts_within_the_back_off() {
+        let up_to = Duration::from_secs(1);
+        let waits: std::collections::BTreeSet<u128> = (0..200)
+            .map(|i| jitter(&format!("sim-{i:05}"), 1, up_to).as_millis())
+            .collect();
+        assert!(waits.iter().all(|w| *w < 1000));
+        // Spread, not one instant: most hosts wait differently.
+        assert!(waits.len() > 100, "{}", waits.len());
+        assert_ne!(jitter("web-1", 1, up_to), jitter("web-1", 2, up_to));
+    }
 }
