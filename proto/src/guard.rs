@@ -24,8 +24,10 @@ pub const MAX_SQL_BYTES: usize = 64 * 1024;
 /// How deep expressions may nest before the parser gives up.
 const MAX_NESTING: usize = 64;
 
-/// SQLite built-ins that read nothing but their arguments. `load_extension`,
-/// `readfile`, `fts3_tokenizer` and the like are absent on purpose.
+/// SQLite built-ins, and osquery's own functions (the agent registers them:
+/// agent/src/engine/functions.rs), that read nothing but their arguments.
+/// `load_extension`, `readfile`, `fts3_tokenizer` and the like are absent on
+/// purpose.
 const FUNCTIONS: &[&str] = &[
     "abs",
     "acos",
@@ -41,6 +43,7 @@ const FUNCTIONS: &[&str] = &[
     "char",
     "coalesce",
     "concat",
+    "conditional_to_base64",
     "concat_ws",
     "cos",
     "cosh",
@@ -53,12 +56,14 @@ const FUNCTIONS: &[&str] = &[
     "exp",
     "first_value",
     "floor",
+    "from_base64",
     "format",
     "glob",
     "group_concat",
     "hex",
     "ifnull",
     "iif",
+    "inet_aton",
     "instr",
     "json",
     "json_array",
@@ -92,6 +97,7 @@ const FUNCTIONS: &[&str] = &[
     "lower",
     "ltrim",
     "max",
+    "md5",
     "min",
     "mod",
     "nth_value",
@@ -106,13 +112,18 @@ const FUNCTIONS: &[&str] = &[
     "quote",
     "radians",
     "rank",
+    "regex_match",
+    "regex_split",
     "replace",
     "round",
     "row_number",
     "rtrim",
+    "sha1",
+    "sha256",
     "sign",
     "sin",
     "sinh",
+    "split",
     "sqrt",
     "strftime",
     "string_agg",
@@ -123,6 +134,7 @@ const FUNCTIONS: &[&str] = &[
     "tanh",
     "time",
     "timediff",
+    "to_base64",
     "total",
     "trim",
     "trunc",

@@ -7,6 +7,7 @@
 //! ([`Engine::run_each`]), so a large answer is never held whole; memory is
 //! limited per query ([`heap`]), never by what earlier queries left behind.
 
+pub mod functions;
 pub mod heap;
 
 use std::collections::BTreeMap;
@@ -296,6 +297,7 @@ impl Engine {
         for table in self.registry.tables() {
             vtab::register(&conn, table.clone(), shared.clone())?;
         }
+        functions::register(&conn)?;
         let registry = self.registry.clone();
         conn.authorizer(Some(move |ctx: AuthContext<'_>| authorize(&registry, ctx)))?;
         let (budget, cancel) = (budget.clone(), cancel.clone());
