@@ -114,6 +114,7 @@ const FUNCTIONS: &[&str] = &[
     "rank",
     "regex_match",
     "regex_split",
+    "regexp",
     "replace",
     "round",
     "row_number",

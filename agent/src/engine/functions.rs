@@ -2,7 +2,8 @@
 //! indexes and NULL behaviour (osquery registers them in
 //! `osquery/sql/sqlite_*.cpp`): `split`, `regex_split`, `regex_match`,
 //! `inet_aton`, `to_base64`, `from_base64`, `conditional_to_base64`, `md5`,
-//! `sha1`, `sha256`. Every one reads only its arguments. Regular expressions
+//! `sha1`, `sha256`, and `regexp` (SQLite's `X REGEXP Y`). Every one reads
+//! only its arguments. Regular expressions
 //! are Rust's `regex` (linear time, no back-references), with osquery's
 //! 256-byte cap on a pattern and a bound on its compiled size, so a hostile
 //! pattern can't stall an agent.
@@ -28,6 +29,7 @@ pub const NAMES: &[&str] = &[
     "md5",
     "sha1",
     "sha256",
+    "regexp",
 ];
 
 /// osquery's `regex_max_size`.
@@ -66,6 +68,18 @@ pub fn register(conn: &Connection) -> Result<()> {
             .captures(&input)
             .and_then(|c| c.get(index))
             .map(|m| m.as_str().to_string()))
+    })?;
+    // `text REGEXP pattern` calls regexp(pattern, text): whether the pattern
+    // matches anywhere in the text. The compiled pattern is kept for the
+    // statement, not rebuilt per row.
+    conn.create_scalar_function("regexp", 2, flags, |ctx| {
+        if matches!(ctx.get_raw(0), ValueRef::Null) {
+            return Ok(None);
+        }
+        let re = ctx.get_or_create_aux(0, |v| -> Result<Regex> {
+            regex(&String::from_utf8_lossy(v.as_bytes().unwrap_or_default()))
+        })?;
+        Ok(text(ctx, 1)?.map(|t| re.is_match(&t)))
     })?;
     conn.create_scalar_function("inet_aton", 1, flags, |ctx| {
         Ok(text(ctx, 0)?
@@ -208,6 +222,9 @@ mod tests {
             t("uid=1000")
         );
         assert_eq!(one("SELECT regex_match('abc', 'x', 0)"), Value::Null);
+        assert_eq!(one("SELECT 'abc' REGEXP 'b.$'"), Value::Integer(1));
+        assert_eq!(one("SELECT 'abc' REGEXP '^b'"), Value::Integer(0));
+        assert_eq!(one("SELECT NULL REGEXP 'b'"), Value::Null);
         let conn = Connection::open_in_memory().unwrap();
         register(&conn).unwrap();
         let long = "a".repeat(300);
