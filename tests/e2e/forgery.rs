@@ -118,10 +118,7 @@ fn a_forged_status_and_a_fake_row_are_reported_and_the_hunt_fails() {
 #[test]
 fn the_rules_consumer_verifies_runs_and_reports_forged_rows() {
     let c = Cluster::start().unwrap();
-    let dir = c.dir.path().join("rules");
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(
-        dir.join("test.toml"),
+    let dir = c.rules_dir(
         r#"
 [[rule]]
 id = "e2e_ones"
@@ -130,8 +127,7 @@ severity = "low"
 query = "ones"
 condition = "one = '1'"
 "#,
-    )
-    .unwrap();
+    );
     let agent = c.agent("web-1", &[]).unwrap();
     c.wait_agents(&["web-1"], Duration::from_secs(20)).unwrap();
     ok(&c.sweep(&["agents"])); // pins web-1

@@ -148,10 +148,7 @@ fn dead_agents_leave_the_fleet() {
 #[test]
 fn a_rule_fires_on_a_hunt_row() {
     let c = Cluster::start().unwrap();
-    let rules = c.dir.path().join("rules");
-    std::fs::create_dir_all(&rules).unwrap();
-    std::fs::write(
-        rules.join("test.toml"),
+    let rules = c.rules_dir(
         r#"
 [[rule]]
 id = "e2e_sleeper"
@@ -160,8 +157,7 @@ severity = "high"
 query = "hunt:*"
 condition = "name = 'sleep' AND cmdline LIKE '%4242.5%'"
 "#,
-    )
-    .unwrap();
+    );
     let _rules = c.rules(&rules).unwrap();
     let _agent = c.agent("web-1", &[("role", "web")]).unwrap();
     c.wait_agents(&["web-1"], Duration::from_secs(20)).unwrap();
@@ -315,10 +311,7 @@ fn discovery_queries_narrow_a_hunt() {
 #[test]
 fn repeated_matches_are_summarised_with_a_count() {
     let c = Cluster::start().unwrap();
-    let rules = c.dir.path().join("rules");
-    std::fs::create_dir_all(&rules).unwrap();
-    std::fs::write(
-        rules.join("suppress.toml"),
+    let rules = c.rules_dir(
         r#"
 [[rule]]
 id = "e2e_repeat"
@@ -328,8 +321,7 @@ query = "hunt:*"
 condition = "marker = 'again'"
 suppress_for = "4s"
 "#,
-    )
-    .unwrap();
+    );
     let _rules = c.rules(&rules).unwrap();
     let _agent = c.agent("web-1", &[]).unwrap();
     c.wait_agents(&["web-1"], Duration::from_secs(20)).unwrap();

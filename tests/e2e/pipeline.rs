@@ -359,10 +359,7 @@ fn sigterm_during_a_long_query_stops_within_the_shutdown_timeout() {
 #[test]
 fn the_rules_consumer_skips_a_poison_record_and_goes_on() {
     let c = Cluster::start().unwrap();
-    let dir = c.dir.path().join("rules");
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(
-        dir.join("test.toml"),
+    let dir = c.rules_dir(
         r#"
 [[rule]]
 id = "e2e_marker"
@@ -371,8 +368,7 @@ severity = "low"
 query = "hunt:*"
 condition = "marker = 'after-the-poison'"
 "#,
-    )
-    .unwrap();
+    );
     let agent = c.agent("web-1", &[]).unwrap();
     c.wait_agents(&["web-1"], Duration::from_secs(20)).unwrap();
     // The topic exists once the agent has answered something.

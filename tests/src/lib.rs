@@ -487,6 +487,15 @@ impl Cluster {
         Ok(path)
     }
 
+    /// A directory of rules holding one rule file with `toml` in it, for
+    /// [`rules`](Self::rules).
+    pub fn rules_dir(&self, toml: &str) -> PathBuf {
+        let dir = self.dir.path().join("rules");
+        std::fs::create_dir_all(&dir).expect("rules dir");
+        std::fs::write(dir.join("rules.toml"), toml).expect("rule file");
+        dir
+    }
+
     /// Starts sweep-rules on a directory of rule files, checking rows
     /// against the identities pinned in this cluster's etcd.
     pub fn rules(&self, rules_dir: &Path) -> Result<Proc> {

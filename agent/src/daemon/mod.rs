@@ -187,6 +187,15 @@ impl Process {
             memo: None,
         })
     }
+
+    /// Makes sure the topics the agents write exist. Not fatal: they may
+    /// exist already, or be created by an operator on a broker that refuses
+    /// us admin rights. Records spool meanwhile.
+    pub async fn ensure_topics(&self, config: &Config) {
+        if let Err(e) = topics::ensure(&config.kafka, &[topics::RESULTS, topics::HUNTS]).await {
+            warn!(error = %e, "could not make sure the results and hunts topics exist");
+        }
+    }
 }
 
 /// One agent's own parts (identity, trust, ledgers under `config.state_dir`,
@@ -292,19 +301,10 @@ pub async fn start(config: Config, shutdown: watch::Receiver<bool>) -> Result<Ru
     if config.trust.allow_unsigned {
         warn!("trust.allow_unsigned is set: anyone who can write to etcd can run SQL on this host");
     }
-    if let Err(e) = topics::ensure(&config.kafka, &[topics::RESULTS, topics::HUNTS]).await {
-        // Not fatal: the topic may exist already, or be created by an operator
-        // on a broker that refuses us admin rights. Records spool meanwhile.
-        warn!(error = %e, "could not make sure the results and hunts topics exist");
-    }
+    process.ensure_topics(&config).await;
     // The admin endpoint first: `/live` answers while etcd is still away.
     let mut tasks = Vec::new();
-    if !config.metrics.listen.is_empty() {
-        let listener = tokio::net::TcpListener::bind(&config.metrics.listen)
-            .await
-            .map_err(|e| {
-                AgentError::io(format!("binding metrics on {}", config.metrics.listen), e)
-            })?;
+    if let Some(listener) = admin::bind(&config.metrics.listen).await? {
         tasks.push(tokio::spawn(admin::serve(
             listener,
             shared.clone(),

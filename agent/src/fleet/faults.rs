@@ -11,21 +11,19 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use axum::extract::{RawQuery, State};
+use axum::extract::{Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::Router;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
-use tracing::{info, warn};
+use tracing::info;
 
 use super::Fleet;
+use crate::daemon::admin;
 
-pub async fn serve(listener: TcpListener, fleet: Fleet, mut shutdown: watch::Receiver<bool>) {
-    if let Ok(addr) = listener.local_addr() {
-        info!(%addr, "admin endpoint listening (/metrics, /live, /fleet, POST /kill, POST /stall)");
-    }
+pub async fn serve(listener: TcpListener, fleet: Fleet, shutdown: watch::Receiver<bool>) {
     let app = Router::new()
         .route("/metrics", get(metrics))
         .route("/live", get(|| async { "ok\n" }))
@@ -33,24 +31,12 @@ pub async fn serve(listener: TcpListener, fleet: Fleet, mut shutdown: watch::Rec
         .route("/kill", post(kill))
         .route("/stall", post(stall))
         .with_state(fleet);
-    let stop = async move {
-        let _ = shutdown.wait_for(|stop| *stop).await;
-    };
-    if let Err(e) = axum::serve(listener, app)
-        .with_graceful_shutdown(stop)
-        .await
-    {
-        warn!(error = %e, "admin endpoint failed");
-    }
+    let routes = "/metrics, /live, /fleet, POST /kill, POST /stall";
+    admin::serve_router(listener, app, routes, shutdown).await;
 }
 
 async fn metrics(State(fleet): State<Fleet>) -> impl IntoResponse {
-    let text = fleet
-        .process
-        .as_ref()
-        .map(|p| p.metrics.encode())
-        .unwrap_or_default();
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text)
+    admin::metrics_text(fleet.process.metrics.encode())
 }
 
 async fn status(State(fleet): State<Fleet>) -> impl IntoResponse {
@@ -63,12 +49,10 @@ async fn status(State(fleet): State<Fleet>) -> impl IntoResponse {
         .iter()
         .filter(|a| !a.killed && *a.shared.paused.borrow())
         .count();
-    let (runs, shared) = fleet.memo.as_ref().map_or((0, 0), |m| m.counts());
+    let (runs, shared) = fleet.memo.counts();
     let queries: Vec<serde_json::Value> = fleet
         .memo
-        .as_ref()
-        .map(|m| m.recent())
-        .unwrap_or_default()
+        .recent()
         .into_iter()
         .map(|(sql, asks, first_ms, last_ms)| {
             serde_json::json!({"sql": sql, "asks": asks, "first_ms": first_ms, "last_ms": last_ms})
@@ -87,15 +71,6 @@ async fn status(State(fleet): State<Fleet>) -> impl IntoResponse {
     )
 }
 
-/// `key=value&…` of a query string (no escapes: counts and durations).
-fn params(raw: Option<String>) -> HashMap<String, String> {
-    raw.unwrap_or_default()
-        .split('&')
-        .filter_map(|kv| kv.split_once('='))
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
-}
-
 /// `count` from the query string.
 fn count(q: &HashMap<String, String>) -> Result<usize, (StatusCode, String)> {
     q.get("count")
@@ -105,9 +80,8 @@ fn count(q: &HashMap<String, String>) -> Result<usize, (StatusCode, String)> {
 
 async fn kill(
     State(fleet): State<Fleet>,
-    RawQuery(raw): RawQuery,
+    Query(q): Query<HashMap<String, String>>,
 ) -> Result<String, (StatusCode, String)> {
-    let q = params(raw);
     let n = count(&q)?;
     let mut agents = fleet
         .agents
@@ -124,9 +98,8 @@ async fn kill(
 
 async fn stall(
     State(fleet): State<Fleet>,
-    RawQuery(raw): RawQuery,
+    Query(q): Query<HashMap<String, String>>,
 ) -> Result<String, (StatusCode, String)> {
-    let q = params(raw);
     let n = count(&q)?;
     let for_ = q
         .get("for")

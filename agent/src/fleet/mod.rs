@@ -29,7 +29,6 @@ use crate::config::Config;
 use crate::daemon::{self, memo::Memo, Process, Shared};
 use crate::error::AgentError;
 use sweep_proto::time::unix_now;
-use sweep_proto::topics;
 
 /// How the fleet is made.
 #[derive(Debug, Clone)]
@@ -76,11 +75,11 @@ impl VirtualAgent {
 }
 
 /// The running fleet, as the fault switches see it.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct Fleet {
     pub agents: Arc<Mutex<Vec<VirtualAgent>>>,
-    pub memo: Option<Arc<Memo>>,
-    pub process: Option<Process>,
+    pub memo: Arc<Memo>,
+    pub process: Process,
 }
 
 /// Runs the fleet until `shutdown`.
@@ -94,21 +93,14 @@ pub async fn run(
     let mut process = Process::new(&config, "fleet", started_at)?;
     let memo = Arc::new(Memo::new(opts.memo_ttl));
     process.memo = Some(memo.clone());
-    if let Err(e) = topics::ensure(&config.kafka, &[topics::RESULTS, topics::HUNTS]).await {
-        warn!(error = %e, "could not make sure the results and hunts topics exist");
-    }
+    process.ensure_topics(&config).await;
     let fleet = Fleet {
         agents: Arc::default(),
-        memo: Some(memo),
-        process: Some(process.clone()),
+        memo,
+        process: process.clone(),
     };
     let mut tasks = Vec::new();
-    if !config.metrics.listen.is_empty() {
-        let listener = tokio::net::TcpListener::bind(&config.metrics.listen)
-            .await
-            .map_err(|e| {
-                AgentError::io(format!("binding metrics on {}", config.metrics.listen), e)
-            })?;
+    if let Some(listener) = daemon::admin::bind(&config.metrics.listen).await? {
         tasks.push(tokio::spawn(faults::serve(
             listener,
             fleet.clone(),
