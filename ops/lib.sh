@@ -31,6 +31,14 @@ install_deps() {
   command -v openssl >/dev/null || pkgs+=(openssl)
   # promtool (from Debian's Prometheus) checks the agent's /metrics output.
   command -v promtool >/dev/null || pkgs+=(prometheus)
+  # Independent sources the table tests compare against.
+  command -v python3 >/dev/null || pkgs+=(python3)
+  command -v mke2fs >/dev/null || pkgs+=(e2fsprogs)
+  command -v sysctl >/dev/null || pkgs+=(procps)
+  command -v blkid >/dev/null || pkgs+=(util-linux)
+  command -v lsblk >/dev/null || pkgs+=(util-linux)
+  command -v ssh-keygen >/dev/null || pkgs+=(openssh-client)
+  command -v awk >/dev/null || pkgs+=(mawk)
   if [ ${#pkgs[@]} -gt 0 ]; then
     log "installing Debian packages: ${pkgs[*]}"
     as_root apt-get update -qq

@@ -837,7 +837,7 @@ mod tests {
         assert_eq!(s.failures(), 1);
         let (_, err, _) = feed(&mut s, "SELECT nope FROM users;");
         assert!(
-            err.starts_with("Error: query failed: no such column: nope"),
+            err.starts_with("Error: query refused: no such column: nope"),
             "{err}"
         );
         assert_eq!(s.failures(), 2);
@@ -903,5 +903,35 @@ mod tests {
         assert!(found.contains(&"processes".to_string()), "{found:?}");
         let (_, found) = c.complete("SELECT user", 11, &ctx).unwrap();
         assert!(found.contains(&"username".to_string()), "{found:?}");
+    }
+
+    /// Every table of the shared schema, new ones included, is listed by
+    /// `.tables`, shown with all its columns by `.schema`, and completed (name
+    /// and columns) from its first letters.
+    #[test]
+    fn every_table_is_listed_described_and_completed() {
+        let mut s = session();
+        let (listed, _, _) = feed(&mut s, ".tables");
+        let c = Completion::new(&Registry::default());
+        let history = DefaultHistory::new();
+        let ctx = Context::new(&history);
+        for table in sweep_proto::schema::TABLES {
+            assert!(
+                listed.contains(&format!("  => {}\n", table.name)),
+                "{}",
+                table.name
+            );
+            let (schema, err, _) = feed(&mut s, &format!(".schema {}", table.name));
+            assert_eq!(err, "", "{}", table.name);
+            for column in table.columns {
+                assert!(schema.contains(&format!("`{}` ", column.name)), "{schema}");
+            }
+            let line = format!("SELECT * FROM {}", &table.name[..table.name.len() - 1]);
+            let (_, found) = c.complete(&line, line.len(), &ctx).unwrap();
+            assert!(found.contains(&table.name.to_string()), "{line}: {found:?}");
+        }
+        // A column of a new table: osquery_schedule's `interval`.
+        let (_, found) = c.complete("SELECT interv", 13, &ctx).unwrap();
+        assert_eq!(found, ["interval"]);
     }
 }

@@ -59,15 +59,14 @@ fn expect(engine: &Engine, sql: &str, kind: Kind, fragment: &str) -> QueryOutput
     out
 }
 
-/// Texts the guard refuses before SQLite sees them, with the message part that
-/// names the reason.
+/// Texts the guard refuses (SQLite's prepare under the guard's authorizer
+/// and limits), with the message part that names the reason.
 fn refused_corpus() -> Vec<(String, &'static str)> {
     let fixed: &[(&str, &str)] = &[
         // Writes.
         ("INSERT INTO processes (pid) VALUES (1)", "only SELECT is allowed, not INSERT"),
         ("UPDATE processes SET name = 'x'", "only SELECT is allowed, not UPDATE"),
         ("DELETE FROM processes", "only SELECT is allowed, not DELETE"),
-        // sqlparser reads REPLACE as INSERT OR REPLACE.
         ("REPLACE INTO processes (pid) VALUES (1)", "only SELECT is allowed"),
         ("INSERT OR REPLACE INTO processes (pid) VALUES (1)", "only SELECT is allowed"),
         (
@@ -76,64 +75,64 @@ fn refused_corpus() -> Vec<(String, &'static str)> {
         ),
         (
             "WITH x AS (SELECT 1) INSERT INTO processes (pid) SELECT * FROM x",
-            "not a write",
+            "only SELECT is allowed, not INSERT",
         ),
         // DDL.
-        ("CREATE TABLE t (x)", "not CREATE TABLE"),
-        ("CREATE TEMP TABLE t (x)", "not CREATE TEMPORARY"),
-        ("CREATE VIEW v AS SELECT * FROM processes", "not CREATE VIEW"),
+        ("CREATE TABLE t (x)", "not a schema change"),
+        ("CREATE TEMP TABLE t (x)", "not a schema change"),
+        ("CREATE VIEW v AS SELECT * FROM processes", "not a schema change"),
         (
-            "CREATE TRIGGER tr AFTER INSERT ON t BEGIN SELECT 1; END",
-            "not CREATE TRIGGER",
+            "CREATE TRIGGER tr AFTER INSERT ON processes BEGIN SELECT 1; END",
+            "only SELECT is allowed",
         ),
-        ("CREATE INDEX i ON processes (pid)", "not CREATE INDEX"),
-        ("CREATE VIRTUAL TABLE v USING fts5(a)", "not CREATE VIRTUAL"),
-        ("DROP TABLE processes", "not DROP TABLE"),
-        ("DROP VIEW v", "not DROP VIEW"),
+        ("CREATE INDEX i ON processes (pid)", "only SELECT is allowed"),
+        ("CREATE VIRTUAL TABLE v USING fts5(a)", "not a schema change"),
+        ("DROP TABLE processes", "only SELECT is allowed"),
+        ("DROP VIEW v", "no such view"),
         ("ALTER TABLE processes RENAME TO p", "not ALTER TABLE"),
         // Other databases.
         ("ATTACH DATABASE '/tmp/x.db' AS x", "not ATTACH"),
-        ("DETACH DATABASE x", "found: DETACH"),
+        ("DETACH DATABASE x", "not DETACH"),
         // Pragmas.
         ("PRAGMA writable_schema = 1", "not PRAGMA"),
         ("PRAGMA database_list", "not PRAGMA"),
         ("PRAGMA query_only = 0", "not PRAGMA"),
         ("PRAGMA table_info('processes')", "not PRAGMA"),
-        ("SELECT * FROM pragma_table_info('processes')", "table function not allowed"),
+        ("SELECT * FROM pragma_table_info('processes')", "no such table: pragma_table_info"),
         // Maintenance and transactions.
-        ("VACUUM", "not VACUUM"),
-        ("VACUUM INTO '/tmp/x.db'", "cannot parse the query"),
-        ("REINDEX", "found: REINDEX"),
-        ("ANALYZE", "not ANALYZE"),
-        ("BEGIN", "not BEGIN"),
-        ("COMMIT", "not COMMIT"),
-        ("ROLLBACK", "not ROLLBACK"),
+        ("VACUUM", "the statement writes"),
+        ("VACUUM INTO '/tmp/x.db'", "the statement writes"),
+        ("REINDEX", "only SELECT is allowed"),
+        ("ANALYZE", "not a schema change"),
+        ("BEGIN", "not a transaction"),
+        ("COMMIT", "not a transaction"),
+        ("ROLLBACK", "not a transaction"),
         ("SAVEPOINT s", "not SAVEPOINT"),
-        ("RELEASE s", "not RELEASE"),
+        ("RELEASE s", "not SAVEPOINT"),
         ("EXPLAIN SELECT 1", "not EXPLAIN"),
-        ("TABLE processes", "found: TABLE"),
+        ("TABLE processes", "syntax error"),
         // Functions that reach outside the query.
         ("SELECT load_extension('/tmp/x.so')", "function not allowed: load_extension"),
-        ("SELECT readfile('/etc/shadow')", "function not allowed: readfile"),
-        ("SELECT writefile('/tmp/x', 'y')", "function not allowed: writefile"),
+        ("SELECT readfile('/etc/shadow')", "no such function: readfile"),
+        ("SELECT writefile('/tmp/x', 'y')", "no such function: writefile"),
         ("SELECT fts3_tokenizer('simple')", "function not allowed: fts3_tokenizer"),
-        ("SELECT edit('x')", "function not allowed: edit"),
+        ("SELECT edit('x')", "no such function: edit"),
         ("SELECT zeroblob(1000000000)", "function not allowed: zeroblob"),
         ("SELECT randomblob(1000000000)", "function not allowed: randomblob"),
         // …also where they hide: subqueries, LIMIT, window definitions, table function arguments.
         (
             "SELECT * FROM processes WHERE pid = (SELECT writefile('/tmp/a', 'b'))",
-            "function not allowed: writefile",
+            "no such function: writefile",
         ),
         ("SELECT * FROM processes LIMIT load_extension('x')", "function not allowed"),
         (
             "SELECT row_number() OVER w FROM processes WINDOW w AS (ORDER BY load_extension('x'))",
             "function not allowed: load_extension",
         ),
-        ("SELECT * FROM json_each(readfile('/etc/shadow'))", "function not allowed: readfile"),
+        ("SELECT * FROM json_each(readfile('/etc/shadow'))", "no such function: readfile"),
         // SQLite's own tables, however spelled.
         ("SELECT * FROM sqlite_master", "no such table: sqlite_master"),
-        ("SELECT * FROM sqlite_schema", "no such table: sqlite_schema"),
+        ("SELECT * FROM sqlite_schema", "no such table: sqlite_master"),
         ("SELECT * FROM sqlite_temp_master", "no such table: sqlite_temp_master"),
         ("SELECT * FROM sqlite_sequence", "no such table: sqlite_sequence"),
         ("SELECT * FROM [sqlite_master]", "no such table: sqlite_master"),
@@ -148,17 +147,16 @@ fn refused_corpus() -> Vec<(String, &'static str)> {
             "no such table: sqlite_master",
         ),
         // Schema-qualified names.
-        ("SELECT * FROM main.processes", "no such table: main.processes"),
         ("SELECT * FROM temp.x", "no such table: temp.x"),
-        ("SELECT * FROM main.sqlite_master", "no such table: main.sqlite_master"),
+        ("SELECT * FROM main.sqlite_master", "no such table: sqlite_master"),
         // Broken texts.
-        ("SELECT 1; SELECT 2", "exactly one statement is allowed, found 2"),
+        ("SELECT 1; SELECT 2", "exactly one statement is allowed"),
         ("", "the query is empty"),
         ("  \n\t ", "the query is empty"),
         ("-- only a comment\n/* and another */", "the query has no statement"),
         ("SELECT * FROM no_such_table", "no such table: no_such_table"),
-        ("SELECT no_such_function(1)", "function not allowed: no_such_function"),
-        ("SELEC pid FROM processes", "cannot parse the query"),
+        ("SELECT no_such_function(1)", "no such function: no_such_function"),
+        ("SELEC pid FROM processes", "syntax error"),
     ];
     let mut corpus: Vec<(String, &str)> = fixed.iter().map(|(s, f)| (s.to_string(), *f)).collect();
     // 1 MB of text: refused by size before parsing.
@@ -168,37 +166,37 @@ fn refused_corpus() -> Vec<(String, &'static str)> {
     // Parentheses nested far deeper than the parser may recurse.
     corpus.push((
         format!("SELECT {}1{}", "(".repeat(5_000), ")".repeat(5_000)),
-        "recursion limit exceeded",
+        "Recursion limit",
+    ));
+    // Flat but deep: 2000 additions make an expression tree SQLite refuses.
+    corpus.push((
+        format!("SELECT {}", vec!["1"; 2_000].join(" + ")),
+        "Expression tree is too large",
+    ));
+    corpus.push((
+        vec!["SELECT 1"; 60].join(" UNION "),
+        "too many terms in compound SELECT",
+    ));
+    corpus.push((
+        format!(
+            "SELECT 1 FROM {}",
+            (0..70)
+                .map(|i| format!("uptime u{i}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        "at most 64 tables in a join",
     ));
     corpus
 }
 
-/// Texts the guard lets through that SQLite itself stops.
+/// Texts the guard lets through that SQLite stops while running them.
 fn sql_corpus() -> Vec<(String, &'static str)> {
     vec![
         // A huge value: over SQLite's length limit before any row is returned.
         (
             "SELECT printf('%.*c', 100000000, 'x')".to_string(),
             "string or blob too big",
-        ),
-        // Flat but deep: 2000 additions make an expression tree SQLite refuses.
-        (
-            format!("SELECT {}", vec!["1"; 2_000].join(" + ")),
-            "Expression tree is too large",
-        ),
-        (
-            vec!["SELECT 1"; 60].join(" UNION "),
-            "too many terms in compound SELECT",
-        ),
-        (
-            format!(
-                "SELECT 1 FROM {}",
-                (0..70)
-                    .map(|i| format!("uptime u{i}"))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
-            "at most 64 tables in a join",
         ),
     ]
 }

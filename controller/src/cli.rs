@@ -79,7 +79,7 @@ impl TargetArgs {
     /// The first discovery query the guard refuses, with the reason.
     pub fn refused_discovery(&self) -> Option<String> {
         self.discovery.iter().find_map(|sql| {
-            sweep_proto::guard::check(sql, &sweep_proto::tables::is_known)
+            sweep_proto::guard::check(sql)
                 .err()
                 .map(|e| format!("discovery query {sql:?}: {e}"))
         })

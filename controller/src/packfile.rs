@@ -15,7 +15,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::{Map, Value};
 use sweep_proto::schedule::runs_on_linux;
-use sweep_proto::{guard, tables, PackQuery, ProtoError};
+use sweep_proto::{guard, PackQuery, ProtoError};
 
 use crate::ControllerError;
 
@@ -49,11 +49,9 @@ impl ParsedPack {
             .iter()
             .filter(|(_, q)| runs_on_linux(q.platform.as_deref()))
             .map(|(name, q)| (format!("query `{name}`"), &q.query));
-        discovery.chain(queries).find_map(|(what, sql)| {
-            guard::check(sql, &tables::is_known)
-                .err()
-                .map(|e| (what, e))
-        })
+        discovery
+            .chain(queries)
+            .find_map(|(what, sql)| guard::check(sql).err().map(|e| (what, e)))
     }
 }
 
@@ -653,7 +651,7 @@ username FROM users",
             .filter(|e| {
                 e["tables"].as_array().is_some_and(|t| {
                     t.iter()
-                        .any(|t| !tables::is_known(t.as_str().unwrap_or("")))
+                        .any(|t| !sweep_proto::schema::is_known(t.as_str().unwrap_or("")))
                 })
             })
             .map(|e| e["name"].as_str().unwrap())

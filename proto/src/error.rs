@@ -6,6 +6,10 @@ pub enum ProtoError {
     /// The query guard refused a SQL text; the message says why.
     #[error("query refused: {0}")]
     Refused(String),
+    /// SQLite could not prepare a SQL text the guard's rules allow (a syntax
+    /// error, an unknown column, a table's missing required constraint).
+    #[error("{0}")]
+    Sql(String),
     /// A command's signature did not check out; it must not run.
     #[error("rejected: {0}")]
     Untrusted(String),

@@ -13,7 +13,9 @@
 //! - [`signing`]: ed25519 signatures on commands, and the keys agents trust.
 //! - [`identity`]: each agent's own key, signing its answers with a digest
 //!   of their rows; the controller's pins of those keys.
-//! - [`tables`]: the names of the tables every agent serves.
+//! - [`schema`]: every table's name and columns (osquery's specs), one
+//!   definition for agent and controller; [`functions`]: osquery's SQL
+//!   functions, registered wherever a query is prepared.
 //! - [`runtime`]: logging set-up and the shutdown signal for the binaries.
 //! - [`settings`]: etcd and Kafka connection settings shared by all binaries;
 //!   [`etcd`]: reading a whole prefix in pages, at any fleet size.
@@ -24,6 +26,7 @@
 pub mod command;
 pub mod error;
 pub mod etcd;
+pub mod functions;
 pub mod guard;
 pub mod heartbeat;
 pub mod identity;
@@ -31,9 +34,9 @@ pub mod keys;
 pub mod record;
 pub mod runtime;
 pub mod schedule;
+pub mod schema;
 pub mod settings;
 pub mod signing;
-pub mod tables;
 pub mod text;
 pub mod time;
 pub mod topics;

@@ -9,45 +9,9 @@
 //! root or passwordless sudo.
 
 use std::os::unix::fs::symlink;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
-use sweep_e2e::{ndjson, ok, Cluster};
-
-/// Runs `args` as root: directly when we are root, else through `sudo -n`.
-fn as_root(args: &[&str]) {
-    let root = Command::new("id")
-        .arg("-u")
-        .output()
-        .map(|o| o.stdout.starts_with(b"0\n"))
-        .unwrap_or(false);
-    let status = if root {
-        Command::new(args[0]).args(&args[1..]).status()
-    } else {
-        Command::new("sudo").arg("-n").args(args).status()
-    }
-    .unwrap_or_else(|e| panic!("cannot run {args:?}: {e}"));
-    assert!(
-        status.success(),
-        "{args:?} failed: this test creates a throwaway local user; run it as root or with passwordless sudo"
-    );
-}
-
-/// The throwaway account, removed when dropped.
-struct User {
-    name: String,
-}
-
-impl Drop for User {
-    fn drop(&mut self) {
-        as_root(&["userdel", &self.name]);
-    }
-}
-
-fn uid_of(name: &str) -> u32 {
-    let out = Command::new("id").args(["-u", name]).output().unwrap();
-    String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
-}
+use sweep_e2e::{as_root, ndjson, ok, Cluster, LocalUser};
 
 #[test]
 fn a_hostile_home_directory_neither_leaks_nor_hangs_nor_exhausts_the_agent() {
@@ -55,19 +19,9 @@ fn a_hostile_home_directory_neither_leaks_nor_hangs_nor_exhausts_the_agent() {
     let home = c.dir.path().join("mallory");
     let ssh = home.join(".ssh");
     std::fs::create_dir_all(&ssh).unwrap();
-    let name = format!("sweepm{}", std::process::id());
+    let user = LocalUser::create(&format!("sweepm{}", std::process::id()), &home);
+    let uid = user.uid;
     let home_s = home.display().to_string();
-    as_root(&[
-        "useradd",
-        "--no-create-home",
-        "--home-dir",
-        &home_s,
-        "--shell",
-        "/usr/sbin/nologin",
-        &name,
-    ]);
-    let _user = User { name: name.clone() };
-    let uid = uid_of(&name);
 
     // Root's secret, and the user's traps.
     let secret = c.dir.path().join("shadow");

@@ -727,3 +727,58 @@ fn make_tls(dir: &Path) -> Result<TlsFiles> {
         key: tls.join("server.key"),
     })
 }
+
+/// Runs `args` as root: directly when we are root, else through `sudo -n`.
+pub fn as_root(args: &[&str]) {
+    let root = Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| o.stdout.starts_with(b"0\n"))
+        .unwrap_or(false);
+    let status = if root {
+        Command::new(args[0]).args(&args[1..]).status()
+    } else {
+        Command::new("sudo").arg("-n").args(args).status()
+    }
+    .unwrap_or_else(|e| panic!("cannot run {args:?}: {e}"));
+    assert!(
+        status.success(),
+        "{args:?} failed: this test needs root or passwordless sudo (it makes a throwaway \
+         local user, or files only root may make)"
+    );
+}
+
+/// A real, throwaway local account (`useradd`), removed when dropped. A test
+/// binary that makes one changes `/etc/passwd`, so it should hold one test:
+/// cargo runs test binaries one at a time.
+pub struct LocalUser {
+    pub name: String,
+    pub uid: u32,
+}
+
+impl LocalUser {
+    /// Creates `name` with `home` (not created) and no login shell.
+    pub fn create(name: &str, home: &Path) -> Self {
+        as_root(&[
+            "useradd",
+            "--no-create-home",
+            "--home-dir",
+            &home.display().to_string(),
+            "--shell",
+            "/usr/sbin/nologin",
+            name,
+        ]);
+        let out = Command::new("id").args(["-u", name]).output().unwrap();
+        let uid = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap();
+        Self {
+            name: name.to_string(),
+            uid,
+        }
+    }
+}
+
+impl Drop for LocalUser {
+    fn drop(&mut self) {
+        as_root(&["userdel", &self.name]);
+    }
+}

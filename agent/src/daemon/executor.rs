@@ -64,7 +64,10 @@ fn state(shared: &Shared) -> Result<(HuntRunner, Scheduler), AgentError> {
     let dir = &shared.config.state_dir;
     let ledger = Ledger::open(&dir.join("hunts.json"))?;
     let diffs = DiffStore::open(&dir.join("differential"))?;
-    Ok((HuntRunner::new(ledger), Scheduler::new(diffs)))
+    Ok((
+        HuntRunner::new(ledger),
+        Scheduler::new(diffs, shared.schedule.clone()),
+    ))
 }
 
 /// Runs the task `start` makes until it returns or shutdown; when it panics,

@@ -59,6 +59,7 @@ use tracing::{info, warn};
 use crate::config::Config;
 use crate::engine::Engine;
 use crate::error::AgentError;
+use crate::tables::schedule_stats::ScheduleStats;
 use crate::tables::{AgentFacts, Registry, TableEnv};
 use metrics::Metrics;
 use queries::{Counters, Queries};
@@ -93,6 +94,9 @@ pub struct SharedInner {
     /// While true the executor holds: changes queue up and nothing runs (the
     /// fleet simulator's "stalled agent" fault).
     pub paused: watch::Sender<bool>,
+    /// What the scheduler runs and how its runs went, as `osquery_schedule`
+    /// and `osquery_packs` report it (the engine's tables read the same).
+    pub schedule: Arc<ScheduleStats>,
 }
 
 impl std::ops::Deref for Shared {
@@ -176,6 +180,8 @@ impl Process {
         };
         let registry = Arc::new(Registry::new(TableEnv {
             facts,
+            // osquery_flags reports the settings in force.
+            config: Arc::new(config.clone()),
             ..TableEnv::default()
         }));
         let engine = Engine::new(registry, config.limits.clone());
@@ -238,6 +244,7 @@ pub fn agent(config: Config, started_at: u64, process: &Process) -> Result<Share
             health: health::Health::default(),
             resync: watch::Sender::new(0),
             paused: watch::Sender::new(false),
+            schedule: process.engine.registry().env().schedule.clone(),
         }),
     })
 }

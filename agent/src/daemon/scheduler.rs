@@ -8,6 +8,7 @@
 //! re-checked hourly, as osquery's pack refresh does.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use sha2::{Digest, Sha256};
@@ -21,8 +22,9 @@ use super::diff::DiffStore;
 use super::records::RowMeta;
 use super::watcher::{Change, Source};
 use super::Shared;
-use crate::engine::QueryError;
+use crate::engine::{value_to_string, QueryError, QueryOutput};
 use crate::error::AgentError;
+use crate::tables::schedule_stats::{RunCost, ScheduleStats};
 use sweep_proto::identity::RowDigest;
 
 /// How long a pack's discovery verdict holds.
@@ -61,16 +63,22 @@ pub struct Scheduler {
     /// Queries stopped by a limit, and until when they are not run.
     denied: BTreeMap<String, Instant>,
     diffs: DiffStore,
+    /// What osquery_schedule and osquery_packs report: kept in step with
+    /// the maps above, and told of every run.
+    stats: Arc<ScheduleStats>,
 }
 
 impl Scheduler {
-    pub fn new(diffs: DiffStore) -> Self {
+    pub fn new(diffs: DiffStore, stats: Arc<ScheduleStats>) -> Self {
+        // A new scheduler starts empty; the statistics of past runs stay.
+        stats.clear_schedule();
         Self {
             entries: BTreeMap::new(),
             by_key: BTreeMap::new(),
             packs: BTreeMap::new(),
             denied: BTreeMap::new(),
             diffs,
+            stats,
         }
     }
 
@@ -146,9 +154,11 @@ impl Scheduler {
             for name in &names {
                 // A changed or removed query starts with a clean record.
                 self.denied.remove(name);
+                self.stats.unschedule(name, deleted);
                 if let Some(e) = self.entries.remove(name) {
                     if let Some(pack) = e.pack {
                         self.packs.remove(&pack);
+                        self.stats.unload_pack(&pack);
                     }
                 }
                 if deleted {
@@ -190,6 +200,8 @@ impl Scheduler {
             pack: gate,
             next_run: first_run(&shared.host_id, &q.name, q.interval),
         };
+        self.stats
+            .schedule(&q.name, &entry.sql, entry.interval.as_secs(), None);
         self.entries.insert(q.name.clone(), entry);
         vec![q.name]
     }
@@ -212,8 +224,19 @@ impl Scheduler {
                 pack: Some(pack.name.clone()),
                 next_run: first_run(&shared.host_id, &name, q.interval),
             };
+            self.stats.schedule(
+                &name,
+                &entry.sql,
+                entry.interval.as_secs(),
+                Some(&pack.name),
+            );
             self.entries.insert(name.clone(), entry);
             names.push(name);
+        }
+        if !names.is_empty() {
+            let discovery = !pack.discovery.is_empty();
+            self.stats
+                .load_pack(&pack.name, pack.platform.as_deref(), discovery);
         }
         self.packs.insert(
             pack.name.clone(),
@@ -256,6 +279,7 @@ impl Scheduler {
                 return;
             }
             self.denied.remove(&name);
+            self.stats.set_denylisted(&name, false);
         }
         if let Some(pack) = pack {
             if !self.discovered(shared, &pack).await {
@@ -275,6 +299,7 @@ impl Scheduler {
         };
         if let Some((verdict, at)) = state.verdict {
             if at.elapsed() < DISCOVERY_REFRESH {
+                self.stats.pack_discovery(pack, true, verdict);
                 return verdict;
             }
         }
@@ -292,6 +317,7 @@ impl Scheduler {
         if let Some(state) = self.packs.get_mut(pack) {
             state.verdict = Some((verdict, Instant::now()));
         }
+        self.stats.pack_discovery(pack, false, verdict);
         verdict
     }
 
@@ -304,6 +330,7 @@ impl Scheduler {
         removed: bool,
     ) -> Result<(), AgentError> {
         let out = shared.queries.collect("schedule", sql).await?;
+        self.record_run(name, &out);
         if let Some(e) = &out.error {
             // A failed run says nothing about the rows: the differential state
             // is left as it was.
@@ -312,6 +339,7 @@ impl Scheduler {
                 // limits once would do it again on every interval.
                 let for_ = shared.config.limits.denylist_for;
                 self.denied.insert(name.to_string(), Instant::now() + for_);
+                self.stats.set_denylisted(name, true);
                 shared.metrics.queries_denylisted.inc();
                 warn!(query = name, error = %e, denylisted_for = ?for_, "scheduled query stopped by a limit; deny-listed");
             } else {
@@ -380,6 +408,25 @@ impl Scheduler {
             .fetch_add(n, std::sync::atomic::Ordering::Relaxed);
         Ok(())
     }
+
+    /// Adds one run (failed ones too, as osquery counts them) to the
+    /// statistics osquery_schedule reports.
+    fn record_run(&self, name: &str, out: &QueryOutput) {
+        let output_size = out
+            .rows
+            .iter()
+            .flat_map(|row| out.columns.iter().zip(row))
+            .map(|(c, v)| (c.len() + value_to_string(v).len()) as u64)
+            .sum();
+        let cost = RunCost {
+            wall: out.elapsed,
+            user: out.user_time,
+            system: out.system_time,
+            memory_growth: out.memory_growth,
+            output_size,
+        };
+        self.stats.record_run(name, &cost, unix_now());
+    }
 }
 
 /// An interval from a command, within osquery's bounds (1 s to a week): a
@@ -399,4 +446,192 @@ fn first_run(host_id: &str, name: &str, interval: u64) -> Instant {
     let n = u64::from_le_bytes(digest[..8].try_into().expect("8 bytes"));
     let splay = Duration::from_millis(n % (window.as_millis() as u64).max(1));
     Instant::now() + splay
+}
+
+#[cfg(test)]
+mod tests {
+    //! The scheduler keeps `osquery_schedule` and `osquery_packs` in step.
+
+    use rusqlite::types::Value;
+    use sweep_proto::signing::{Envelope, Kind};
+    use sweep_proto::PackQuery;
+
+    use super::*;
+    use crate::config::Config;
+    use crate::daemon::{agent, Process};
+
+    fn shared(dir: &std::path::Path) -> Shared {
+        let config = Config::parse(&format!(
+            "host_id = \"h1\"\nstate_dir = \"{}\"\n[kafka]\nbrokers = \"127.0.0.1:1\"\n\
+             [metrics]\nlisten = \"\"\n[trust]\nallow_unsigned = true\n",
+            dir.display()
+        ))
+        .unwrap();
+        let process = Process::new(&config, "h1", 1).unwrap();
+        agent(config, 1, &process).unwrap()
+    }
+
+    async fn sql(shared: &Shared, sql: &str) -> Vec<Vec<Value>> {
+        let out = shared.queries.collect("test", sql).await.unwrap();
+        assert!(out.error.is_none(), "{sql}: {:?}", out.error);
+        out.rows
+    }
+
+    /// Runs every entry now, as if its time had come.
+    async fn run_all(scheduler: &mut Scheduler, shared: &Shared) {
+        let names: Vec<String> = scheduler.entries.keys().cloned().collect();
+        for name in names {
+            scheduler.entries.get_mut(&name).unwrap().next_run = Instant::now();
+            scheduler.run_due(shared).await;
+        }
+    }
+
+    #[tokio::test]
+    async fn runs_show_in_osquery_schedule_and_osquery_packs() {
+        let dir = tempfile::tempdir().unwrap();
+        let shared = shared(dir.path());
+        let diffs = DiffStore::open(&dir.path().join("differential")).unwrap();
+        let mut scheduler = Scheduler::new(diffs, shared.schedule.clone());
+        let keys = shared.config.etcd.keyspace();
+        let q = ScheduledQuery {
+            name: "ticks".into(),
+            sql: "select 1 as one, 'abc' as two".into(),
+            interval: 5,
+            snapshot: true,
+            removed: true,
+            targets: Targets::all(),
+            platform: None,
+            description: String::new(),
+            issuer: "test".into(),
+            issued_at: 0,
+            version: 1,
+        };
+        let put = |key: String, kind: Kind, body: String| Change::Put {
+            key,
+            value: Envelope::unsigned(kind, body).to_json().into_bytes(),
+        };
+        let body = serde_json::to_string(&q).unwrap();
+        scheduler.apply(
+            &shared,
+            Source::Schedules,
+            put(keys.schedule("ticks"), Kind::Schedule, body),
+        );
+        let pack = Pack {
+            name: "gated".into(),
+            discovery: vec!["select 1 where 0".into()],
+            platform: Some("linux".into()),
+            targets: Targets::all(),
+            queries: [(
+                "procs".to_string(),
+                PackQuery {
+                    query: "select 2".into(),
+                    interval: 3600,
+                    snapshot: true,
+                    removed: true,
+                    platform: None,
+                    description: String::new(),
+                },
+            )]
+            .into_iter()
+            .collect(),
+            issuer: "test".into(),
+            issued_at: 0,
+            version: 1,
+        };
+        let body = serde_json::to_string(&pack).unwrap();
+        scheduler.apply(
+            &shared,
+            Source::Packs,
+            put(keys.pack("gated"), Kind::Pack, body),
+        );
+
+        let t = |s: &str| Value::Text(s.into());
+        let i = Value::Integer;
+        let schedule = "select name, query, interval, executions, output_size, denylisted \
+                        from osquery_schedule order by name";
+        assert_eq!(
+            sql(&shared, schedule).await,
+            vec![
+                vec![
+                    t("pack_gated_procs"),
+                    t("select 2"),
+                    i(3600),
+                    i(0),
+                    i(0),
+                    i(0)
+                ],
+                vec![
+                    t("ticks"),
+                    t("select 1 as one, 'abc' as two"),
+                    i(5),
+                    i(0),
+                    i(0),
+                    i(0)
+                ],
+            ]
+        );
+        let packs = "select name, platform, discovery_executions, discovery_cache_hits, active \
+                     from osquery_packs";
+        assert_eq!(
+            sql(&shared, packs).await,
+            vec![vec![t("gated"), t("linux"), i(0), i(0), i(0)]]
+        );
+
+        run_all(&mut scheduler, &shared).await;
+        run_all(&mut scheduler, &shared).await;
+        // ticks ran twice: "one" + "1" + "two" + "abc" = 10 bytes a run. The
+        // pack's discovery found nothing (once run, once cached): its query
+        // never ran.
+        assert_eq!(
+            sql(&shared, schedule).await,
+            vec![
+                vec![
+                    t("pack_gated_procs"),
+                    t("select 2"),
+                    i(3600),
+                    i(0),
+                    i(0),
+                    i(0)
+                ],
+                vec![
+                    t("ticks"),
+                    t("select 1 as one, 'abc' as two"),
+                    i(5),
+                    i(2),
+                    i(20),
+                    i(0)
+                ],
+            ]
+        );
+        assert_eq!(
+            sql(&shared, packs).await,
+            vec![vec![t("gated"), t("linux"), i(1), i(1), i(0)]]
+        );
+        let rows = sql(
+            &shared,
+            "select last_executed, wall_time_ms >= last_wall_time_ms from osquery_schedule \
+             where name = 'ticks'",
+        )
+        .await;
+        let Value::Integer(last) = rows[0][0] else {
+            panic!("{rows:?}")
+        };
+        assert!(last >= 1_700_000_000 && last <= unix_now() as i64);
+        assert_eq!(rows[0][1], i(1));
+
+        // osquery's monitoring pack query, unchanged.
+        let monitoring = crate::tables::testing::pack_query("osquery-monitoring", "schedule");
+        assert_eq!(sql(&shared, &monitoring).await.len(), 2);
+
+        // Deleting the pack unloads it and its query.
+        scheduler.apply(
+            &shared,
+            Source::Packs,
+            Change::Delete {
+                key: keys.pack("gated"),
+            },
+        );
+        assert!(sql(&shared, packs).await.is_empty());
+        assert_eq!(sql(&shared, schedule).await.len(), 1);
+    }
 }

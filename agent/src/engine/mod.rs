@@ -7,7 +7,6 @@
 //! ([`Engine::run_each`]), so a large answer is never held whole; memory is
 //! limited per query ([`heap`]), never by what earlier queries left behind.
 
-pub mod functions;
 pub mod heap;
 
 use std::collections::BTreeMap;
@@ -15,12 +14,13 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rusqlite::hooks::{AuthAction, AuthContext, Authorization};
-use rusqlite::limits::Limit;
 use rusqlite::types::{Value, ValueRef};
 use rusqlite::{Connection, OpenFlags};
 use serde::{Deserialize, Serialize};
+use sweep_proto::guard::{self, Watch};
+use sweep_proto::ProtoError;
 
+use crate::tables::schedule_stats::ThreadUsage;
 use crate::tables::vtab::{self, ScanShared};
 use crate::tables::{Budget, Registry};
 
@@ -102,6 +102,13 @@ pub struct QueryOutput {
     pub truncated_values: u64,
     pub error: Option<QueryError>,
     pub elapsed: Duration,
+    /// CPU time of the thread that ran the query, in user and kernel mode
+    /// (clock-tick resolution), and the growth of the agent's resident
+    /// memory while it ran, its rows still held: what osquery_schedule
+    /// reports of scheduled runs.
+    pub user_time: Duration,
+    pub system_time: Duration,
+    pub memory_growth: u64,
     /// Rows generated per table before SQLite filtered them.
     pub generated: BTreeMap<&'static str, u64>,
     /// Scans per table (see [`ScanShared::scans`]).
@@ -233,14 +240,18 @@ impl Engine {
     /// it, with the column names. An error from `on_row` stops the query
     /// ([`QueryError::Output`]). Freed memory goes back to the OS afterwards.
     pub fn run_each(&self, sql: &str, cancel: Arc<Budget>, on_row: &mut OnRow<'_>) -> QueryOutput {
-        let out = self.run_inner(sql, cancel, on_row);
+        let before = ThreadUsage::now();
+        let mut out = self.run_inner(sql, cancel, on_row);
+        if let (Some(before), Some(after)) = (before, ThreadUsage::now()) {
+            (out.user_time, out.system_time, out.memory_growth) = after.since(&before);
+        }
         heap::release_free_memory();
         out
     }
 
     fn run_inner(&self, sql: &str, cancel: Arc<Budget>, on_row: &mut OnRow<'_>) -> QueryOutput {
         let started = Instant::now();
-        if let Err(e) = sweep_proto::guard::check(sql, &|t| self.registry.contains(t)) {
+        if let Err(e) = sweep_proto::guard::check(sql) {
             let why = match e {
                 sweep_proto::ProtoError::Refused(why) => why,
                 other => other.to_string(),
@@ -254,11 +265,11 @@ impl Engine {
             _heap = Some(heap::HeapLimit::new(self.limits.max_memory_bytes));
         }
         let shared = ScanShared::new(budget.clone(), self.registry.env().clone());
-        let conn = match self.connect(&budget, &cancel, shared.clone()) {
+        let (conn, watch) = match self.connect(&budget, &cancel, shared.clone()) {
             Ok(c) => c,
             Err(e) => return QueryOutput::failed(QueryError::Sql(e.to_string()), started),
         };
-        let mut out = self.execute(&conn, sql, &budget, &cancel, on_row);
+        let mut out = self.execute(&conn, &watch, sql, &budget, &cancel, on_row);
         // The connection (and every row its cursors hold) goes before the
         // heap limit is lifted.
         drop(conn);
@@ -278,28 +289,20 @@ impl Engine {
         budget: &Arc<Budget>,
         cancel: &Arc<Budget>,
         shared: Arc<ScanShared>,
-    ) -> rusqlite::Result<Connection> {
+    ) -> rusqlite::Result<(Connection, Watch)> {
         let mut conn = Connection::open_with_flags(
             ":memory:",
             OpenFlags::SQLITE_OPEN_READ_WRITE
                 | OpenFlags::SQLITE_OPEN_MEMORY
                 | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )?;
-        // Belt and braces with the guard: no attached databases, bounded sizes.
-        conn.set_limit(Limit::SQLITE_LIMIT_ATTACHED, 0)?;
-        conn.set_limit(Limit::SQLITE_LIMIT_LENGTH, 16 * 1024 * 1024)?;
-        conn.set_limit(
-            Limit::SQLITE_LIMIT_SQL_LENGTH,
-            sweep_proto::guard::MAX_SQL_BYTES as i32,
-        )?;
-        conn.set_limit(Limit::SQLITE_LIMIT_EXPR_DEPTH, 200)?;
-        conn.set_limit(Limit::SQLITE_LIMIT_COMPOUND_SELECT, 50)?;
         for table in self.registry.tables() {
             vtab::register(&conn, table.clone(), shared.clone())?;
         }
-        functions::register(&conn)?;
+        sweep_proto::functions::register(&conn)?;
+        // The guard's limits and authorizer, at prepare and at run time.
         let registry = self.registry.clone();
-        conn.authorizer(Some(move |ctx: AuthContext<'_>| authorize(&registry, ctx)))?;
+        let watch = guard::install(&mut conn, move |t| registry.contains(t))?;
         let (budget, cancel) = (budget.clone(), cancel.clone());
         conn.progress_handler(
             1_000,
@@ -310,12 +313,13 @@ impl Engine {
                 budget.is_over()
             }),
         )?;
-        Ok(conn)
+        Ok((conn, watch))
     }
 
     fn execute(
         &self,
         conn: &Connection,
+        watch: &Watch,
         sql: &str,
         budget: &Budget,
         cancel: &Budget,
@@ -349,17 +353,21 @@ impl Engine {
                 QueryError::Sql(sqlite_message(e))
             }
         };
-        let mut stmt = match conn.prepare(sql) {
-            Ok(s) => s,
+        let mut stmt = match guard::prepare(conn, watch, sql) {
+            Ok((stmt, _)) => stmt,
+            Err(ProtoError::Refused(why)) => {
+                out.error = Some(QueryError::Refused(why));
+                return out;
+            }
             Err(e) => {
-                out.error = Some(failure(&e));
+                out.error = Some(if budget.is_over() {
+                    limit_error(budget)
+                } else {
+                    QueryError::Sql(e.to_string())
+                });
                 return out;
             }
         };
-        if !stmt.readonly() {
-            out.error = Some(QueryError::Refused("the statement is not read-only".into()));
-            return out;
-        }
         out.columns = stmt.column_names().map(str::to_string).collect();
         let width = out.columns.len();
         let mut rows = match stmt.query([]) {
@@ -431,33 +439,6 @@ fn sqlite_message(e: &rusqlite::Error) -> String {
         rusqlite::Error::SqlInputError { msg, .. } => msg.clone(),
         rusqlite::Error::ModuleError(msg) => msg.clone(),
         other => other.to_string(),
-    }
-}
-
-/// SQLite's run-time check, the same rules as the guard: read our tables,
-/// call allowed functions, nothing else.
-fn authorize(registry: &Registry, ctx: AuthContext<'_>) -> Authorization {
-    match ctx.action {
-        AuthAction::Select | AuthAction::Recursive => Authorization::Allow,
-        AuthAction::Read { table_name, .. } => {
-            // CTEs are read by name too. Nothing else exists on this private
-            // in-memory connection but SQLite's own schema tables.
-            if registry.contains(table_name)
-                || !table_name.to_ascii_lowercase().starts_with("sqlite_")
-            {
-                Authorization::Allow
-            } else {
-                Authorization::Deny
-            }
-        }
-        AuthAction::Function { function_name } => {
-            if sweep_proto::guard::is_allowed_function(&function_name.to_ascii_lowercase()) {
-                Authorization::Allow
-            } else {
-                Authorization::Deny
-            }
-        }
-        _ => Authorization::Deny,
     }
 }
 

@@ -2,29 +2,18 @@
 //! from /proc/net/arp (`IP address, HW type, Flags, HW address, Mask, Device`).
 
 use super::util::read_text;
-use super::{Column, Row, ScanContext, Table};
-use crate::col;
+use super::{Row, ScanContext, Table, TableSchema};
 use crate::error::AgentError;
+use sweep_proto::schema::arp_cache::TABLE as SCHEMA;
 
 pub struct ArpCache;
-
-static COLUMNS: &[Column] = &[
-    col!("address", Text),
-    col!("mac", Text),
-    col!("interface", Text),
-    col!("permanent", Text),
-];
 
 /// ATF_COM | ATF_PERM: a complete, static entry.
 const PERMANENT_FLAGS: &str = "0x6";
 
 impl Table for ArpCache {
-    fn name(&self) -> &'static str {
-        "arp_cache"
-    }
-
-    fn columns(&self) -> &'static [Column] {
-        COLUMNS
+    fn schema(&self) -> &'static TableSchema {
+        &SCHEMA
     }
 
     fn generate(&self, ctx: &ScanContext<'_>, out: &mut Vec<Row>) -> Result<(), AgentError> {
@@ -84,7 +73,7 @@ mod tests {
     fn scan() -> Vec<Vec<Value>> {
         let budget = Budget::unlimited();
         let env = TableEnv::default();
-        let ctx = ScanContext::all("arp_cache", COLUMNS, &budget, &env);
+        let ctx = ScanContext::all("arp_cache", SCHEMA.columns, &budget, &env);
         let mut rows = Vec::new();
         ArpCache.generate(&ctx, &mut rows).unwrap();
         rows.into_iter().map(|r| r.values().to_vec()).collect()

@@ -4,21 +4,11 @@
 
 use super::user_file::{self, Owner};
 use super::util::user_homes;
-use super::{Column, Row, ScanContext, Table};
-use crate::col;
+use super::{Row, ScanContext, Table, TableSchema};
 use crate::error::AgentError;
+use sweep_proto::schema::authorized_keys::TABLE as SCHEMA;
 
 pub struct AuthorizedKeys;
-
-static COLUMNS: &[Column] = &[
-    col!("uid", BigInt, Additional),
-    col!("algorithm", Text),
-    col!("key", Text),
-    col!("options", Text),
-    col!("comment", Text),
-    col!("key_file", Text),
-    col!("pid_with_namespace", Integer, Hidden),
-];
 
 const KEY_FILES: &[&str] = &[".ssh/authorized_keys", ".ssh/authorized_keys2"];
 
@@ -26,12 +16,8 @@ const KEY_FILES: &[&str] = &[".ssh/authorized_keys", ".ssh/authorized_keys2"];
 const KEY_RING_LABEL: &str = "zos-key-ring-label=";
 
 impl Table for AuthorizedKeys {
-    fn name(&self) -> &'static str {
-        "authorized_keys"
-    }
-
-    fn columns(&self) -> &'static [Column] {
-        COLUMNS
+    fn schema(&self) -> &'static TableSchema {
+        &SCHEMA
     }
 
     fn generate(&self, ctx: &ScanContext<'_>, out: &mut Vec<Row>) -> Result<(), AgentError> {
@@ -175,7 +161,7 @@ mod tests {
 
     fn scan(env: &TableEnv, uid: Option<i64>) -> Vec<Row> {
         let budget = Budget::unlimited();
-        let mut ctx = ScanContext::all("authorized_keys", COLUMNS, &budget, env);
+        let mut ctx = ScanContext::all("authorized_keys", SCHEMA.columns, &budget, env);
         if let Some(uid) = uid {
             ctx = ctx.with_constraint("uid", Op::Eq, vec![uid.into()]);
         }

@@ -1,25 +1,11 @@
 //! `cpu_time`: per-CPU time counters of /proc/stat, in clock ticks.
 
 use super::util::read_text;
-use super::{Column, Row, ScanContext, Table};
-use crate::col;
+use super::{Row, ScanContext, Table, TableSchema};
 use crate::error::AgentError;
+use sweep_proto::schema::cpu_time::TABLE as SCHEMA;
 
 pub struct CpuTime;
-
-static COLUMNS: &[Column] = &[
-    col!("core", Integer),
-    col!("user", BigInt),
-    col!("nice", BigInt),
-    col!("system", BigInt),
-    col!("idle", BigInt),
-    col!("iowait", BigInt),
-    col!("irq", BigInt),
-    col!("softirq", BigInt),
-    col!("steal", BigInt),
-    col!("guest", BigInt),
-    col!("guest_nice", BigInt),
-];
 
 /// The counter columns, in /proc/stat's order.
 const COUNTERS: [&str; 10] = [
@@ -36,12 +22,8 @@ const COUNTERS: [&str; 10] = [
 ];
 
 impl Table for CpuTime {
-    fn name(&self) -> &'static str {
-        "cpu_time"
-    }
-
-    fn columns(&self) -> &'static [Column] {
-        COLUMNS
+    fn schema(&self) -> &'static TableSchema {
+        &SCHEMA
     }
 
     fn generate(&self, ctx: &ScanContext<'_>, out: &mut Vec<Row>) -> Result<(), AgentError> {
@@ -151,7 +133,7 @@ mod tests {
         let before = snapshot();
         let budget = Budget::unlimited();
         let env = TableEnv::default();
-        let ctx = ScanContext::all("cpu_time", COLUMNS, &budget, &env);
+        let ctx = ScanContext::all("cpu_time", SCHEMA.columns, &budget, &env);
         let mut rows = Vec::new();
         CpuTime.generate(&ctx, &mut rows).unwrap();
         let after = snapshot();

@@ -5,31 +5,15 @@
 use std::path::{Path, PathBuf};
 
 use super::user_file::{self, Owner};
-use super::{Column, Row, ScanContext, Table};
-use crate::col;
+use super::{Row, ScanContext, Table, TableSchema};
 use crate::error::AgentError;
+use sweep_proto::schema::crontab::TABLE as SCHEMA;
 
 pub struct Crontab;
 
-static COLUMNS: &[Column] = &[
-    col!("event", Text),
-    col!("minute", Text),
-    col!("hour", Text),
-    col!("day_of_month", Text),
-    col!("month", Text),
-    col!("day_of_week", Text),
-    col!("command", Text),
-    col!("path", Text),
-    col!("pid_with_namespace", Integer, Hidden),
-];
-
 impl Table for Crontab {
-    fn name(&self) -> &'static str {
-        "crontab"
-    }
-
-    fn columns(&self) -> &'static [Column] {
-        COLUMNS
+    fn schema(&self) -> &'static TableSchema {
+        &SCHEMA
     }
 
     fn generate(&self, ctx: &ScanContext<'_>, out: &mut Vec<Row>) -> Result<(), AgentError> {
@@ -192,7 +176,7 @@ mod tests {
             ..TableEnv::default()
         };
         let budget = Budget::unlimited();
-        let ctx = ScanContext::all("crontab", COLUMNS, &budget, &env);
+        let ctx = ScanContext::all("crontab", SCHEMA.columns, &budget, &env);
         let mut rows = Vec::new();
         Crontab.generate(&ctx, &mut rows).unwrap();
 
@@ -289,7 +273,7 @@ mod tests {
         let mut rows = Vec::new();
         Crontab
             .generate(
-                &ScanContext::all("crontab", COLUMNS, &budget, &env),
+                &ScanContext::all("crontab", SCHEMA.columns, &budget, &env),
                 &mut rows,
             )
             .unwrap();

@@ -8,35 +8,15 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use super::util::read_text;
-use super::{Column, Row, ScanContext, Table};
-use crate::col;
+use super::{Row, ScanContext, Table, TableSchema};
 use crate::error::AgentError;
+use sweep_proto::schema::deb_packages::TABLE as SCHEMA;
 
 pub struct DebPackages;
 
-static COLUMNS: &[Column] = &[
-    col!("name", Text),
-    col!("version", Text),
-    col!("source", Text),
-    col!("size", BigInt),
-    col!("arch", Text),
-    col!("revision", Text),
-    col!("status", Text),
-    col!("maintainer", Text),
-    col!("section", Text),
-    col!("priority", Text),
-    col!("admindir", Text, Additional),
-    col!("pid_with_namespace", Integer, Hidden),
-    col!("mount_namespace_id", Text, Hidden),
-];
-
 impl Table for DebPackages {
-    fn name(&self) -> &'static str {
-        "deb_packages"
-    }
-
-    fn columns(&self) -> &'static [Column] {
-        COLUMNS
+    fn schema(&self) -> &'static TableSchema {
+        &SCHEMA
     }
 
     fn generate(&self, ctx: &ScanContext<'_>, out: &mut Vec<Row>) -> Result<(), AgentError> {
@@ -200,7 +180,7 @@ mod tests {
         let mut rows = Vec::new();
         DebPackages
             .generate(
-                &ScanContext::all("deb_packages", COLUMNS, &budget, &env),
+                &ScanContext::all("deb_packages", SCHEMA.columns, &budget, &env),
                 &mut rows,
             )
             .unwrap();
@@ -285,7 +265,7 @@ mod tests {
         };
         let budget = Budget::unlimited();
         let admindir = dir.path().to_str().unwrap();
-        let ctx = ScanContext::all("deb_packages", COLUMNS, &budget, &env).with_constraint(
+        let ctx = ScanContext::all("deb_packages", SCHEMA.columns, &budget, &env).with_constraint(
             "admindir",
             Op::Eq,
             vec![Value::Text(admindir.into())],
@@ -332,7 +312,7 @@ mod tests {
         let mut rows = Vec::new();
         DebPackages
             .generate(
-                &ScanContext::all("deb_packages", COLUMNS, &budget, &env),
+                &ScanContext::all("deb_packages", SCHEMA.columns, &budget, &env),
                 &mut rows,
             )
             .unwrap();

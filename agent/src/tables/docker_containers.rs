@@ -14,38 +14,11 @@ use std::time::Duration;
 
 use serde_json::Value as Json;
 
-use super::{Column, Row, ScanContext, Table};
-use crate::col;
+use super::{Row, ScanContext, Table, TableSchema};
 use crate::error::AgentError;
+use sweep_proto::schema::docker_containers::TABLE as SCHEMA;
 
 pub struct DockerContainers;
-
-static COLUMNS: &[Column] = &[
-    col!("id", Text, Index),
-    col!("name", Text, Index),
-    col!("image", Text),
-    col!("image_id", Text),
-    col!("command", Text),
-    col!("created", BigInt),
-    col!("state", Text),
-    col!("status", Text),
-    col!("pid", BigInt),
-    col!("path", Text),
-    col!("config_entrypoint", Text),
-    col!("started_at", Text),
-    col!("finished_at", Text),
-    col!("privileged", Integer),
-    col!("security_options", Text),
-    col!("env_variables", Text),
-    col!("readonly_rootfs", Integer),
-    col!("cgroup_namespace", Text),
-    col!("ipc_namespace", Text),
-    col!("mnt_namespace", Text),
-    col!("net_namespace", Text),
-    col!("pid_namespace", Text),
-    col!("user_namespace", Text),
-    col!("uts_namespace", Text),
-];
 
 /// Columns that need the per-container inspect call.
 const INSPECT_COLUMNS: &[&str] = &[
@@ -70,12 +43,8 @@ const IO_TIMEOUT: Duration = Duration::from_secs(10);
 const MAX_RESPONSE: u64 = 64 * 1024 * 1024;
 
 impl Table for DockerContainers {
-    fn name(&self) -> &'static str {
-        "docker_containers"
-    }
-
-    fn columns(&self) -> &'static [Column] {
-        COLUMNS
+    fn schema(&self) -> &'static TableSchema {
+        &SCHEMA
     }
 
     fn generate(&self, ctx: &ScanContext<'_>, out: &mut Vec<Row>) -> Result<(), AgentError> {
@@ -377,16 +346,13 @@ mod tests {
         let mut rows = Vec::new();
         DockerContainers
             .generate(
-                &ScanContext::all("docker_containers", COLUMNS, &budget, &env),
+                &ScanContext::all("docker_containers", SCHEMA.columns, &budget, &env),
                 &mut rows,
             )
             .unwrap();
         // Constrained by an id prefix, as `docker ps` shows ids.
-        let ctx = ScanContext::all("docker_containers", COLUMNS, &budget, &env).with_constraint(
-            "id",
-            Op::Eq,
-            vec![Value::Text(ID2[..12].into())],
-        );
+        let ctx = ScanContext::all("docker_containers", SCHEMA.columns, &budget, &env)
+            .with_constraint("id", Op::Eq, vec![Value::Text(ID2[..12].into())]);
         let mut by_prefix = Vec::new();
         DockerContainers.generate(&ctx, &mut by_prefix).unwrap();
         stop(&socket);
@@ -450,7 +416,7 @@ mod tests {
         let mut rows = Vec::new();
         DockerContainers
             .generate(
-                &ScanContext::all("docker_containers", COLUMNS, &budget, &env),
+                &ScanContext::all("docker_containers", SCHEMA.columns, &budget, &env),
                 &mut rows,
             )
             .unwrap();

@@ -2,25 +2,15 @@
 //! joined by single spaces; a `#` ends the line.
 
 use super::util::read_text;
-use super::{Column, Row, ScanContext, Table};
-use crate::col;
+use super::{Row, ScanContext, Table, TableSchema};
 use crate::error::AgentError;
+use sweep_proto::schema::etc_hosts::TABLE as SCHEMA;
 
 pub struct EtcHosts;
 
-static COLUMNS: &[Column] = &[
-    col!("address", Text),
-    col!("hostnames", Text),
-    col!("pid_with_namespace", Integer, Hidden),
-];
-
 impl Table for EtcHosts {
-    fn name(&self) -> &'static str {
-        "etc_hosts"
-    }
-
-    fn columns(&self) -> &'static [Column] {
-        COLUMNS
+    fn schema(&self) -> &'static TableSchema {
+        &SCHEMA
     }
 
     fn generate(&self, ctx: &ScanContext<'_>, out: &mut Vec<Row>) -> Result<(), AgentError> {
@@ -59,7 +49,7 @@ mod tests {
 
     fn scan(env: &TableEnv) -> Vec<(String, String)> {
         let budget = Budget::unlimited();
-        let ctx = ScanContext::all("etc_hosts", COLUMNS, &budget, env);
+        let ctx = ScanContext::all("etc_hosts", SCHEMA.columns, &budget, env);
         let mut rows = Vec::new();
         EtcHosts.generate(&ctx, &mut rows).unwrap();
         rows.iter()

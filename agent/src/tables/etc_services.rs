@@ -2,19 +2,11 @@
 //! line of the services file.
 
 use super::util::read_text;
-use super::{Column, Row, ScanContext, Table};
-use crate::col;
+use super::{Row, ScanContext, Table, TableSchema};
 use crate::error::AgentError;
+use sweep_proto::schema::etc_services::TABLE as SCHEMA;
 
 pub struct EtcServices;
-
-static COLUMNS: &[Column] = &[
-    col!("name", Text),
-    col!("port", Integer),
-    col!("protocol", Text),
-    col!("aliases", Text),
-    col!("comment", Text),
-];
 
 #[derive(Debug, PartialEq)]
 struct Service {
@@ -26,12 +18,8 @@ struct Service {
 }
 
 impl Table for EtcServices {
-    fn name(&self) -> &'static str {
-        "etc_services"
-    }
-
-    fn columns(&self) -> &'static [Column] {
-        COLUMNS
+    fn schema(&self) -> &'static TableSchema {
+        &SCHEMA
     }
 
     fn generate(&self, ctx: &ScanContext<'_>, out: &mut Vec<Row>) -> Result<(), AgentError> {

@@ -11,42 +11,15 @@ use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::Path;
 
 use super::util::like;
-use super::{Column, Row, ScanContext, Table};
-use crate::col;
+use super::{Row, ScanContext, Table, TableSchema};
 use crate::error::AgentError;
+use sweep_proto::schema::file::TABLE as SCHEMA;
 
 pub struct File;
 
-static COLUMNS: &[Column] = &[
-    col!("path", Text, Required),
-    col!("directory", Text, Required),
-    col!("filename", Text),
-    col!("inode", BigInt),
-    col!("uid", BigInt),
-    col!("gid", BigInt),
-    col!("mode", Text),
-    col!("device", BigInt),
-    col!("size", BigInt),
-    col!("block_size", Integer),
-    col!("atime", BigInt),
-    col!("mtime", BigInt),
-    col!("ctime", BigInt),
-    col!("btime", BigInt),
-    col!("hard_links", Integer),
-    col!("symlink", Integer),
-    col!("type", Text),
-    col!("symlink_target_path", Text),
-    col!("pid_with_namespace", Integer, Hidden),
-    col!("mount_namespace_id", Text, Hidden),
-];
-
 impl Table for File {
-    fn name(&self) -> &'static str {
-        "file"
-    }
-
-    fn columns(&self) -> &'static [Column] {
-        COLUMNS
+    fn schema(&self) -> &'static TableSchema {
+        &SCHEMA
     }
 
     fn generate(&self, ctx: &ScanContext<'_>, out: &mut Vec<Row>) -> Result<(), AgentError> {

@@ -4,26 +4,15 @@
 use std::collections::HashSet;
 
 use super::util::colon_records;
-use super::{Column, Row, ScanContext, Table};
-use crate::col;
+use super::{Row, ScanContext, Table, TableSchema};
 use crate::error::AgentError;
+use sweep_proto::schema::groups::TABLE as SCHEMA;
 
 pub struct Groups;
 
-static COLUMNS: &[Column] = &[
-    col!("gid", BigInt, Index),
-    col!("gid_signed", BigInt),
-    col!("groupname", Text),
-    col!("pid_with_namespace", Integer, Hidden),
-];
-
 impl Table for Groups {
-    fn name(&self) -> &'static str {
-        "groups"
-    }
-
-    fn columns(&self) -> &'static [Column] {
-        COLUMNS
+    fn schema(&self) -> &'static TableSchema {
+        &SCHEMA
     }
 
     fn generate(&self, ctx: &ScanContext<'_>, out: &mut Vec<Row>) -> Result<(), AgentError> {
@@ -69,7 +58,7 @@ mod tests {
 
     fn scan(env: &TableEnv, gids: Option<Vec<Value>>) -> Vec<(i64, i64, String)> {
         let budget = Budget::unlimited();
-        let mut ctx = ScanContext::all("groups", COLUMNS, &budget, env);
+        let mut ctx = ScanContext::all("groups", SCHEMA.columns, &budget, env);
         if let Some(gids) = gids {
             ctx = ctx.with_constraint("gid", Op::Eq, gids);
         }

@@ -11,31 +11,17 @@ use sha1::Sha1;
 use sha2::{Digest, Sha256};
 
 use super::file::{targets, Target};
-use super::{Column, Row, ScanContext, Table};
-use crate::col;
+use super::{Row, ScanContext, Table, TableSchema};
 use crate::error::AgentError;
+use sweep_proto::schema::hash::TABLE as SCHEMA;
 
 pub struct Hash;
-
-static COLUMNS: &[Column] = &[
-    col!("path", Text, Required),
-    col!("directory", Text, Required),
-    col!("md5", Text),
-    col!("sha1", Text),
-    col!("sha256", Text),
-    col!("pid_with_namespace", Integer, Hidden),
-    col!("mount_namespace_id", Text, Hidden),
-];
 
 const CHUNK: usize = 64 * 1024;
 
 impl Table for Hash {
-    fn name(&self) -> &'static str {
-        "hash"
-    }
-
-    fn columns(&self) -> &'static [Column] {
-        COLUMNS
+    fn schema(&self) -> &'static TableSchema {
+        &SCHEMA
     }
 
     fn generate(&self, ctx: &ScanContext<'_>, out: &mut Vec<Row>) -> Result<(), AgentError> {
@@ -219,7 +205,7 @@ mod tests {
         std::fs::write(&path, b"abc").unwrap();
         let budget = Budget::unlimited();
         let env = TableEnv::default();
-        let mut ctx = ScanContext::all("hash", COLUMNS, &budget, &env).with_constraint(
+        let mut ctx = ScanContext::all("hash", SCHEMA.columns, &budget, &env).with_constraint(
             "path",
             Op::Eq,
             vec![Value::Text(path.to_str().unwrap().into())],

@@ -7,28 +7,15 @@ use std::net::IpAddr;
 
 use super::net::rtnetlink::{self, AF_INET, AF_INET6, IFF_BROADCAST};
 use super::net::{ip_text, mask_text};
-use super::{Column, Row, ScanContext, Table};
-use crate::col;
+use super::{Row, ScanContext, Table, TableSchema};
 use crate::error::AgentError;
+use sweep_proto::schema::interface_addresses::TABLE as SCHEMA;
 
 pub struct InterfaceAddresses;
 
-static COLUMNS: &[Column] = &[
-    col!("interface", Text),
-    col!("address", Text),
-    col!("mask", Text),
-    col!("broadcast", Text),
-    col!("point_to_point", Text),
-    col!("type", Text),
-];
-
 impl Table for InterfaceAddresses {
-    fn name(&self) -> &'static str {
-        "interface_addresses"
-    }
-
-    fn columns(&self) -> &'static [Column] {
-        COLUMNS
+    fn schema(&self) -> &'static TableSchema {
+        &SCHEMA
     }
 
     fn generate(&self, ctx: &ScanContext<'_>, out: &mut Vec<Row>) -> Result<(), AgentError> {
@@ -108,12 +95,13 @@ mod tests {
     fn scan() -> Vec<HashMap<&'static str, Option<String>>> {
         let budget = Budget::unlimited();
         let env = TableEnv::default();
-        let ctx = ScanContext::all("interface_addresses", COLUMNS, &budget, &env);
+        let ctx = ScanContext::all("interface_addresses", SCHEMA.columns, &budget, &env);
         let mut rows = Vec::new();
         InterfaceAddresses.generate(&ctx, &mut rows).unwrap();
         rows.iter()
             .map(|r| {
-                COLUMNS
+                SCHEMA
+                    .columns
                     .iter()
                     .map(|c| {
                         let v = match r.get(c.name) {

@@ -5,32 +5,11 @@
 use super::net::mac_text;
 use super::net::rtnetlink::{self, Link};
 use super::util::read_line;
-use super::{Column, Row, ScanContext, Table};
-use crate::col;
+use super::{Row, ScanContext, Table, TableSchema};
 use crate::error::AgentError;
+use sweep_proto::schema::interface_details::TABLE as SCHEMA;
 
 pub struct InterfaceDetails;
-
-static COLUMNS: &[Column] = &[
-    col!("interface", Text),
-    col!("mac", Text),
-    col!("type", Integer),
-    col!("mtu", Integer),
-    col!("metric", Integer),
-    col!("flags", Integer),
-    col!("ipackets", BigInt),
-    col!("opackets", BigInt),
-    col!("ibytes", BigInt),
-    col!("obytes", BigInt),
-    col!("ierrors", BigInt),
-    col!("oerrors", BigInt),
-    col!("idrops", BigInt),
-    col!("odrops", BigInt),
-    col!("collisions", BigInt),
-    col!("last_change", BigInt),
-    col!("link_speed", BigInt),
-    col!("pci_slot", Text),
-];
 
 /// The IFF_* bits osquery takes from /sys/class/net/<if>/flags (the device's
 /// configured flags) rather than from the link message, whose PROMISC and
@@ -40,12 +19,8 @@ const SYSFS_FLAGS: u32 =
     0x1 | 0x4 | 0x20 | 0x80 | 0x100 | 0x200 | 0x1000 | 0x2000 | 0x4000 | 0x8000;
 
 impl Table for InterfaceDetails {
-    fn name(&self) -> &'static str {
-        "interface_details"
-    }
-
-    fn columns(&self) -> &'static [Column] {
-        COLUMNS
+    fn schema(&self) -> &'static TableSchema {
+        &SCHEMA
     }
 
     fn generate(&self, ctx: &ScanContext<'_>, out: &mut Vec<Row>) -> Result<(), AgentError> {

@@ -17,32 +17,11 @@ use std::time::{Duration, Instant};
 use rusqlite::types::Value;
 
 use super::net::mask_text;
-use super::{Column, Row, ScanContext, Table};
-use crate::col;
+use super::{Row, ScanContext, Table, TableSchema};
 use crate::error::AgentError;
+use sweep_proto::schema::iptables::TABLE as SCHEMA;
 
 pub struct Iptables;
-
-static COLUMNS: &[Column] = &[
-    col!("filter_name", Text),
-    col!("chain", Text),
-    col!("policy", Text),
-    col!("target", Text),
-    col!("protocol", Integer),
-    col!("src_port", Text),
-    col!("dst_port", Text),
-    col!("src_ip", Text),
-    col!("src_mask", Text),
-    col!("iniface", Text),
-    col!("iniface_mask", Text),
-    col!("dst_ip", Text),
-    col!("dst_mask", Text),
-    col!("outiface", Text),
-    col!("outiface_mask", Text),
-    col!("match", Text),
-    col!("packets", Integer),
-    col!("bytes", Integer),
-];
 
 /// iptables-save answers in milliseconds; a hung one must not hold the query.
 const TIMEOUT: Duration = Duration::from_secs(10);
@@ -74,12 +53,8 @@ const PROTOCOLS: &[(&str, i64)] = &[
 ];
 
 impl Table for Iptables {
-    fn name(&self) -> &'static str {
-        "iptables"
-    }
-
-    fn columns(&self) -> &'static [Column] {
-        COLUMNS
+    fn schema(&self) -> &'static TableSchema {
+        &SCHEMA
     }
 
     fn generate(&self, ctx: &ScanContext<'_>, out: &mut Vec<Row>) -> Result<(), AgentError> {
@@ -462,7 +437,7 @@ COMMIT
         let budget = Budget::unlimited();
         let mut env = TableEnv::default();
         env.paths.iptables_save = binary;
-        let ctx = ScanContext::all("iptables", COLUMNS, &budget, &env);
+        let ctx = ScanContext::all("iptables", SCHEMA.columns, &budget, &env);
         let mut rows = Vec::new();
         Iptables.generate(&ctx, &mut rows).unwrap();
         rows.into_iter().map(|r| r.values().to_vec()).collect()

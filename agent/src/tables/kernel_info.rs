@@ -2,18 +2,11 @@
 //! command line, with the boot image and root device taken out of it.
 
 use super::util::read_text;
-use super::{Column, Row, ScanContext, Table};
-use crate::col;
+use super::{Row, ScanContext, Table, TableSchema};
 use crate::error::AgentError;
+use sweep_proto::schema::kernel_info::TABLE as SCHEMA;
 
 pub struct KernelInfo;
-
-static COLUMNS: &[Column] = &[
-    col!("version", Text),
-    col!("arguments", Text),
-    col!("path", Text),
-    col!("device", Text),
-];
 
 #[derive(Debug, Default, PartialEq)]
 struct Cmdline {
@@ -47,12 +40,8 @@ fn parse_version(text: &str) -> Option<String> {
 }
 
 impl Table for KernelInfo {
-    fn name(&self) -> &'static str {
-        "kernel_info"
-    }
-
-    fn columns(&self) -> &'static [Column] {
-        COLUMNS
+    fn schema(&self) -> &'static TableSchema {
+        &SCHEMA
     }
 
     fn generate(&self, ctx: &ScanContext<'_>, out: &mut Vec<Row>) -> Result<(), AgentError> {
@@ -105,7 +94,7 @@ mod tests {
     fn matches_uname_and_proc_cmdline() {
         let budget = Budget::unlimited();
         let env = TableEnv::default();
-        let ctx = ScanContext::all("kernel_info", COLUMNS, &budget, &env);
+        let ctx = ScanContext::all("kernel_info", SCHEMA.columns, &budget, &env);
         let mut rows = Vec::new();
         KernelInfo.generate(&ctx, &mut rows).unwrap();
         assert_eq!(rows.len(), 1);

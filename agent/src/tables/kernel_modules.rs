@@ -2,19 +2,11 @@
 //! without module support has no such file, hence no rows.
 
 use super::util::read_text;
-use super::{Column, Row, ScanContext, Table};
-use crate::col;
+use super::{Row, ScanContext, Table, TableSchema};
 use crate::error::AgentError;
+use sweep_proto::schema::kernel_modules::TABLE as SCHEMA;
 
 pub struct KernelModules;
-
-static COLUMNS: &[Column] = &[
-    col!("name", Text),
-    col!("size", BigInt),
-    col!("used_by", Text),
-    col!("status", Text),
-    col!("address", Text),
-];
 
 #[derive(Debug, PartialEq)]
 struct Module {
@@ -46,12 +38,8 @@ fn parse(text: &str) -> Vec<Module> {
 }
 
 impl Table for KernelModules {
-    fn name(&self) -> &'static str {
-        "kernel_modules"
-    }
-
-    fn columns(&self) -> &'static [Column] {
-        COLUMNS
+    fn schema(&self) -> &'static TableSchema {
+        &SCHEMA
     }
 
     fn generate(&self, ctx: &ScanContext<'_>, out: &mut Vec<Row>) -> Result<(), AgentError> {
@@ -108,7 +96,7 @@ mod tests {
     fn loaded_modules_match_sysfs() {
         let budget = Budget::unlimited();
         let env = TableEnv::default();
-        let ctx = ScanContext::all("kernel_modules", COLUMNS, &budget, &env);
+        let ctx = ScanContext::all("kernel_modules", SCHEMA.columns, &budget, &env);
         let mut rows = Vec::new();
         KernelModules.generate(&ctx, &mut rows).unwrap();
         if !std::path::Path::new("/proc/modules").exists() {

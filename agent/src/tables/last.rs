@@ -2,29 +2,15 @@
 //! records), decoded as in `logged_in_users`.
 
 use super::logged_in_users::{read_utmp, DEAD_PROCESS, USER_PROCESS};
-use super::{Column, Row, ScanContext, Table};
-use crate::col;
+use super::{Row, ScanContext, Table, TableSchema};
 use crate::error::AgentError;
+use sweep_proto::schema::last::TABLE as SCHEMA;
 
 pub struct Last;
 
-static COLUMNS: &[Column] = &[
-    col!("username", Text),
-    col!("tty", Text),
-    col!("pid", Integer),
-    col!("type", Integer),
-    col!("type_name", Text),
-    col!("time", Integer),
-    col!("host", Text),
-];
-
 impl Table for Last {
-    fn name(&self) -> &'static str {
-        "last"
-    }
-
-    fn columns(&self) -> &'static [Column] {
-        COLUMNS
+    fn schema(&self) -> &'static TableSchema {
+        &SCHEMA
     }
 
     fn generate(&self, ctx: &ScanContext<'_>, out: &mut Vec<Row>) -> Result<(), AgentError> {
@@ -58,7 +44,7 @@ mod tests {
 
     fn scan(env: &TableEnv) -> Vec<Vec<Value>> {
         let budget = Budget::unlimited();
-        let ctx = ScanContext::all("last", COLUMNS, &budget, env);
+        let ctx = ScanContext::all("last", SCHEMA.columns, &budget, env);
         let mut rows = Vec::new();
         Last.generate(&ctx, &mut rows).unwrap();
         rows.iter().map(|r| r.values().to_vec()).collect()

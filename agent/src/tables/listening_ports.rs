@@ -4,31 +4,15 @@
 //! sockets. pid and fd are -1 when no visible process holds the socket.
 
 use super::net::sockets::{inventory, Socket, AF_INET, AF_INET6, AF_UNIX};
-use super::{Column, Row, ScanContext, Table};
-use crate::col;
+use super::{Row, ScanContext, Table, TableSchema};
 use crate::error::AgentError;
+use sweep_proto::schema::listening_ports::TABLE as SCHEMA;
 
 pub struct ListeningPorts;
 
-static COLUMNS: &[Column] = &[
-    col!("pid", Integer),
-    col!("port", Integer),
-    col!("protocol", Integer),
-    col!("family", Integer),
-    col!("address", Text),
-    col!("fd", BigInt),
-    col!("socket", BigInt),
-    col!("path", Text),
-    col!("net_namespace", Text),
-];
-
 impl Table for ListeningPorts {
-    fn name(&self) -> &'static str {
-        "listening_ports"
-    }
-
-    fn columns(&self) -> &'static [Column] {
-        COLUMNS
+    fn schema(&self) -> &'static TableSchema {
+        &SCHEMA
     }
 
     fn generate(&self, ctx: &ScanContext<'_>, out: &mut Vec<Row>) -> Result<(), AgentError> {

@@ -2,23 +2,17 @@
 //! (what getloadavg(3) reads), printed with six decimals as osquery does.
 
 use super::util::read_text;
-use super::{Column, Row, ScanContext, Table};
-use crate::col;
+use super::{Row, ScanContext, Table, TableSchema};
 use crate::error::AgentError;
+use sweep_proto::schema::load_average::TABLE as SCHEMA;
 
 pub struct LoadAverage;
-
-static COLUMNS: &[Column] = &[col!("period", Text), col!("average", Text)];
 
 const PERIODS: [&str; 3] = ["1m", "5m", "15m"];
 
 impl Table for LoadAverage {
-    fn name(&self) -> &'static str {
-        "load_average"
-    }
-
-    fn columns(&self) -> &'static [Column] {
-        COLUMNS
+    fn schema(&self) -> &'static TableSchema {
+        &SCHEMA
     }
 
     fn generate(&self, ctx: &ScanContext<'_>, out: &mut Vec<Row>) -> Result<(), AgentError> {
@@ -50,7 +44,7 @@ mod tests {
     fn scan() -> Vec<(String, String)> {
         let budget = Budget::unlimited();
         let env = TableEnv::default();
-        let ctx = ScanContext::all("load_average", COLUMNS, &budget, &env);
+        let ctx = ScanContext::all("load_average", SCHEMA.columns, &budget, &env);
         let mut rows = Vec::new();
         LoadAverage.generate(&ctx, &mut rows).unwrap();
         rows.iter()

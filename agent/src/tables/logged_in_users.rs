@@ -4,20 +4,11 @@
 
 use std::path::Path;
 
-use super::{Column, Row, ScanContext, Table};
-use crate::col;
+use super::{Row, ScanContext, Table, TableSchema};
 use crate::error::AgentError;
+use sweep_proto::schema::logged_in_users::TABLE as SCHEMA;
 
 pub struct LoggedInUsers;
-
-static COLUMNS: &[Column] = &[
-    col!("type", Text),
-    col!("user", Text),
-    col!("tty", Text),
-    col!("host", Text),
-    col!("time", BigInt),
-    col!("pid", Integer),
-];
 
 /// `ut_type` values from <utmp.h>.
 pub(super) const USER_PROCESS: i16 = 7;
@@ -93,12 +84,8 @@ fn type_name(t: i16) -> &'static str {
 }
 
 impl Table for LoggedInUsers {
-    fn name(&self) -> &'static str {
-        "logged_in_users"
-    }
-
-    fn columns(&self) -> &'static [Column] {
-        COLUMNS
+    fn schema(&self) -> &'static TableSchema {
+        &SCHEMA
     }
 
     fn generate(&self, ctx: &ScanContext<'_>, out: &mut Vec<Row>) -> Result<(), AgentError> {
@@ -154,7 +141,7 @@ mod tests {
 
     fn scan(env: &TableEnv) -> Vec<Vec<Value>> {
         let budget = Budget::unlimited();
-        let ctx = ScanContext::all("logged_in_users", COLUMNS, &budget, env);
+        let ctx = ScanContext::all("logged_in_users", SCHEMA.columns, &budget, env);
         let mut rows = Vec::new();
         LoggedInUsers.generate(&ctx, &mut rows).unwrap();
         rows.iter().map(|r| r.values().to_vec()).collect()

@@ -1,24 +1,11 @@
 //! `memory_info`: the main /proc/meminfo counters, in bytes.
 
 use super::util::read_text;
-use super::{Column, Row, ScanContext, Table};
-use crate::col;
+use super::{Row, ScanContext, Table, TableSchema};
 use crate::error::AgentError;
+use sweep_proto::schema::memory_info::TABLE as SCHEMA;
 
 pub struct MemoryInfo;
-
-static COLUMNS: &[Column] = &[
-    col!("memory_total", BigInt),
-    col!("memory_free", BigInt),
-    col!("memory_available", BigInt),
-    col!("buffers", BigInt),
-    col!("cached", BigInt),
-    col!("swap_cached", BigInt),
-    col!("active", BigInt),
-    col!("inactive", BigInt),
-    col!("swap_total", BigInt),
-    col!("swap_free", BigInt),
-];
 
 /// Column ← /proc/meminfo key.
 const KEYS: &[(&str, &str)] = &[
@@ -35,12 +22,8 @@ const KEYS: &[(&str, &str)] = &[
 ];
 
 impl Table for MemoryInfo {
-    fn name(&self) -> &'static str {
-        "memory_info"
-    }
-
-    fn columns(&self) -> &'static [Column] {
-        COLUMNS
+    fn schema(&self) -> &'static TableSchema {
+        &SCHEMA
     }
 
     fn generate(&self, ctx: &ScanContext<'_>, out: &mut Vec<Row>) -> Result<(), AgentError> {
@@ -94,7 +77,7 @@ mod tests {
     fn matches_sysinfo() {
         let budget = Budget::unlimited();
         let env = TableEnv::default();
-        let ctx = ScanContext::all("memory_info", COLUMNS, &budget, &env);
+        let ctx = ScanContext::all("memory_info", SCHEMA.columns, &budget, &env);
         let mut rows = Vec::new();
         MemoryInfo.generate(&ctx, &mut rows).unwrap();
         assert_eq!(rows.len(), 1);

@@ -2,25 +2,11 @@
 //! from statvfs(2) on each mount point.
 
 use super::util::read_text;
-use super::{Column, Row, ScanContext, Table};
-use crate::col;
+use super::{Row, ScanContext, Table, TableSchema};
 use crate::error::AgentError;
+use sweep_proto::schema::mounts::TABLE as SCHEMA;
 
 pub struct Mounts;
-
-static COLUMNS: &[Column] = &[
-    col!("device", Text),
-    col!("device_alias", Text),
-    col!("path", Text),
-    col!("type", Text),
-    col!("blocks_size", BigInt),
-    col!("blocks", BigInt),
-    col!("blocks_free", BigInt),
-    col!("blocks_available", BigInt),
-    col!("inodes", BigInt),
-    col!("inodes_free", BigInt),
-    col!("flags", Text),
-];
 
 const STATVFS_COLUMNS: &[&str] = &[
     "blocks_size",
@@ -40,12 +26,8 @@ struct Mount {
 }
 
 impl Table for Mounts {
-    fn name(&self) -> &'static str {
-        "mounts"
-    }
-
-    fn columns(&self) -> &'static [Column] {
-        COLUMNS
+    fn schema(&self) -> &'static TableSchema {
+        &SCHEMA
     }
 
     fn generate(&self, ctx: &ScanContext<'_>, out: &mut Vec<Row>) -> Result<(), AgentError> {

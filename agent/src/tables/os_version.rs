@@ -5,26 +5,11 @@
 use std::path::Path;
 
 use super::util::read_text;
-use super::{Column, Row, ScanContext, Table};
-use crate::col;
+use super::{Row, ScanContext, Table, TableSchema};
 use crate::error::AgentError;
+use sweep_proto::schema::os_version::TABLE as SCHEMA;
 
 pub struct OsVersion;
-
-static COLUMNS: &[Column] = &[
-    col!("name", Text),
-    col!("version", Text),
-    col!("major", Integer),
-    col!("minor", Integer),
-    col!("patch", Integer),
-    col!("build", Text),
-    col!("platform", Text),
-    col!("platform_like", Text),
-    col!("codename", Text),
-    col!("arch", Text),
-    col!("pid_with_namespace", Integer, Hidden),
-    col!("mount_namespace_id", Text, Hidden),
-];
 
 #[derive(Debug, Clone, PartialEq)]
 struct OsInfo {
@@ -203,12 +188,8 @@ fn os_info(os_release: &Path) -> OsInfo {
 }
 
 impl Table for OsVersion {
-    fn name(&self) -> &'static str {
-        "os_version"
-    }
-
-    fn columns(&self) -> &'static [Column] {
-        COLUMNS
+    fn schema(&self) -> &'static TableSchema {
+        &SCHEMA
     }
 
     fn generate(&self, ctx: &ScanContext<'_>, out: &mut Vec<Row>) -> Result<(), AgentError> {
@@ -250,7 +231,7 @@ mod tests {
 
     fn scan(env: &TableEnv) -> Row {
         let budget = Budget::unlimited();
-        let ctx = ScanContext::all("os_version", COLUMNS, &budget, env);
+        let ctx = ScanContext::all("os_version", SCHEMA.columns, &budget, env);
         let mut rows = Vec::new();
         OsVersion.generate(&ctx, &mut rows).unwrap();
         assert_eq!(rows.len(), 1);

@@ -2,37 +2,18 @@
 //! so that fleet tooling written for osquery finds what it expects.
 
 use super::os_version::os_release_id;
-use super::{Column, Row, ScanContext, Table};
-use crate::col;
+use super::{Row, ScanContext, Table, TableSchema};
 use crate::error::AgentError;
+use sweep_proto::schema::osquery_info::TABLE as SCHEMA;
 
 pub struct OsqueryInfo;
-
-static COLUMNS: &[Column] = &[
-    col!("pid", Integer),
-    col!("uuid", Text),
-    col!("instance_id", Text),
-    col!("version", Text),
-    col!("config_hash", Text),
-    col!("config_valid", Integer),
-    col!("extensions", Text),
-    col!("build_platform", Text),
-    col!("build_distro", Text),
-    col!("start_time", Integer),
-    col!("watcher", Integer),
-    col!("platform_mask", Integer),
-];
 
 /// osquery's PlatformType bits: POSIX (0x01) | LINUX (0x08).
 const PLATFORM_MASK: i64 = 0x01 | 0x08;
 
 impl Table for OsqueryInfo {
-    fn name(&self) -> &'static str {
-        "osquery_info"
-    }
-
-    fn columns(&self) -> &'static [Column] {
-        COLUMNS
+    fn schema(&self) -> &'static TableSchema {
+        &SCHEMA
     }
 
     fn generate(&self, ctx: &ScanContext<'_>, out: &mut Vec<Row>) -> Result<(), AgentError> {
@@ -89,7 +70,7 @@ mod tests {
         )
         .unwrap();
         let budget = Budget::unlimited();
-        let ctx = ScanContext::all("osquery_info", COLUMNS, &budget, &env);
+        let ctx = ScanContext::all("osquery_info", SCHEMA.columns, &budget, &env);
         let mut rows = Vec::new();
         OsqueryInfo.generate(&ctx, &mut rows).unwrap();
         assert_eq!(rows.len(), 1);

@@ -2,25 +2,15 @@
 //! NUL-separated /proc/<pid>/environ (readable by the owner and root only).
 
 use super::util::pids;
-use super::{Column, Row, ScanContext, Table};
-use crate::col;
+use super::{Row, ScanContext, Table, TableSchema};
 use crate::error::AgentError;
+use sweep_proto::schema::process_envs::TABLE as SCHEMA;
 
 pub struct ProcessEnvs;
 
-static COLUMNS: &[Column] = &[
-    col!("pid", Integer, Index),
-    col!("key", Text),
-    col!("value", Text),
-];
-
 impl Table for ProcessEnvs {
-    fn name(&self) -> &'static str {
-        "process_envs"
-    }
-
-    fn columns(&self) -> &'static [Column] {
-        COLUMNS
+    fn schema(&self) -> &'static TableSchema {
+        &SCHEMA
     }
 
     fn generate(&self, ctx: &ScanContext<'_>, out: &mut Vec<Row>) -> Result<(), AgentError> {
@@ -68,7 +58,7 @@ mod tests {
     fn scan_pid(pid: i64) -> Vec<(String, String)> {
         let budget = Budget::unlimited();
         let env = TableEnv::default();
-        let ctx = ScanContext::all("process_envs", COLUMNS, &budget, &env).with_constraint(
+        let ctx = ScanContext::all("process_envs", SCHEMA.columns, &budget, &env).with_constraint(
             "pid",
             Op::Eq,
             vec![pid.into()],

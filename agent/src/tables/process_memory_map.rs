@@ -2,31 +2,15 @@
 //! (`start-end perms offset dev inode path`), readable with ptrace access.
 
 use super::util::pids;
-use super::{Column, Row, ScanContext, Table};
-use crate::col;
+use super::{Row, ScanContext, Table, TableSchema};
 use crate::error::AgentError;
+use sweep_proto::schema::process_memory_map::TABLE as SCHEMA;
 
 pub struct ProcessMemoryMap;
 
-static COLUMNS: &[Column] = &[
-    col!("pid", Integer, Index),
-    col!("start", Text),
-    col!("end", Text),
-    col!("permissions", Text),
-    col!("offset", BigInt),
-    col!("device", Text),
-    col!("inode", Integer),
-    col!("path", Text),
-    col!("pseudo", Integer),
-];
-
 impl Table for ProcessMemoryMap {
-    fn name(&self) -> &'static str {
-        "process_memory_map"
-    }
-
-    fn columns(&self) -> &'static [Column] {
-        COLUMNS
+    fn schema(&self) -> &'static TableSchema {
+        &SCHEMA
     }
 
     fn generate(&self, ctx: &ScanContext<'_>, out: &mut Vec<Row>) -> Result<(), AgentError> {
@@ -109,11 +93,8 @@ mod tests {
     fn scan_pid(pid: i64) -> Vec<Row> {
         let budget = Budget::unlimited();
         let env = TableEnv::default();
-        let ctx = ScanContext::all("process_memory_map", COLUMNS, &budget, &env).with_constraint(
-            "pid",
-            Op::Eq,
-            vec![pid.into()],
-        );
+        let ctx = ScanContext::all("process_memory_map", SCHEMA.columns, &budget, &env)
+            .with_constraint("pid", Op::Eq, vec![pid.into()]);
         let mut rows = Vec::new();
         ProcessMemoryMap.generate(&ctx, &mut rows).unwrap();
         rows

@@ -3,28 +3,18 @@
 //! inodes (eventfd, epoll, …) are left out: they are not files.
 
 use super::util::pids;
-use super::{Column, Row, ScanContext, Table};
-use crate::col;
+use super::{Row, ScanContext, Table, TableSchema};
 use crate::error::AgentError;
+use sweep_proto::schema::process_open_files::TABLE as SCHEMA;
 
 pub struct ProcessOpenFiles;
-
-static COLUMNS: &[Column] = &[
-    col!("pid", BigInt, Index),
-    col!("fd", BigInt),
-    col!("path", Text),
-];
 
 /// Link targets that name no file.
 const NOT_FILES: &[&str] = &["socket:", "anon_inode:", "pipe:"];
 
 impl Table for ProcessOpenFiles {
-    fn name(&self) -> &'static str {
-        "process_open_files"
-    }
-
-    fn columns(&self) -> &'static [Column] {
-        COLUMNS
+    fn schema(&self) -> &'static TableSchema {
+        &SCHEMA
     }
 
     fn generate(&self, ctx: &ScanContext<'_>, out: &mut Vec<Row>) -> Result<(), AgentError> {
@@ -72,11 +62,8 @@ mod tests {
     fn scan_pid(pid: i64) -> Vec<Row> {
         let budget = Budget::unlimited();
         let env = TableEnv::default();
-        let ctx = ScanContext::all("process_open_files", COLUMNS, &budget, &env).with_constraint(
-            "pid",
-            Op::Eq,
-            vec![pid.into()],
-        );
+        let ctx = ScanContext::all("process_open_files", SCHEMA.columns, &budget, &env)
+            .with_constraint("pid", Op::Eq, vec![pid.into()]);
         let mut rows = Vec::new();
         ProcessOpenFiles.generate(&ctx, &mut rows).unwrap();
         rows

@@ -4,34 +4,15 @@
 //! and namespaces, and returns only their sockets.
 
 use super::net::sockets::{inventory, Socket};
-use super::{Column, Row, ScanContext, Table};
-use crate::col;
+use super::{Row, ScanContext, Table, TableSchema};
 use crate::error::AgentError;
+use sweep_proto::schema::process_open_sockets::TABLE as SCHEMA;
 
 pub struct ProcessOpenSockets;
 
-static COLUMNS: &[Column] = &[
-    col!("pid", Integer, Additional),
-    col!("fd", BigInt),
-    col!("socket", BigInt),
-    col!("family", Integer),
-    col!("protocol", Integer),
-    col!("local_address", Text),
-    col!("remote_address", Text),
-    col!("local_port", Integer),
-    col!("remote_port", Integer),
-    col!("path", Text),
-    col!("state", Text),
-    col!("net_namespace", Text),
-];
-
 impl Table for ProcessOpenSockets {
-    fn name(&self) -> &'static str {
-        "process_open_sockets"
-    }
-
-    fn columns(&self) -> &'static [Column] {
-        COLUMNS
+    fn schema(&self) -> &'static TableSchema {
+        &SCHEMA
     }
 
     fn generate(&self, ctx: &ScanContext<'_>, out: &mut Vec<Row>) -> Result<(), AgentError> {
@@ -74,7 +55,7 @@ mod tests {
     fn scan(pid: Option<i64>) -> Vec<Row> {
         let budget = Budget::unlimited();
         let env = TableEnv::default();
-        let mut ctx = ScanContext::all("process_open_sockets", COLUMNS, &budget, &env);
+        let mut ctx = ScanContext::all("process_open_sockets", SCHEMA.columns, &budget, &env);
         if let Some(pid) = pid {
             ctx = ctx.with_constraint("pid", Op::Eq, vec![pid.into()]);
         }

@@ -7,41 +7,11 @@ use procfs::process::{Io, Stat};
 use procfs::FromRead;
 
 use super::util::{boot_time, page_size, pids, read_text, ticks_per_second};
-use super::{Column, Row, ScanContext, Table};
-use crate::col;
+use super::{Row, ScanContext, Table, TableSchema};
 use crate::error::AgentError;
+use sweep_proto::schema::processes::TABLE as SCHEMA;
 
 pub struct Processes;
-
-static COLUMNS: &[Column] = &[
-    col!("pid", BigInt, Index),
-    col!("name", Text),
-    col!("path", Text),
-    col!("cmdline", Text),
-    col!("state", Text),
-    col!("cwd", Text),
-    col!("root", Text),
-    col!("uid", BigInt),
-    col!("gid", BigInt),
-    col!("euid", BigInt),
-    col!("egid", BigInt),
-    col!("suid", BigInt),
-    col!("sgid", BigInt),
-    col!("on_disk", Integer),
-    col!("wired_size", BigInt),
-    col!("resident_size", BigInt),
-    col!("total_size", BigInt),
-    col!("user_time", BigInt),
-    col!("system_time", BigInt),
-    col!("disk_bytes_read", BigInt),
-    col!("disk_bytes_written", BigInt),
-    col!("start_time", BigInt),
-    col!("parent", BigInt),
-    col!("pgroup", BigInt),
-    col!("threads", Integer),
-    col!("nice", Integer),
-    col!("cgroup_path", Text),
-];
 
 const STAT_COLUMNS: &[&str] = &[
     "name",
@@ -59,12 +29,8 @@ const STAT_COLUMNS: &[&str] = &[
 const ID_COLUMNS: &[&str] = &["uid", "gid", "euid", "egid", "suid", "sgid"];
 
 impl Table for Processes {
-    fn name(&self) -> &'static str {
-        "processes"
-    }
-
-    fn columns(&self) -> &'static [Column] {
-        COLUMNS
+    fn schema(&self) -> &'static TableSchema {
+        &SCHEMA
     }
 
     fn generate(&self, ctx: &ScanContext<'_>, out: &mut Vec<Row>) -> Result<(), AgentError> {
@@ -307,7 +273,7 @@ mod tests {
         let budget = Budget::unlimited();
         let env = TableEnv::default();
         let me = std::process::id() as i64;
-        let ctx = ScanContext::all("processes", COLUMNS, &budget, &env).with_constraint(
+        let ctx = ScanContext::all("processes", SCHEMA.columns, &budget, &env).with_constraint(
             "pid",
             super::super::Op::Eq,
             vec![me.into()],

@@ -6,32 +6,15 @@ use std::collections::HashMap;
 
 use super::net::ip_text;
 use super::net::rtnetlink::{self, Route, AF_INET, AF_INET6};
-use super::{Column, Row, ScanContext, Table};
-use crate::col;
+use super::{Row, ScanContext, Table, TableSchema};
 use crate::error::AgentError;
+use sweep_proto::schema::routes::TABLE as SCHEMA;
 
 pub struct Routes;
 
-static COLUMNS: &[Column] = &[
-    col!("destination", Text),
-    col!("netmask", Integer),
-    col!("gateway", Text),
-    col!("source", Text),
-    col!("flags", Integer),
-    col!("interface", Text),
-    col!("mtu", Integer),
-    col!("metric", Integer),
-    col!("type", Text, Additional),
-    col!("hopcount", Integer),
-];
-
 impl Table for Routes {
-    fn name(&self) -> &'static str {
-        "routes"
-    }
-
-    fn columns(&self) -> &'static [Column] {
-        COLUMNS
+    fn schema(&self) -> &'static TableSchema {
+        &SCHEMA
     }
 
     fn generate(&self, ctx: &ScanContext<'_>, out: &mut Vec<Row>) -> Result<(), AgentError> {
@@ -110,7 +93,7 @@ mod tests {
     fn scan(types: Option<&str>) -> Vec<Row> {
         let budget = Budget::unlimited();
         let env = TableEnv::default();
-        let mut ctx = ScanContext::all("routes", COLUMNS, &budget, &env);
+        let mut ctx = ScanContext::all("routes", SCHEMA.columns, &budget, &env);
         if let Some(t) = types {
             ctx = ctx.with_constraint("type", Op::Eq, vec![t.into_value()]);
         }

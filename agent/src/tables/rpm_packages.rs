@@ -6,27 +6,11 @@ use std::ffi::OsStr;
 use std::path::Path;
 
 use super::systemd_units::run;
-use super::{Column, Row, ScanContext, Table};
-use crate::col;
+use super::{Row, ScanContext, Table, TableSchema};
 use crate::error::AgentError;
+use sweep_proto::schema::rpm_packages::TABLE as SCHEMA;
 
 pub struct RpmPackages;
-
-static COLUMNS: &[Column] = &[
-    col!("name", Text, Index),
-    col!("version", Text, Index),
-    col!("release", Text, Index),
-    col!("source", Text),
-    col!("size", BigInt),
-    col!("sha1", Text),
-    col!("arch", Text, Index),
-    col!("epoch", Integer, Index),
-    col!("install_time", Integer),
-    col!("vendor", Text),
-    col!("package_group", Text),
-    col!("pid_with_namespace", Integer, Hidden),
-    col!("mount_namespace_id", Text, Hidden),
-];
 
 /// The tags asked for, in the order `parse_output` reads them.
 const QUERY_FORMAT: &str =
@@ -34,12 +18,8 @@ const QUERY_FORMAT: &str =
 %{ARCH}\\t%{EPOCH}\\t%{INSTALLTIME}\\t%{VENDOR}\\t%{GROUP}\\n";
 
 impl Table for RpmPackages {
-    fn name(&self) -> &'static str {
-        "rpm_packages"
-    }
-
-    fn columns(&self) -> &'static [Column] {
-        COLUMNS
+    fn schema(&self) -> &'static TableSchema {
+        &SCHEMA
     }
 
     fn generate(&self, ctx: &ScanContext<'_>, out: &mut Vec<Row>) -> Result<(), AgentError> {
@@ -140,13 +120,13 @@ mod tests {
         let mut rows = Vec::new();
         RpmPackages
             .generate(
-                &ScanContext::all("rpm_packages", COLUMNS, &budget, &env),
+                &ScanContext::all("rpm_packages", SCHEMA.columns, &budget, &env),
                 &mut rows,
             )
             .unwrap();
         assert!(rows.is_empty());
         // A program that is not there is no error either.
-        let ctx = ScanContext::all("rpm_packages", COLUMNS, &budget, &env);
+        let ctx = ScanContext::all("rpm_packages", SCHEMA.columns, &budget, &env);
         assert_eq!(
             query_rpm(&ctx, "/nonexistent/rpm", dir.path()).unwrap(),
             None
@@ -177,7 +157,7 @@ mod tests {
 
         let env = TableEnv::default();
         let budget = Budget::unlimited();
-        let ctx = ScanContext::all("rpm_packages", COLUMNS, &budget, &env);
+        let ctx = ScanContext::all("rpm_packages", SCHEMA.columns, &budget, &env);
         let text = query_rpm(&ctx, fake.to_str().unwrap(), &db)
             .unwrap()
             .expect("fake rpm runs");

@@ -8,18 +8,11 @@ use std::path::{Path, PathBuf};
 
 use super::user_file::{self, Owner};
 use super::util::user_homes;
-use super::{Column, Row, ScanContext, Table};
-use crate::col;
+use super::{Row, ScanContext, Table, TableSchema};
 use crate::error::AgentError;
+use sweep_proto::schema::shell_history::TABLE as SCHEMA;
 
 pub struct ShellHistory;
-
-static COLUMNS: &[Column] = &[
-    col!("uid", BigInt, Additional),
-    col!("time", Integer),
-    col!("command", Text),
-    col!("history_file", Text),
-];
 
 const HISTORY_FILES: &[&str] = &[
     ".bash_history",
@@ -31,12 +24,8 @@ const HISTORY_FILES: &[&str] = &[
 ];
 
 impl Table for ShellHistory {
-    fn name(&self) -> &'static str {
-        "shell_history"
-    }
-
-    fn columns(&self) -> &'static [Column] {
-        COLUMNS
+    fn schema(&self) -> &'static TableSchema {
+        &SCHEMA
     }
 
     fn generate(&self, ctx: &ScanContext<'_>, out: &mut Vec<Row>) -> Result<(), AgentError> {
@@ -237,7 +226,7 @@ mod tests {
         let mut rows = Vec::new();
         ShellHistory
             .generate(
-                &ScanContext::all("shell_history", COLUMNS, &budget, &env),
+                &ScanContext::all("shell_history", SCHEMA.columns, &budget, &env),
                 &mut rows,
             )
             .unwrap();
@@ -276,7 +265,7 @@ mod tests {
         );
 
         let mut rows = Vec::new();
-        let ctx = ScanContext::all("shell_history", COLUMNS, &budget, &env).with_constraint(
+        let ctx = ScanContext::all("shell_history", SCHEMA.columns, &budget, &env).with_constraint(
             "uid",
             Op::Eq,
             vec![1002.into()],
@@ -337,7 +326,7 @@ mod tests {
         let mut rows = Vec::new();
         ShellHistory
             .generate(
-                &ScanContext::all("shell_history", COLUMNS, &budget, &env),
+                &ScanContext::all("shell_history", SCHEMA.columns, &budget, &env),
                 &mut rows,
             )
             .unwrap();

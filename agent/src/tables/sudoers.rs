@@ -6,17 +6,11 @@
 use std::path::{Path, PathBuf};
 
 use super::util::read_text;
-use super::{Column, Row, ScanContext, Table};
-use crate::col;
+use super::{Row, ScanContext, Table, TableSchema};
 use crate::error::AgentError;
+use sweep_proto::schema::sudoers::TABLE as SCHEMA;
 
 pub struct Sudoers;
-
-static COLUMNS: &[Column] = &[
-    col!("source", Text),
-    col!("header", Text),
-    col!("rule_details", Text),
-];
 
 /// sudoers(5): includes nest at most 128 deep.
 const MAX_NEST: usize = 128;
@@ -24,12 +18,8 @@ const MAX_NEST: usize = 128;
 const BLANKS: &[char] = &[' ', '\t', '\x0b'];
 
 impl Table for Sudoers {
-    fn name(&self) -> &'static str {
-        "sudoers"
-    }
-
-    fn columns(&self) -> &'static [Column] {
-        COLUMNS
+    fn schema(&self) -> &'static TableSchema {
+        &SCHEMA
     }
 
     fn generate(&self, ctx: &ScanContext<'_>, out: &mut Vec<Row>) -> Result<(), AgentError> {
@@ -161,7 +151,7 @@ mod tests {
         let mut rows = Vec::new();
         Sudoers
             .generate(
-                &ScanContext::all("sudoers", COLUMNS, &budget, &env),
+                &ScanContext::all("sudoers", SCHEMA.columns, &budget, &env),
                 &mut rows,
             )
             .unwrap();

@@ -6,19 +6,11 @@ use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
 use super::util::{groupnames, usernames};
-use super::{Column, Row, ScanContext, Table};
-use crate::col;
+use super::{Row, ScanContext, Table, TableSchema};
 use crate::error::AgentError;
+use sweep_proto::schema::suid_bin::TABLE as SCHEMA;
 
 pub struct SuidBin;
-
-static COLUMNS: &[Column] = &[
-    col!("path", Text),
-    col!("username", Text),
-    col!("groupname", Text),
-    col!("permissions", Text),
-    col!("pid_with_namespace", Integer, Hidden),
-];
 
 /// Where osquery looks for setuid binaries.
 const SEARCH_DIRS: &[&str] = &[
@@ -35,12 +27,8 @@ const SEARCH_DIRS: &[&str] = &[
 const MAX_DEPTH: usize = 64;
 
 impl Table for SuidBin {
-    fn name(&self) -> &'static str {
-        "suid_bin"
-    }
-
-    fn columns(&self) -> &'static [Column] {
-        COLUMNS
+    fn schema(&self) -> &'static TableSchema {
+        &SCHEMA
     }
 
     fn generate(&self, ctx: &ScanContext<'_>, out: &mut Vec<Row>) -> Result<(), AgentError> {
@@ -150,7 +138,7 @@ mod tests {
     fn rows_for(dirs: &[&str]) -> BTreeMap<String, Row> {
         let budget = Budget::unlimited();
         let env = TableEnv::default();
-        let ctx = ScanContext::all("suid_bin", COLUMNS, &budget, &env);
+        let ctx = ScanContext::all("suid_bin", SCHEMA.columns, &budget, &env);
         let mut rows = Vec::new();
         scan_dirs(&ctx, dirs, &mut rows).unwrap();
         rows.into_iter()

@@ -7,34 +7,11 @@ use std::io::ErrorKind;
 use std::path::Path;
 
 use super::util::read_text;
-use super::{Column, Row, ScanContext, Table};
-use crate::col;
+use super::{Row, ScanContext, Table, TableSchema};
 use crate::error::AgentError;
+use sweep_proto::schema::system_info::TABLE as SCHEMA;
 
 pub struct SystemInfo;
-
-static COLUMNS: &[Column] = &[
-    col!("hostname", Text),
-    col!("uuid", Text),
-    col!("cpu_type", Text),
-    col!("cpu_subtype", Text),
-    col!("cpu_brand", Text),
-    col!("cpu_physical_cores", Integer),
-    col!("cpu_logical_cores", Integer),
-    col!("cpu_sockets", Integer),
-    col!("cpu_microcode", Text),
-    col!("physical_memory", BigInt),
-    col!("hardware_vendor", Text),
-    col!("hardware_model", Text),
-    col!("hardware_version", Text),
-    col!("hardware_serial", Text),
-    col!("board_vendor", Text),
-    col!("board_model", Text),
-    col!("board_version", Text),
-    col!("board_serial", Text),
-    col!("computer_name", Text),
-    col!("local_hostname", Text),
-];
 
 const DMI_DIR: &str = "/sys/class/dmi/id";
 
@@ -67,12 +44,8 @@ const CPUINFO_COLUMNS: &[&str] = &[
 ];
 
 impl Table for SystemInfo {
-    fn name(&self) -> &'static str {
-        "system_info"
-    }
-
-    fn columns(&self) -> &'static [Column] {
-        COLUMNS
+    fn schema(&self) -> &'static TableSchema {
+        &SCHEMA
     }
 
     fn generate(&self, ctx: &ScanContext<'_>, out: &mut Vec<Row>) -> Result<(), AgentError> {
@@ -279,7 +252,7 @@ mod tests {
 
     fn scan(env: &TableEnv) -> Row {
         let budget = Budget::unlimited();
-        let ctx = ScanContext::all("system_info", COLUMNS, &budget, env);
+        let ctx = ScanContext::all("system_info", SCHEMA.columns, &budget, env);
         let mut rows = Vec::new();
         SystemInfo.generate(&ctx, &mut rows).unwrap();
         assert_eq!(rows.len(), 1);

@@ -11,28 +11,11 @@ use std::io::Read;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use super::{Column, Row, ScanContext, Table};
-use crate::col;
+use super::{Row, ScanContext, Table, TableSchema};
 use crate::error::AgentError;
+use sweep_proto::schema::systemd_units::TABLE as SCHEMA;
 
 pub struct SystemdUnits;
-
-static COLUMNS: &[Column] = &[
-    col!("id", Text),
-    col!("description", Text),
-    col!("load_state", Text),
-    col!("active_state", Text),
-    col!("sub_state", Text),
-    col!("unit_file_state", Text),
-    col!("following", Text),
-    col!("object_path", Text),
-    col!("job_id", BigInt),
-    col!("job_type", Text),
-    col!("job_path", Text),
-    col!("fragment_path", Text),
-    col!("user", Text),
-    col!("source_path", Text),
-];
 
 const PROPERTIES: &str =
     "Id,Description,LoadState,ActiveState,SubState,UnitFileState,Following,FragmentPath,SourcePath,User";
@@ -41,12 +24,8 @@ const PROPERTIES: &str =
 const SHOW_BATCH: usize = 200;
 
 impl Table for SystemdUnits {
-    fn name(&self) -> &'static str {
-        "systemd_units"
-    }
-
-    fn columns(&self) -> &'static [Column] {
-        COLUMNS
+    fn schema(&self) -> &'static TableSchema {
+        &SCHEMA
     }
 
     fn generate(&self, ctx: &ScanContext<'_>, out: &mut Vec<Row>) -> Result<(), AgentError> {
@@ -347,7 +326,7 @@ mod tests {
         let budget = Budget::unlimited();
         let env = TableEnv::default();
         let mut rows = Vec::new();
-        let ctx = ScanContext::all("systemd_units", COLUMNS, &budget, &env);
+        let ctx = ScanContext::all("systemd_units", SCHEMA.columns, &budget, &env);
         SystemdUnits.generate(&ctx, &mut rows).unwrap();
         let after = systemctl_units();
         let got: BTreeMap<String, String> = rows
@@ -408,7 +387,7 @@ esac
 
         let budget = Budget::unlimited();
         let env = TableEnv::default();
-        let ctx = ScanContext::all("systemd_units", COLUMNS, &budget, &env);
+        let ctx = ScanContext::all("systemd_units", SCHEMA.columns, &budget, &env);
         let units = collect(&ctx, fake.to_str().unwrap()).unwrap();
         let rows: Vec<Row> = units.into_iter().map(|u| u.into_row(&ctx)).collect();
         let t = |s: &str| Value::Text(s.to_string());

@@ -44,3 +44,19 @@ pub fn int(row: &Row, col: &str) -> i64 {
         other => panic!("{col}: {other:?}"),
     }
 }
+
+/// The text of one of osquery's pack queries, from the reference copy of
+/// osquery's packs (`shared/reference/osquery-pack-queries.json`, next to
+/// the repository), exactly as osquery ships it.
+pub fn pack_query(pack: &str, name: &str) -> String {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../shared/reference/osquery-pack-queries.json");
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let queries: Vec<serde_json::Value> = serde_json::from_str(&text).unwrap();
+    queries
+        .iter()
+        .find(|q| q["pack"] == pack && q["name"] == name)
+        .and_then(|q| q["query"].as_str())
+        .unwrap_or_else(|| panic!("no pack query {pack}/{name}"))
+        .to_string()
+}

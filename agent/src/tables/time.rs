@@ -3,35 +3,15 @@
 
 use chrono::{DateTime, Datelike, Timelike, Utc};
 
-use super::{Column, Row, ScanContext, Table};
-use crate::col;
+use super::{Row, ScanContext, Table, TableSchema};
 use crate::error::AgentError;
+use sweep_proto::schema::time::TABLE as SCHEMA;
 
 pub struct Time;
 
-static COLUMNS: &[Column] = &[
-    col!("weekday", Text),
-    col!("year", Integer),
-    col!("month", Integer),
-    col!("day", Integer),
-    col!("hour", Integer),
-    col!("minutes", Integer),
-    col!("seconds", Integer),
-    col!("timezone", Text),
-    col!("local_timezone", Text),
-    col!("unix_time", Integer),
-    col!("timestamp", Text),
-    col!("datetime", Text),
-    col!("iso_8601", Text),
-];
-
 impl Table for Time {
-    fn name(&self) -> &'static str {
-        "time"
-    }
-
-    fn columns(&self) -> &'static [Column] {
-        COLUMNS
+    fn schema(&self) -> &'static TableSchema {
+        &SCHEMA
     }
 
     fn generate(&self, ctx: &ScanContext<'_>, out: &mut Vec<Row>) -> Result<(), AgentError> {
@@ -95,7 +75,7 @@ mod tests {
     fn fields_agree_with_each_other_and_the_clock() {
         let budget = Budget::unlimited();
         let env = TableEnv::default();
-        let ctx = ScanContext::all("time", COLUMNS, &budget, &env);
+        let ctx = ScanContext::all("time", SCHEMA.columns, &budget, &env);
         let before = sweep_proto::time::unix_now() as i64;
         let mut rows = Vec::new();
         Time.generate(&ctx, &mut rows).unwrap();

@@ -1,26 +1,14 @@
 //! `uptime`: time since boot, from sysinfo(2) as osquery reads it.
 
-use super::{Column, Row, ScanContext, Table};
-use crate::col;
+use super::{Row, ScanContext, Table, TableSchema};
 use crate::error::AgentError;
+use sweep_proto::schema::uptime::TABLE as SCHEMA;
 
 pub struct Uptime;
 
-static COLUMNS: &[Column] = &[
-    col!("days", Integer),
-    col!("hours", Integer),
-    col!("minutes", Integer),
-    col!("seconds", Integer),
-    col!("total_seconds", BigInt),
-];
-
 impl Table for Uptime {
-    fn name(&self) -> &'static str {
-        "uptime"
-    }
-
-    fn columns(&self) -> &'static [Column] {
-        COLUMNS
+    fn schema(&self) -> &'static TableSchema {
+        &SCHEMA
     }
 
     fn generate(&self, ctx: &ScanContext<'_>, out: &mut Vec<Row>) -> Result<(), AgentError> {
@@ -64,7 +52,7 @@ mod tests {
     fn matches_proc_uptime() {
         let budget = Budget::unlimited();
         let env = TableEnv::default();
-        let ctx = ScanContext::all("uptime", COLUMNS, &budget, &env);
+        let ctx = ScanContext::all("uptime", SCHEMA.columns, &budget, &env);
         let before: f64 = std::fs::read_to_string("/proc/uptime")
             .unwrap()
             .split_whitespace()

@@ -151,6 +151,85 @@ fn skip_rest_of_line(ctx: &ScanContext<'_>, reader: &mut impl BufRead) -> Result
     }
 }
 
+/// The most entries [`subdirs`] looks at in one directory.
+pub const MAX_DIR_ENTRIES: usize = 100_000;
+
+/// The names of the directories in `relative` beneath the trusted directory
+/// `base`, sorted, under the same rules as [`open`]: no symbolic link is
+/// followed on the way, and an entry that is a link (or anything but a
+/// directory) is not listed. Empty when the directory is missing or refused.
+/// At most [`MAX_DIR_ENTRIES`] entries are looked at; names that are not
+/// UTF-8 are skipped.
+pub fn subdirs(
+    ctx: &ScanContext<'_>,
+    base: &Path,
+    relative: &Path,
+) -> Result<Vec<String>, AgentError> {
+    let Ok(dir) = File::open(base) else {
+        return Ok(Vec::new());
+    };
+    let relative = if relative.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        relative
+    };
+    let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOCTTY | OFlags::CLOEXEC;
+    let resolve = ResolveFlags::NO_SYMLINKS | ResolveFlags::BENEATH | ResolveFlags::NO_MAGICLINKS;
+    let fd = match rustix::fs::openat2(&dir, relative, flags, Mode::empty(), resolve) {
+        Ok(fd) => fd,
+        Err(rustix::io::Errno::NOSYS) => {
+            match rustix::fs::openat(&dir, relative, flags | OFlags::NOFOLLOW, Mode::empty()) {
+                Ok(fd) => fd,
+                Err(_) => return Ok(Vec::new()),
+            }
+        }
+        Err(rustix::io::Errno::NOENT | rustix::io::Errno::NOTDIR) => return Ok(Vec::new()),
+        Err(_) => {
+            ctx.note_read("user_file_refused");
+            return Ok(Vec::new());
+        }
+    };
+    let Ok(entries) = rustix::fs::Dir::read_from(&fd) else {
+        return Ok(Vec::new());
+    };
+    ctx.note_read("user_dir");
+    let mut names = Vec::new();
+    for (i, entry) in entries.enumerate() {
+        if i >= MAX_DIR_ENTRIES {
+            break;
+        }
+        if i % 1024 == 0 {
+            ctx.check()?;
+        }
+        let Ok(entry) = entry else {
+            break;
+        };
+        let Ok(name) = entry.file_name().to_str() else {
+            continue;
+        };
+        if name == "." || name == ".." {
+            continue;
+        }
+        let is_dir = match entry.file_type() {
+            rustix::fs::FileType::Directory => true,
+            rustix::fs::FileType::Unknown => {
+                rustix::fs::statat(&fd, name, rustix::fs::AtFlags::SYMLINK_NOFOLLOW).is_ok_and(
+                    |st| {
+                        rustix::fs::FileType::from_raw_mode(st.st_mode)
+                            == rustix::fs::FileType::Directory
+                    },
+                )
+            }
+            _ => false,
+        };
+        if is_dir {
+            names.push(name.to_string());
+        }
+    }
+    names.sort();
+    Ok(names)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -226,5 +305,26 @@ mod tests {
         })
         .unwrap();
         assert_eq!(lines, vec![1, MAX_LINE_BYTES, 1]);
+    }
+
+    #[test]
+    fn subdirs_lists_real_directories_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let home = dir.path();
+        std::fs::create_dir_all(home.join("p/b")).unwrap();
+        std::fs::create_dir_all(home.join("p/a")).unwrap();
+        std::fs::write(home.join("p/file"), "x").unwrap();
+        let elsewhere = tempfile::tempdir().unwrap();
+        std::fs::create_dir(elsewhere.path().join("secret")).unwrap();
+        symlink(elsewhere.path(), home.join("p/link")).unwrap();
+        symlink(home.join("p"), home.join("plink")).unwrap();
+        let (budget, env) = scan_context();
+        let ctx = ScanContext::all("t", &[], &budget, &env);
+        let list = |rel: &str| subdirs(&ctx, home, Path::new(rel)).unwrap();
+        assert_eq!(list("p"), vec!["a", "b"]);
+        assert_eq!(list(""), vec!["p"]);
+        for refused in ["plink", "p/link", "p/file", "missing", "../"] {
+            assert!(list(refused).is_empty(), "{refused}");
+        }
     }
 }

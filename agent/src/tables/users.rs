@@ -6,25 +6,11 @@ use std::path::Path;
 use std::process::Command;
 
 use super::util::read_text;
-use super::{Column, Row, ScanContext, Table};
-use crate::col;
+use super::{Row, ScanContext, Table, TableSchema};
 use crate::error::AgentError;
+use sweep_proto::schema::users::TABLE as SCHEMA;
 
 pub struct Users;
-
-static COLUMNS: &[Column] = &[
-    col!("uid", BigInt, Index),
-    col!("gid", BigInt),
-    col!("uid_signed", BigInt),
-    col!("gid_signed", BigInt),
-    col!("username", Text, Additional),
-    col!("description", Text),
-    col!("directory", Text),
-    col!("shell", Text),
-    col!("uuid", Text, Index),
-    col!("pid_with_namespace", Integer, Hidden),
-    col!("include_remote", Integer, Hidden),
-];
 
 /// One passwd entry.
 #[derive(Debug, Clone, PartialEq)]
@@ -38,12 +24,8 @@ struct Account {
 }
 
 impl Table for Users {
-    fn name(&self) -> &'static str {
-        "users"
-    }
-
-    fn columns(&self) -> &'static [Column] {
-        COLUMNS
+    fn schema(&self) -> &'static TableSchema {
+        &SCHEMA
     }
 
     fn generate(&self, ctx: &ScanContext<'_>, out: &mut Vec<Row>) -> Result<(), AgentError> {

@@ -123,7 +123,7 @@ unsafe impl<'vtab> VTab<'vtab> for SweepTab {
         _args: &[&[u8]],
     ) -> rusqlite::Result<(Cow<'static, CStr>, Self)> {
         let aux = aux.ok_or_else(|| rusqlite::Error::ModuleError("table without state".into()))?;
-        let sql = CString::new(super::create_sql(aux.table.columns()))
+        let sql = CString::new(sweep_proto::schema::create_sql("x", aux.table.columns()))
             .map_err(|e| rusqlite::Error::ModuleError(e.to_string()))?;
         let tab = SweepTab {
             base: ffi::sqlite3_vtab::default(),
@@ -383,20 +383,20 @@ fn row_identity(values: &[Value], col_used: u64) -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::col;
-    use crate::tables::Column;
+    use crate::tables::TableSchema;
+    use sweep_proto::col;
 
     struct Panicky;
 
-    static PANICKY_COLUMNS: &[Column] = &[col!("x", Integer)];
+    static PANICKY: TableSchema = TableSchema {
+        name: "panicky",
+        description: "A table whose generator panics.",
+        columns: &[col!("x", Integer)],
+    };
 
     impl Table for Panicky {
-        fn name(&self) -> &'static str {
-            "panicky"
-        }
-
-        fn columns(&self) -> &'static [Column] {
-            PANICKY_COLUMNS
+        fn schema(&self) -> &'static TableSchema {
+            &PANICKY
         }
 
         fn generate(

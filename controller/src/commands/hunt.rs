@@ -20,7 +20,7 @@ use sweep_proto::record::StatusBody;
 use sweep_proto::signing::Kind;
 use sweep_proto::text::printable;
 use sweep_proto::time::unix_now;
-use sweep_proto::{guard, tables, topics, Hunt, HuntStatus, ResultsRecord};
+use sweep_proto::{guard, topics, Hunt, HuntStatus, ResultsRecord};
 use tracing::warn;
 
 use crate::cli::HuntArgs;
@@ -43,7 +43,7 @@ fn refresh_after(read_took: Duration) -> Duration {
 }
 
 pub async fn run(settings: &Settings, args: HuntArgs) -> Result<u8, ControllerError> {
-    if let Err(e) = guard::check(&args.sql, &tables::is_known) {
+    if let Err(e) = guard::check(&args.sql) {
         eprintln!("Error: {e}");
         return Ok(2);
     }

@@ -11,7 +11,7 @@ use etcd_client::{GetOptions, PutOptions};
 use sweep_proto::schedule::runs_on_linux;
 use sweep_proto::signing::Kind;
 use sweep_proto::time::unix_now;
-use sweep_proto::{guard, tables, Keyspace, ScheduledQuery};
+use sweep_proto::{guard, Keyspace, ScheduledQuery};
 
 use crate::cli::{ListArgs, RmArgs, ScheduleAddArgs, ScheduleCommand};
 use crate::config::Settings;
@@ -28,7 +28,7 @@ pub async fn run(settings: &Settings, command: ScheduleCommand) -> Result<u8, Co
 
 async fn add(settings: &Settings, args: ScheduleAddArgs) -> Result<u8, ControllerError> {
     names::check("schedule", &args.name)?;
-    if let Err(e) = guard::check(&args.sql, &tables::is_known) {
+    if let Err(e) = guard::check(&args.sql) {
         eprintln!("Error: {e}");
         return Ok(2);
     }

@@ -2,7 +2,8 @@
 //! indexes and NULL behaviour (osquery registers them in
 //! `osquery/sql/sqlite_*.cpp`): `split`, `regex_split`, `regex_match`,
 //! `inet_aton`, `to_base64`, `from_base64`, `conditional_to_base64`, `md5`,
-//! `sha1`, `sha256`, and `regexp` (SQLite's `X REGEXP Y`). Every one reads
+//! `sha1`, `sha256`, `regexp` (SQLite's `X REGEXP Y`), `community_id_v1`
+//! ([`community_id`]) and the math functions ([`math`]). Every one reads
 //! only its arguments. Regular expressions
 //! are Rust's `regex` (linear time, no back-references), with osquery's
 //! 256-byte cap on a pattern and a bound on its compiled size, so a hostile
@@ -16,6 +17,9 @@ use rusqlite::types::ValueRef;
 use rusqlite::{Connection, Error, Result};
 use sha1::Sha1;
 use sha2::{Digest, Sha256};
+
+pub mod community_id;
+pub mod math;
 
 /// The names this module registers, for the guard's list.
 pub const NAMES: &[&str] = &[
@@ -109,6 +113,8 @@ pub fn register(conn: &Connection) -> Result<()> {
     conn.create_scalar_function("md5", 1, flags, digest::<Md5>)?;
     conn.create_scalar_function("sha1", 1, flags, digest::<Sha1>)?;
     conn.create_scalar_function("sha256", 1, flags, digest::<Sha256>)?;
+    community_id::register(conn)?;
+    math::register(conn)?;
     Ok(())
 }
 
@@ -272,8 +278,8 @@ mod tests {
 
     #[test]
     fn the_guard_allows_every_function_registered_here() {
-        for name in NAMES {
-            assert!(sweep_proto::guard::is_allowed_function(name), "{name}");
+        for name in NAMES.iter().chain(math::NAMES).chain(community_id::NAMES) {
+            assert!(crate::guard::is_allowed_function(name), "{name}");
         }
     }
 }
