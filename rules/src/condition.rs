@@ -93,7 +93,14 @@ impl Condition {
         Ok(Self { root: node(&expr)? })
     }
 
-    /// Whether the row satisfies the condition (true, not unknown).
+    /// The parsed expression, for [`crate::matcher`] to compile.
+    pub fn root(&self) -> &Node {
+        &self.root
+    }
+
+    /// Whether the row satisfies the condition (true, not unknown). The
+    /// reference evaluator: rules run [`crate::matcher::Matcher`], which a
+    /// test holds to this one.
     pub fn matches(&self, row: &BTreeMap<String, String>) -> bool {
         eval(&self.root, row) == Some(true)
     }

@@ -22,6 +22,12 @@ pub struct Config {
     pub metrics_listen: String,
     /// Checking that scheduled rows come from the agents they name.
     pub integrity: IntegrityConfig,
+    /// Consumers in this process, each a member of the group on its own
+    /// thread; 0 means one per CPU core.
+    pub workers: usize,
+    /// The most records a worker takes in one batch (read, evaluated, their
+    /// matches sent together, offsets stored).
+    pub batch_records: usize,
 }
 
 /// Each agent seals every scheduled run with its identity key; sweep-rules
@@ -65,11 +71,21 @@ impl Default for Config {
             kafka: KafkaSettings::default(),
             metrics_listen: "127.0.0.1:9466".into(),
             integrity: IntegrityConfig::default(),
+            workers: 0,
+            batch_records: 1000,
         }
     }
 }
 
 impl Config {
+    /// How many workers to run.
+    pub fn workers(&self) -> usize {
+        match self.workers {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            n => n,
+        }
+    }
+
     pub fn load(path: &Path) -> Result<Self, RulesError> {
         let err = |reason: String| RulesError::Config {
             path: path.display().to_string(),

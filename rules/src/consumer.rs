@@ -1,25 +1,38 @@
-//! The consume → evaluate → produce → commit loop. Offsets are stored only
-//! after every match a record produced is acknowledged by the broker, so a
-//! crash re-evaluates rather than loses (at-least-once).
+//! The consume → evaluate → produce → commit loop, on several workers.
+//!
+//! Each worker is a member of the consumer group with its own consumer, so
+//! the broker spreads the partitions of `sweep.results` and `sweep.hunts`
+//! over the workers (and over other sweep-rules processes in the group); a
+//! worker is an OS thread, so the rule evaluation runs on every core. A
+//! worker takes the records waiting for it in a batch (up to
+//! `batch_records`), reads each row once ([`RowRecord`]), evaluates the rules
+//! that watch its query, sends the batch's matches together, and stores the
+//! offsets only once every match is acknowledged: a crash re-evaluates
+//! rather than loses (at-least-once). State that follows rows (suppression
+//! windows, open runs for integrity checking) lives in the worker that holds
+//! their partition; agents key their records by host, so one host's rows
+//! meet in one worker.
 
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-use rdkafka::consumer::{Consumer, StreamConsumer};
-use rdkafka::message::Message;
+use futures::future::join_all;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::producer::{FutureProducer, FutureRecord};
-use std::sync::Arc;
 use sweep_proto::signing::TrustedKeys;
 use sweep_proto::text::printable;
 use sweep_proto::time::unix_now;
 use sweep_proto::{topics, MatchRecord, ResultsRecord};
-
+use tokio::runtime::Handle;
 use tokio::sync::{watch, Notify};
 use tracing::{debug, info, warn};
 
 use crate::config::Config;
-use crate::integrity::{Runs, Verdict};
+use crate::integrity::{RowRun, Runs, Verdict};
 use crate::metrics::Metrics;
 use crate::pins;
+use crate::row::RowRecord;
 use crate::ruleset::RuleSet;
 use crate::suppress::Suppressor;
 use crate::RulesError;
@@ -28,32 +41,21 @@ use crate::RulesError;
 pub async fn run(
     config: Config,
     rules: RuleSet,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: watch::Receiver<bool>,
 ) -> Result<(), RulesError> {
     topics::ensure(
         &config.kafka,
         &[topics::RESULTS, topics::HUNTS, topics::MATCHES],
     )
     .await?;
-    let mut ccfg = config.kafka.client_config();
-    ccfg.set("group.id", &config.group_id)
-        .set("enable.auto.commit", "true")
-        .set("auto.commit.interval.ms", "1000")
-        // Offsets are stored by hand once matches are delivered.
-        .set("enable.auto.offset.store", "false")
-        .set("auto.offset.reset", "earliest");
     let mut pcfg = config.kafka.client_config();
     pcfg.set("enable.idempotence", "true")
         .set("acks", "all")
         .set("linger.ms", "5");
     for (k, v) in &config.kafka.properties {
-        ccfg.set(k, v);
         pcfg.set(k, v);
     }
-    let consumer: StreamConsumer = ccfg.create()?;
     let producer: FutureProducer = pcfg.create()?;
-    // Scheduled rows, and hunts' rows for rules on `hunt:*`.
-    consumer.subscribe(&[topics::RESULTS, topics::HUNTS])?;
     let metrics = Metrics::new()?;
     if !config.metrics_listen.is_empty() {
         let listener = tokio::net::TcpListener::bind(&config.metrics_listen)
@@ -64,105 +66,297 @@ pub async fn run(
             })?;
         tokio::spawn(metrics.clone().serve(listener, shutdown.clone()));
     }
-    info!(rules = rules.len(), group = %config.group_id, "evaluating rules");
-    let checking = Checking::start(&config, shutdown.clone())?;
-    let mut runs = Runs::new(config.integrity.seal_timeout);
-    let mut suppressor = Suppressor::default();
-    let mut tick = tokio::time::interval(Duration::from_secs(1));
-    loop {
-        let msg = tokio::select! {
-            m = consumer.recv() => m,
-            _ = tick.tick() => {
-                let mut out = Vec::new();
-                if checking.is_some() {
-                    for v in runs.expire(Instant::now()) {
-                        out.extend(judged(v, &metrics));
-                    }
-                }
-                for m in out {
-                    if let Some(m) = suppressor.admit(m, FORGED_WINDOW, Instant::now()) {
-                        if !deliver(&producer, &m, &metrics, &mut shutdown).await {
-                            return Ok(());
-                        }
-                    }
-                }
-                for summary in suppressor.close(Instant::now()) {
-                    if !deliver(&producer, &summary, &metrics, &mut shutdown).await {
-                        return Ok(());
-                    }
-                }
-                continue;
-            }
-            _ = shutdown.changed() => break,
+    let checking = Checking::start(&config, shutdown.clone())?.map(Arc::new);
+    let workers = config.workers();
+    info!(rules = rules.len(), group = %config.group_id, workers, "evaluating rules");
+    let rules = Arc::new(rules);
+    let suppressor = Arc::new(Mutex::new(Suppressor::default()));
+    let mut running = Vec::new();
+    for n in 0..workers {
+        let consumer = consumer(&config)?;
+        let worker = Worker {
+            consumer,
+            batch: config.batch_records.max(1),
+            eval: Evaluator {
+                producer: producer.clone(),
+                rules: rules.clone(),
+                metrics: metrics.clone(),
+                checking: checking.clone(),
+                runs: Runs::new(config.integrity.seal_timeout),
+                suppressor: suppressor.clone(),
+                shutdown: shutdown.clone(),
+                runtime: Handle::current(),
+                open_runs: 0,
+            },
         };
-        let msg = match msg {
-            Ok(m) => m,
-            Err(e) => {
-                warn!(error = %e, "consume failed");
-                tokio::time::sleep(Duration::from_millis(500)).await;
-                continue;
+        let thread = std::thread::Builder::new()
+            .name(format!("rules-{n}"))
+            .spawn(move || worker.run())
+            .map_err(|source| RulesError::Listen {
+                addr: "a worker thread".into(),
+                source,
+            })?;
+        running.push(thread);
+    }
+    metrics.ready.set(1);
+    // The workers return on shutdown; wait for them off the runtime.
+    tokio::task::spawn_blocking(move || {
+        for t in running {
+            let _ = t.join();
+        }
+    })
+    .await
+    .ok();
+    Ok(())
+}
+
+/// One group member's consumer, subscribed to scheduled rows and hunts'
+/// rows (for rules on `hunt:*`).
+fn consumer(config: &Config) -> Result<BaseConsumer, RulesError> {
+    let mut ccfg = config.kafka.client_config();
+    ccfg.set("group.id", &config.group_id)
+        .set("enable.auto.commit", "true")
+        .set("auto.commit.interval.ms", "1000")
+        // Offsets are stored by hand once matches are delivered.
+        .set("enable.auto.offset.store", "false")
+        .set("auto.offset.reset", "earliest");
+    for (k, v) in &config.kafka.properties {
+        ccfg.set(k, v);
+    }
+    let consumer: BaseConsumer = ccfg.create()?;
+    consumer.subscribe(&[topics::RESULTS, topics::HUNTS])?;
+    Ok(consumer)
+}
+
+/// One group member: its consumer, and what it evaluates with.
+struct Worker {
+    consumer: BaseConsumer,
+    batch: usize,
+    eval: Evaluator,
+}
+
+/// A worker's rules and the state that follows its partitions' rows.
+struct Evaluator {
+    producer: FutureProducer,
+    rules: Arc<RuleSet>,
+    metrics: Metrics,
+    checking: Option<Arc<Checking>>,
+    runs: Runs,
+    /// Shared by the process's workers: a host's hunt rows reach different
+    /// partitions (each hunt has its own), and so different workers.
+    suppressor: Arc<Mutex<Suppressor>>,
+    shutdown: watch::Receiver<bool>,
+    runtime: Handle,
+    /// The open runs last added to the gauge.
+    open_runs: i64,
+}
+
+impl Worker {
+    fn run(self) {
+        let Worker {
+            consumer,
+            batch: max,
+            eval: mut this,
+        } = self;
+        let mut last_tick = Instant::now();
+        let mut batch: Vec<BorrowedMessage<'_>> = Vec::with_capacity(max);
+        loop {
+            if *this.shutdown.borrow() {
+                break;
             }
-        };
-        metrics.records.inc();
-        let now = Instant::now();
+            // Wait a little for the first record, then take what is ready.
+            let mut timeout = Duration::from_millis(100);
+            while batch.len() < max {
+                match consumer.poll(timeout) {
+                    Some(Ok(m)) => batch.push(m),
+                    Some(Err(e)) => {
+                        warn!(error = %e, "consume failed");
+                        break;
+                    }
+                    None => break,
+                }
+                timeout = Duration::ZERO;
+            }
+            let now = Instant::now();
+            let mut matches = Vec::new();
+            for msg in &batch {
+                matches.extend(this.evaluate(msg, now));
+            }
+            let mut report = Vec::with_capacity(matches.len());
+            for m in matches {
+                let window = if m.rule_id == FORGED_RULE {
+                    Some(FORGED_WINDOW)
+                } else {
+                    this.rules.suppress_for(&m.rule_id)
+                };
+                match window {
+                    Some(window) => report.extend(this.suppressed().admit(m, window, now)),
+                    None => report.push(m),
+                }
+            }
+            if now.duration_since(last_tick) >= Duration::from_secs(1) {
+                last_tick = now;
+                report.extend(this.tick(now));
+            }
+            if !report.is_empty() && !this.deliver_all(report) {
+                break;
+            }
+            // Offsets: the last record of each partition in the batch.
+            for (i, msg) in batch.iter().enumerate() {
+                let last_of_partition = batch[i + 1..]
+                    .iter()
+                    .all(|m| m.partition() != msg.partition() || m.topic() != msg.topic());
+                if last_of_partition {
+                    if let Err(e) = consumer.store_offset_from_message(msg) {
+                        warn!(error = %e, "cannot store the offset");
+                    }
+                }
+            }
+            batch.clear();
+        }
+        // Commit what was stored before leaving the group.
+        if let Err(e) = consumer.commit_consumer_state(rdkafka::consumer::CommitMode::Sync) {
+            debug!(error = %e, "final commit");
+        }
+    }
+}
+
+impl Evaluator {
+    fn suppressed(&self) -> MutexGuard<'_, Suppressor> {
+        self.suppressor
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The matches one record raises.
+    fn evaluate(&mut self, msg: &BorrowedMessage<'_>, now: Instant) -> Vec<MatchRecord> {
+        self.metrics.records.inc();
         let payload = msg.payload().unwrap_or_default();
-        let matches = match msg.payload().map(ResultsRecord::from_json) {
+        let fast = RowRecord::parse(payload).and_then(|row| {
+            let started = Instant::now();
+            let matches = self.rules.evaluate_record(&row)?;
+            self.metrics
+                .evaluation_seconds
+                .inc_by(started.elapsed().as_secs_f64());
+            Some((row, matches))
+        });
+        if let Some((row, mut matches)) = fast {
+            if self.checking.is_some() {
+                let run = RowRun {
+                    host: &row.host,
+                    query: &row.name,
+                    seq: row.seq,
+                    unix_time: row.unix_time,
+                };
+                if let Some(v) = self.runs.row_of(msg.partition(), run, payload, now) {
+                    matches.extend(judged(v, &self.metrics));
+                }
+            }
+            return matches;
+        }
+        let runs = &mut self.runs;
+        match msg.payload().map(ResultsRecord::from_json) {
             Some(Ok(ResultsRecord::Row(row))) => {
-                let mut matches = rules.evaluate(&row);
-                if checking.is_some() {
+                // Valid, but not in the shape the fast reader takes (a
+                // number where osquery writes a string, say).
+                let mut matches = self.rules.evaluate(&row);
+                if self.checking.is_some() {
                     if let Some(v) = runs.row(msg.partition(), &row, payload, now) {
-                        matches.extend(judged(v, &metrics));
+                        matches.extend(judged(v, &self.metrics));
                     }
                 }
                 matches
             }
-            Some(Ok(ResultsRecord::Run(seal))) => checked(&checking, &metrics, |keys| {
+            Some(Ok(ResultsRecord::Run(seal))) => checked(&self.checking, &self.metrics, |keys| {
                 Some(runs.seal(msg.partition(), &seal, keys))
             }),
-            Some(Ok(ResultsRecord::Status(status))) => checked(&checking, &metrics, |keys| {
-                runs.status(msg.partition(), &status, keys)
-            }),
+            Some(Ok(ResultsRecord::Status(status))) => {
+                checked(&self.checking, &self.metrics, |keys| {
+                    runs.status(msg.partition(), &status, keys)
+                })
+            }
             None => Vec::new(),
             Some(Err(e)) => {
                 // A poison record: counted, logged where it is, and
                 // committed past, so it never stalls the partition.
-                metrics.skipped.with_label_values(&["undecodable"]).inc();
+                self.metrics
+                    .skipped
+                    .with_label_values(&["undecodable"])
+                    .inc();
                 warn!(
                     partition = msg.partition(),
                     offset = msg.offset(),
-                    bytes = msg.payload().map_or(0, <[u8]>::len),
+                    bytes = payload.len(),
                     error = %e,
                     "skipping an undecodable record"
                 );
                 Vec::new()
             }
-        };
-        for m in matches {
-            let window = if m.rule_id == FORGED_RULE {
-                Some(FORGED_WINDOW)
-            } else {
-                rules.suppress_for(&m.rule_id)
-            };
-            let report = match window {
-                Some(window) => suppressor.admit(m, window, now),
-                None => Some(m),
-            };
-            if let Some(m) = report {
-                if !deliver(&producer, &m, &metrics, &mut shutdown).await {
-                    return Ok(());
+        }
+    }
+
+    /// Once a second: runs whose seal is late, and suppression windows that
+    /// closed.
+    fn tick(&mut self, now: Instant) -> Vec<MatchRecord> {
+        let mut out = Vec::new();
+        if self.checking.is_some() {
+            for v in self.runs.expire(now) {
+                if let Some(m) = judged(v, &self.metrics) {
+                    out.extend(self.suppressed().admit(m, FORGED_WINDOW, now));
                 }
             }
         }
-        if let Err(e) = consumer.store_offset_from_message(&msg) {
-            warn!(error = %e, "cannot store the offset");
-        }
-        drop(msg);
+        let mut suppressor = self.suppressed();
+        out.extend(suppressor.close(now));
+        let suppressed = suppressor.len() as i64;
+        drop(suppressor);
+        // One suppressor for the process; open runs are per worker, each
+        // adding its change so the gauge is their sum.
+        self.metrics
+            .state
+            .with_label_values(&["suppressed"])
+            .set(suppressed);
+        let open = self.runs.open() as i64;
+        self.metrics
+            .state
+            .with_label_values(&["open_runs"])
+            .add(open - self.open_runs);
+        self.open_runs = open;
+        out
     }
-    // Commit what was stored before leaving the group.
-    if let Err(e) = consumer.commit_consumer_state(rdkafka::consumer::CommitMode::Sync) {
-        debug!(error = %e, "final commit");
+
+    /// Sends a batch's matches together and waits until the broker has them
+    /// all (retrying what failed); false when shut down first.
+    fn deliver_all(&mut self, matches: Vec<MatchRecord>) -> bool {
+        let producer = &self.producer;
+        let metrics = &self.metrics;
+        let shutdown = &mut self.shutdown;
+        self.runtime.block_on(async {
+            let payloads: Vec<String> = matches
+                .iter()
+                .map(|m| serde_json::to_string(m).expect("matches serialize"))
+                .collect();
+            let sends = matches.iter().zip(&payloads).map(|(m, p)| {
+                producer.send(
+                    FutureRecord::to(topics::MATCHES).key(&m.rule_id).payload(p),
+                    Duration::from_secs(5),
+                )
+            });
+            let results = join_all(sends).await;
+            for (m, result) in matches.iter().zip(results) {
+                match result {
+                    Ok(_) => delivered(m, metrics),
+                    Err(_) => {
+                        // One by one, with the retry policy.
+                        if !deliver(producer, m, metrics, shutdown).await {
+                            return false;
+                        }
+                    }
+                }
+            }
+            true
+        })
     }
-    Ok(())
 }
 
 /// The match raised for records not from the agent they name.
@@ -205,7 +399,7 @@ impl Checking {
 /// Judges a seal or status with the pinned keys, when checking is on and
 /// the pins have been read.
 fn checked(
-    checking: &Option<Checking>,
+    checking: &Option<Arc<Checking>>,
     metrics: &Metrics,
     judge: impl FnOnce(&crate::integrity::Keys) -> Option<Verdict>,
 ) -> Vec<MatchRecord> {
@@ -306,7 +500,15 @@ async fn deliver(
             }
         }
     }
-    metrics.matches_sent.inc();
-    info!(rule = %m.rule_id, host = %m.host, severity = %m.severity, count = m.count, "match");
+    delivered(m, metrics);
     true
+}
+
+fn delivered(m: &MatchRecord, metrics: &Metrics) {
+    metrics.matches_sent.inc();
+    metrics
+        .matches
+        .with_label_values(&[&m.rule_id, &m.severity])
+        .inc();
+    info!(rule = %m.rule_id, host = %m.host, severity = %m.severity, count = m.count, "match");
 }

@@ -79,15 +79,32 @@ impl Runs {
         payload: &[u8],
         now: Instant,
     ) -> Option<Verdict> {
+        let run = RowRun {
+            host: &row.host_identifier,
+            query: &row.name,
+            seq: row.seq,
+            unix_time: row.unix_time,
+        };
+        self.row_of(partition, run, payload, now)
+    }
+
+    /// [`row`](Self::row), for a row read without decoding it whole.
+    pub fn row_of(
+        &mut self,
+        partition: i32,
+        row: RowRun<'_>,
+        payload: &[u8],
+        now: Instant,
+    ) -> Option<Verdict> {
         let Some(seq) = row.seq else {
             return Some(Verdict::Forged {
-                host: row.host_identifier.clone(),
-                query: row.name.clone(),
+                host: row.host.to_string(),
+                query: row.query.to_string(),
                 kind: kind(&Forgery::Unsigned),
                 reason: format!("{} (an unnumbered row)", Forgery::Unsigned),
             });
         };
-        let key = (partition, row.host_identifier.clone(), row.name.clone());
+        let key = (partition, row.host.to_string(), row.query.to_string());
         let mut verdict = None;
         if seq == 1 {
             // A new run; one still open was never sealed.
@@ -215,6 +232,15 @@ impl Runs {
     pub fn open(&self) -> usize {
         self.open.len()
     }
+}
+
+/// What places a row in its run.
+#[derive(Debug, Clone, Copy)]
+pub struct RowRun<'a> {
+    pub host: &'a str,
+    pub query: &'a str,
+    pub seq: Option<u64>,
+    pub unix_time: u64,
 }
 
 /// What closes a run: a scheduled run's seal or a hunt status.

@@ -4,7 +4,10 @@
 //! - [`rule`]: the rule file format (TOML) and loading a directory of rules.
 //! - [`condition`]: compiling a rule's SQL boolean expression into a matcher
 //!   tree once, at load time, and evaluating it on a row.
-//! - [`ruleset`]: the loaded rules, indexed by the query they watch, turning a
+//! - [`matcher`]: conditions compiled for speed: columns resolved to slots,
+//!   literals converted once, LIKE and IN turned into fast matchers.
+//! - [`row`]: a result record read once, borrowed, its columns in slots.
+//! - [`ruleset`]: the loaded rules, routed by the query they watch, turning a
 //!   result row into matches.
 //! - [`suppress`]: optional per-rule aggregation of repeated matches
 //!   (first/last seen, count).
@@ -21,8 +24,10 @@ pub mod config;
 pub mod consumer;
 pub mod error;
 pub mod integrity;
+pub mod matcher;
 pub mod metrics;
 pub mod pins;
+pub mod row;
 pub mod rule;
 pub mod ruleset;
 pub mod suppress;

@@ -1,5 +1,5 @@
 //! Every metric sweep-rules exports, defined in one place, and the admin
-//! listener that serves them (`/metrics`, `/live`). Names follow
+//! listener that serves them (`/metrics`, `/live`, `/ready`). Names follow
 //! `sweep_rules_<name>_<unit>`.
 
 use axum::extract::State;
@@ -7,7 +7,9 @@ use axum::http::header;
 use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::Router;
-use prometheus::{Encoder, IntCounter, IntCounterVec, Opts, Registry, TextEncoder};
+use prometheus::{
+    Counter, Encoder, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
+};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tracing::{info, warn};
@@ -29,6 +31,14 @@ pub struct Metrics {
     pub forged: IntCounterVec,
     /// Runs that could not be judged, by reason.
     pub unverified: IntCounterVec,
+    /// Matches sent, by rule and severity.
+    pub matches: IntCounterVec,
+    /// CPU time spent evaluating rules on rows.
+    pub evaluation_seconds: Counter,
+    /// Entries of state kept in memory, by kind.
+    pub state: IntGaugeVec,
+    /// 1 once the workers are consuming (`/ready`).
+    pub ready: IntGauge,
 }
 
 impl Metrics {
@@ -71,6 +81,29 @@ impl Metrics {
             ),
             &["reason"],
         )?;
+        let matches = IntCounterVec::new(
+            Opts::new(
+                "sweep_rules_matches_total",
+                "Matches the broker acknowledged, by rule and severity.",
+            ),
+            &["rule", "severity"],
+        )?;
+        let evaluation_seconds = Counter::new(
+            "sweep_rules_evaluation_seconds_total",
+            "Time spent evaluating rules on rows (reading each row's columns and running the rules that watch its query).",
+        )?;
+        let state = IntGaugeVec::new(
+            Opts::new(
+                "sweep_rules_state_entries",
+                "Entries of state held in memory, by kind (open_runs: scheduled runs waiting for their seal; suppressed: suppression windows open).",
+            ),
+            &["kind"],
+        )?;
+        let ready = IntGauge::new("sweep_rules_ready", "1 once the consumers are running.")?;
+        registry.register(Box::new(matches.clone()))?;
+        registry.register(Box::new(evaluation_seconds.clone()))?;
+        registry.register(Box::new(state.clone()))?;
+        registry.register(Box::new(ready.clone()))?;
         registry.register(Box::new(
             prometheus::process_collector::ProcessCollector::for_self(),
         ))?;
@@ -90,6 +123,10 @@ impl Metrics {
             rows_verified,
             forged,
             unverified,
+            matches,
+            evaluation_seconds,
+            state,
+            ready,
         })
     }
 
@@ -108,6 +145,7 @@ impl Metrics {
         let app = Router::new()
             .route("/metrics", get(metrics))
             .route("/live", get(|| async { "ok\n" }))
+            .route("/ready", get(ready))
             .with_state(self);
         let stop = async move {
             let _ = shutdown.wait_for(|stop| *stop).await;
@@ -118,6 +156,15 @@ impl Metrics {
         {
             warn!(error = %e, "admin endpoint failed");
         }
+    }
+}
+
+/// Ready once the workers consume: 200, else 503.
+async fn ready(State(m): State<Metrics>) -> impl IntoResponse {
+    if m.ready.get() == 1 {
+        (axum::http::StatusCode::OK, "ready\n")
+    } else {
+        (axum::http::StatusCode::SERVICE_UNAVAILABLE, "starting\n")
     }
 }
 

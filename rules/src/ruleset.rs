@@ -1,12 +1,21 @@
 //! The loaded rules, indexed by the query they watch so a row is tested only
 //! against rules that can apply to it.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
 
+use rustc_hash::FxHashMap;
 use sweep_proto::text::glob;
 use sweep_proto::{MatchRecord, ResultRow};
 
+use crate::matcher::{Columns, Matcher};
+use crate::row::{RowRecord, RowView};
 use crate::rule::Rule;
+
+/// How many query names the routing memo keeps before starting over (hunt
+/// names are new with every hunt).
+const ROUTES_KEPT: usize = 10_000;
 
 pub struct RuleSet {
     /// Rules for one exact query name.
@@ -14,23 +23,77 @@ pub struct RuleSet {
     /// Rules with a `*` pattern, tested by pattern.
     patterned: Vec<usize>,
     rules: Vec<Rule>,
+    /// Every rule's condition, bound to `columns`.
+    matchers: Vec<Matcher>,
+    columns: Columns,
+    /// Rules that can be true only when a column holds one of some texts
+    /// ([`Matcher::required`]), by column and text.
+    index: Vec<(usize, ByText)>,
+    /// Whether each rule is in `index` (else it is tried on every row of
+    /// the queries it watches).
+    indexed: Vec<bool>,
+    /// The rules that apply to each query name seen.
+    routes: Mutex<HashMap<String, Arc<Route>>>,
+}
+
+/// Rule numbers by the text a column must hold.
+type ByText = FxHashMap<Box<str>, Vec<usize>>;
+
+/// The rules that watch one query: those always tried, and which are
+/// members (for the indexed ones a row's values pick).
+struct Route {
+    always: Vec<usize>,
+    member: Vec<bool>,
+}
+
+impl Clone for RuleSet {
+    fn clone(&self) -> Self {
+        Self::new(self.rules.clone())
+    }
 }
 
 impl RuleSet {
     pub fn new(rules: Vec<Rule>) -> Self {
         let mut exact: HashMap<String, Vec<usize>> = HashMap::new();
         let mut patterned = Vec::new();
+        let mut columns = Columns::default();
+        let mut matchers = Vec::with_capacity(rules.len());
         for (i, r) in rules.iter().enumerate() {
             if r.query.contains('*') {
                 patterned.push(i);
             } else {
                 exact.entry(r.query.clone()).or_default().push(i);
             }
+            matchers.push(Matcher::compile(r.condition.root(), &mut columns));
+        }
+        columns.finish();
+        let mut index: Vec<(usize, ByText)> = Vec::new();
+        let mut indexed = vec![false; rules.len()];
+        for (i, m) in matchers.iter().enumerate() {
+            let Some((col, texts)) = m.required() else {
+                continue;
+            };
+            let at = match index.iter().position(|(c, _)| *c == col) {
+                Some(at) => at,
+                None => {
+                    index.push((col, FxHashMap::default()));
+                    index.len() - 1
+                }
+            };
+            for text in texts {
+                index[at].1.entry(text).or_default().push(i);
+            }
+            indexed[i] = true;
         }
         Self {
             exact,
             patterned,
             rules,
+            matchers,
+            columns,
+            index,
+            indexed,
+            routes: Mutex::new(HashMap::new()),
         }
     }
 
@@ -50,40 +113,81 @@ impl RuleSet {
         self.rules.is_empty()
     }
 
-    /// Every match the row produces, in rule order.
-    pub fn evaluate(&self, row: &ResultRow) -> Vec<MatchRecord> {
-        let mut hits: Vec<usize> = self
-            .exact
-            .get(&row.name)
-            .into_iter()
-            .flatten()
-            .copied()
-            .chain(
-                self.patterned
-                    .iter()
-                    .copied()
-                    .filter(|i| glob(&self.rules[*i].query, &row.name)),
-            )
-            .filter(|i| self.rules[*i].condition.matches(&row.columns))
+    /// The rules that watch query `name`.
+    fn route(&self, name: &str) -> Arc<Route> {
+        let mut routes = self.routes.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(r) = routes.get(name) {
+            return r.clone();
+        }
+        let mut member = vec![false; self.rules.len()];
+        for i in self.exact.get(name).into_iter().flatten().copied().chain(
+            self.patterned
+                .iter()
+                .copied()
+                .filter(|i| glob(&self.rules[*i].query, name)),
+        ) {
+            member[i] = true;
+        }
+        let always = (0..self.rules.len())
+            .filter(|&i| member[i] && !self.indexed[i])
             .collect();
-        hits.sort_unstable();
-        hits.into_iter()
-            .map(|i| {
+        if routes.len() >= ROUTES_KEPT {
+            routes.clear();
+        }
+        let route = Arc::new(Route { always, member });
+        routes.insert(name.to_string(), route.clone());
+        route
+    }
+
+    /// Every match a row record produces, in rule order: the row's columns
+    /// are placed once, then only the rules that watch its query and that
+    /// its values can satisfy run. None when a value a rule reads is not
+    /// UTF-8.
+    pub fn evaluate_record(&self, row: &RowRecord<'_>) -> Option<Vec<MatchRecord>> {
+        let route = self.route(&row.name);
+        if !route.member.iter().any(|m| *m) {
+            return Some(Vec::new());
+        }
+        let view = RowView::new(&self.columns, &row.columns)?;
+        let mut candidates = route.always.clone();
+        for (col, by_text) in &self.index {
+            if let Some(rules) = view.get(*col).and_then(|v| by_text.get(v)) {
+                candidates.extend(rules.iter().filter(|&&i| route.member[i]));
+            }
+        }
+        candidates.sort_unstable();
+        candidates.dedup();
+        let mut out = Vec::new();
+        for i in candidates {
+            if self.matchers[i].matches(&view) {
                 let r = &self.rules[i];
-                MatchRecord {
+                out.push(MatchRecord {
                     rule_id: r.id.clone(),
                     title: r.title.clone(),
                     severity: r.severity.as_str().to_string(),
-                    host: row.host_identifier.clone(),
-                    query: row.name.clone(),
-                    hunt_id: row.hunt_id.clone(),
-                    row: row.columns.clone(),
+                    host: row.host.to_string(),
+                    query: row.name.to_string(),
+                    hunt_id: row.hunt_id.as_ref().map(|h| h.to_string()),
+                    row: row.columns_map(),
                     first_seen: row.unix_time,
                     last_seen: row.unix_time,
                     count: 1,
-                }
-            })
-            .collect()
+                });
+            }
+        }
+        Some(out)
+    }
+
+    /// Every match the row produces, in rule order.
+    pub fn evaluate(&self, row: &ResultRow) -> Vec<MatchRecord> {
+        let columns: Vec<crate::row::Pair<'_>> = row
+            .columns
+            .iter()
+            .map(|(k, v)| (Cow::Borrowed(k.as_bytes()), Cow::Borrowed(v.as_bytes())))
+            .collect();
+        let record = RowRecord::from_parts(row, columns);
+        // Strings are UTF-8: the view always forms.
+        self.evaluate_record(&record).unwrap_or_default()
     }
 }
 
@@ -110,6 +214,54 @@ mod tests {
             hunt_id: Some("h1".into()),
             seq: None,
         }
+    }
+
+    /// Rule sets of generated rules, many of them indexed by a required
+    /// value: every row gets exactly the matches the reference evaluator
+    /// gives rule by rule.
+    #[test]
+    fn the_index_skips_only_rules_that_cannot_match() {
+        use crate::matcher::tests::{condition, Lcg, COLUMNS, VALUES};
+        let mut g = Lcg(11);
+        let mut checked = 0;
+        for set in 0..200 {
+            let mut text = String::new();
+            for i in 0..30 {
+                // Half the rules start with a required value.
+                let lead = match g.next() % 4 {
+                    0 => format!("name = '{}' AND ", g.pick(VALUES)),
+                    1 => format!("path IN ('{}', '{}') AND ", g.pick(VALUES), g.pick(VALUES)),
+                    _ => String::new(),
+                };
+                let cond = format!("{lead}({})", condition(&mut g, 1)).replace('"', "'");
+                let query = g.pick(&["*", "procs", "hunt:*"]);
+                text.push_str(&format!(
+                    "[[rule]]\nid = \"r{i}\"\ntitle = \"t\"\nseverity = \"low\"\nquery = \"{query}\"\ncondition = \"\"\"{cond}\"\"\"\n"
+                ));
+            }
+            let Ok(rules) = rule::parse(&text, "t") else {
+                continue;
+            };
+            let set_ = RuleSet::new(rules.clone());
+            for _ in 0..50 {
+                let cols: Vec<(&str, &str)> = COLUMNS
+                    .iter()
+                    .filter(|c| **c != "missing")
+                    .map(|c| (*c, g.pick(VALUES)))
+                    .collect();
+                let name = g.pick(&["procs", "hunt:x", "other"]);
+                let r = row(name, &cols);
+                let got: Vec<String> = set_.evaluate(&r).into_iter().map(|m| m.rule_id).collect();
+                let want: Vec<String> = rules
+                    .iter()
+                    .filter(|ru| glob(&ru.query, name) && ru.condition.matches(&r.columns))
+                    .map(|ru| ru.id.clone())
+                    .collect();
+                assert_eq!(got, want, "set {set} on {r:?}");
+                checked += usize::from(!want.is_empty());
+            }
+        }
+        assert!(checked > 1_000, "only {checked} rows matched anything");
     }
 
     #[test]

@@ -33,6 +33,15 @@ fn key(m: &MatchRecord) -> String {
 }
 
 impl Suppressor {
+    /// Open groups (for the state gauge).
+    pub fn len(&self) -> usize {
+        self.groups.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.groups.is_empty()
+    }
+
     /// Takes a new match for a rule with window `window`; returns it if it
     /// must be reported now (the first of its group).
     pub fn admit(&mut self, m: MatchRecord, window: Duration, now: Instant) -> Option<MatchRecord> {

@@ -1,0 +1,235 @@
+//! A result row read once per record: the fields the rules need, borrowed
+//! from the record's bytes where JSON lets them be (no escapes), and the
+//! columns the rule set refers to placed in slots by id, so a condition
+//! finds a column without a map lookup or a copy.
+
+use std::borrow::Cow;
+use std::cell::OnceCell;
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::de::{IgnoredAny, MapAccess, Visitor};
+use serde::{Deserialize, Deserializer};
+
+use crate::matcher::{parse_num, Columns};
+
+/// A column's name and value as read from the record: bytes, unescaped,
+/// borrowed when they had no escapes.
+pub type Pair<'a> = (Cow<'a, [u8]>, Cow<'a, [u8]>);
+
+/// A row record (`sweep.results`/`sweep.hunts`), as the rules read it.
+#[derive(Debug, Deserialize)]
+pub struct RowRecord<'a> {
+    #[serde(borrow)]
+    pub name: Cow<'a, str>,
+    #[serde(rename = "hostIdentifier", borrow)]
+    pub host: Cow<'a, str>,
+    /// Required, as for [`sweep_proto::ResultRow`]; not otherwise used.
+    #[serde(rename = "calendarTime")]
+    _calendar_time: IgnoredAny,
+    #[serde(rename = "unixTime")]
+    pub unix_time: u64,
+    /// Column names and values, unescaped but not yet checked as UTF-8:
+    /// only the columns rules read are ([`RowView::new`]).
+    #[serde(borrow, deserialize_with = "pairs")]
+    pub columns: Vec<Pair<'a>>,
+    #[serde(borrow)]
+    pub action: Cow<'a, str>,
+    #[serde(default, borrow)]
+    pub hunt_id: Option<Cow<'a, str>>,
+    #[serde(default)]
+    pub seq: Option<u64>,
+    /// Present only on hunt statuses and run seals, which take the full
+    /// decoder ([`sweep_proto::ResultsRecord`]).
+    #[serde(default)]
+    status: Option<IgnoredAny>,
+    #[serde(default)]
+    seal: Option<IgnoredAny>,
+}
+
+impl<'a> RowRecord<'a> {
+    /// The record as a row, or None when it is anything else (a status, a
+    /// seal, or not a record at all): those go through the full decoder,
+    /// which also says what is wrong with a bad one.
+    pub fn parse(bytes: &'a [u8]) -> Option<Self> {
+        let row: Self = serde_json::from_slice(bytes).ok()?;
+        (row.status.is_none() && row.seal.is_none()).then_some(row)
+    }
+
+    /// A decoded row seen through this type (tests, and callers that hold
+    /// a [`sweep_proto::ResultRow`]).
+    pub fn from_parts(row: &'a sweep_proto::ResultRow, columns: Vec<Pair<'a>>) -> Self {
+        Self {
+            name: Cow::Borrowed(&row.name),
+            host: Cow::Borrowed(&row.host_identifier),
+            _calendar_time: IgnoredAny,
+            unix_time: row.unix_time,
+            columns,
+            action: Cow::Borrowed(&row.action),
+            hunt_id: row.hunt_id.as_deref().map(Cow::Borrowed),
+            seq: row.seq,
+            status: None,
+            seal: None,
+        }
+    }
+
+    /// The columns as osquery logs them, for a match.
+    pub fn columns_map(&self) -> BTreeMap<String, String> {
+        self.columns
+            .iter()
+            .map(|(k, v)| {
+                (
+                    String::from_utf8_lossy(k).into_owned(),
+                    String::from_utf8_lossy(v).into_owned(),
+                )
+            })
+            .collect()
+    }
+}
+
+/// A JSON object of strings as a list of pairs, in the record's order.
+fn pairs<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Pair<'de>>, D::Error> {
+    struct Pairs;
+    impl<'de> Visitor<'de> for Pairs {
+        type Value = Vec<Pair<'de>>;
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("an object of strings")
+        }
+
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+            let mut out = Vec::with_capacity(map.size_hint().unwrap_or(16));
+            while let Some((k, v)) = map.next_entry::<Borrowed<'de>, Borrowed<'de>>()? {
+                out.push((k.0, v.0));
+            }
+            Ok(out)
+        }
+    }
+    d.deserialize_map(Pairs)
+}
+
+/// A JSON string's bytes, borrowed from the input when it has no escapes.
+/// serde_json unescapes them without checking UTF-8, which is left to the
+/// few values rules read.
+struct Borrowed<'a>(Cow<'a, [u8]>);
+
+impl<'de> Deserialize<'de> for Borrowed<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Borrowed<'de>;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string")
+            }
+
+            fn visit_borrowed_bytes<E>(self, v: &'de [u8]) -> Result<Self::Value, E> {
+                Ok(Borrowed(Cow::Borrowed(v)))
+            }
+
+            fn visit_bytes<E>(self, v: &[u8]) -> Result<Self::Value, E> {
+                Ok(Borrowed(Cow::Owned(v.to_vec())))
+            }
+
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
+                Ok(Borrowed(Cow::Borrowed(v.as_bytes())))
+            }
+
+            fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(Borrowed(Cow::Owned(v.as_bytes().to_vec())))
+            }
+        }
+        d.deserialize_bytes(V)
+    }
+}
+
+/// One row's columns in the rule set's slots: a missing column and an empty
+/// value (osquery's NULL) are both None. What several rules ask of a value
+/// (its number, the infix patterns in it) is worked out once, when first
+/// asked.
+#[derive(Debug)]
+pub struct RowView<'a> {
+    columns: &'a Columns,
+    slots: Vec<Option<&'a str>>,
+    nums: Vec<OnceCell<Option<f64>>>,
+    infixes: Vec<OnceCell<Box<[bool]>>>,
+}
+
+impl<'a> RowView<'a> {
+    /// None when a value a rule reads is not UTF-8 (the full decoder then
+    /// refuses the record, and says so).
+    pub fn new(columns: &'a Columns, pairs: &'a [Pair<'a>]) -> Option<Self> {
+        let n = columns.len();
+        let mut slots = vec![None; n];
+        for (k, v) in pairs {
+            let Ok(k) = std::str::from_utf8(k) else {
+                return None;
+            };
+            if let Some(id) = columns.get(k) {
+                if !v.is_empty() {
+                    slots[id] = Some(std::str::from_utf8(v).ok()?);
+                }
+            }
+        }
+        Some(Self {
+            columns,
+            slots,
+            nums: (0..n).map(|_| OnceCell::new()).collect(),
+            infixes: (0..n).map(|_| OnceCell::new()).collect(),
+        })
+    }
+
+    pub fn get(&self, id: usize) -> Option<&'a str> {
+        self.slots.get(id).copied().flatten()
+    }
+
+    /// The column's value as a number, if it is one.
+    pub fn num(&self, id: usize) -> Option<f64> {
+        let v = self.get(id)?;
+        *self.nums[id].get_or_init(|| parse_num(v))
+    }
+
+    /// Which of the rule set's infix patterns on this column its value
+    /// holds; None for NULL.
+    pub fn infixes(&self, id: usize) -> Option<&[bool]> {
+        let v = self.get(id)?;
+        Some(self.infixes[id].get_or_init(|| self.columns.infixes_in(id, v)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rows_are_read_borrowed_and_others_are_left_to_the_full_decoder() {
+        let row = br#"{"name":"procs","hostIdentifier":"web-1","calendarTime":"x","unixTime":5,"columns":{"name":"bash","path":"/bin/b\u0061sh","empty":""},"action":"added","seq":3}"#;
+        let r = RowRecord::parse(row).unwrap();
+        assert_eq!(
+            (r.name.as_ref(), r.host.as_ref(), r.unix_time, r.seq),
+            ("procs", "web-1", 5, Some(3))
+        );
+        assert!(matches!(r.columns[0].1, Cow::Borrowed(b"bash")));
+        assert_eq!(r.columns[1].1.as_ref(), b"/bin/bash", "escapes are decoded");
+        let mut columns = Columns::default();
+        let (name, empty, path) = (columns.id("name"), columns.id("empty"), columns.id("path"));
+        let view = RowView::new(&columns, &r.columns).unwrap();
+        assert_eq!(
+            (view.get(name), view.get(empty), view.get(path)),
+            (Some("bash"), None, Some("/bin/bash"))
+        );
+        // The same record the full decoder reads as a row.
+        assert!(matches!(
+            sweep_proto::ResultsRecord::from_json(row),
+            Ok(sweep_proto::ResultsRecord::Row(_))
+        ));
+        for other in [
+            &br#"{"hunt_id":"h","hostIdentifier":"a","unixTime":1,"status":{"rows":0,"duration_ms":1}}"#[..],
+            br#"{"name":"q","hostIdentifier":"a","calendarTime":"","unixTime":1,"rows":1,"action":"seal","seal":{"row_digest":"","signature":""}}"#,
+            br#"{"name":"q","hostIdentifier":"a","unixTime":1,"columns":{},"action":"added"}"#,
+            b"not json",
+        ] {
+            assert!(RowRecord::parse(other).is_none(), "{}", String::from_utf8_lossy(other));
+        }
+    }
+}
