@@ -28,6 +28,9 @@ pub struct Config {
     /// The most records a worker takes in one batch (read, evaluated, their
     /// matches sent together, offsets stored).
     pub batch_records: usize,
+    /// Where open suppression windows and the offsets they cover are kept
+    /// across restarts ([`crate::checkpoint`]); "" keeps nothing.
+    pub state_dir: PathBuf,
 }
 
 /// Each agent seals every scheduled run with its identity key; sweep-rules
@@ -73,6 +76,7 @@ impl Default for Config {
             integrity: IntegrityConfig::default(),
             workers: 0,
             batch_records: 1000,
+            state_dir: PathBuf::from("/var/lib/sweep-rules"),
         }
     }
 }

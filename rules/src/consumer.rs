@@ -28,13 +28,14 @@ use tokio::runtime::Handle;
 use tokio::sync::{watch, Notify};
 use tracing::{debug, info, warn};
 
+use crate::checkpoint::Memory;
 use crate::config::Config;
 use crate::integrity::{RowRun, Runs, Verdict};
 use crate::metrics::Metrics;
 use crate::pins;
+use crate::pipeline::Pipeline;
 use crate::row::RowRecord;
 use crate::ruleset::RuleSet;
-use crate::suppress::Suppressor;
 use crate::RulesError;
 
 /// Runs until `shutdown` turns true.
@@ -70,7 +71,9 @@ pub async fn run(
     let workers = config.workers();
     info!(rules = rules.len(), group = %config.group_id, workers, "evaluating rules");
     let rules = Arc::new(rules);
-    let suppressor = Arc::new(Mutex::new(Suppressor::default()));
+    let state_dir =
+        (!config.state_dir.as_os_str().is_empty()).then_some(config.state_dir.as_path());
+    let memory = Arc::new(Mutex::new(Memory::open(state_dir)?));
     let mut running = Vec::new();
     for n in 0..workers {
         let consumer = consumer(&config)?;
@@ -79,14 +82,15 @@ pub async fn run(
             batch: config.batch_records.max(1),
             eval: Evaluator {
                 producer: producer.clone(),
-                rules: rules.clone(),
+                pipeline: Pipeline::new(rules.clone()),
                 metrics: metrics.clone(),
                 checking: checking.clone(),
                 runs: Runs::new(config.integrity.seal_timeout),
-                suppressor: suppressor.clone(),
+                memory: memory.clone(),
                 shutdown: shutdown.clone(),
                 runtime: Handle::current(),
                 open_runs: 0,
+                detector_entries: 0,
             },
         };
         let thread = std::thread::Builder::new()
@@ -138,17 +142,20 @@ struct Worker {
 /// A worker's rules and the state that follows its partitions' rows.
 struct Evaluator {
     producer: FutureProducer,
-    rules: Arc<RuleSet>,
+    pipeline: Pipeline,
     metrics: Metrics,
     checking: Option<Arc<Checking>>,
     runs: Runs,
-    /// Shared by the process's workers: a host's hunt rows reach different
-    /// partitions (each hunt has its own), and so different workers.
-    suppressor: Arc<Mutex<Suppressor>>,
+    /// Suppression windows and applied offsets, shared by the process's
+    /// workers: a host's hunt rows reach different partitions (each hunt
+    /// has its own), and so different workers.
+    memory: Arc<Mutex<Memory>>,
     shutdown: watch::Receiver<bool>,
     runtime: Handle,
     /// The open runs last added to the gauge.
     open_runs: i64,
+    /// The detectors' entries last added to the gauge.
+    detector_entries: i64,
 }
 
 impl Worker {
@@ -180,6 +187,14 @@ impl Worker {
             let now = Instant::now();
             let mut matches = Vec::new();
             for msg in &batch {
+                // Already applied before a restart: its matches went out.
+                if this
+                    .memory()
+                    .applied(msg.topic(), msg.partition(), msg.offset())
+                {
+                    this.metrics.skipped.with_label_values(&["applied"]).inc();
+                    continue;
+                }
                 matches.extend(this.evaluate(msg, now));
             }
             let mut report = Vec::with_capacity(matches.len());
@@ -187,10 +202,10 @@ impl Worker {
                 let window = if m.rule_id == FORGED_RULE {
                     Some(FORGED_WINDOW)
                 } else {
-                    this.rules.suppress_for(&m.rule_id)
+                    this.pipeline.rules().suppress_for(&m.rule_id)
                 };
                 match window {
-                    Some(window) => report.extend(this.suppressed().admit(m, window, now)),
+                    Some(window) => report.extend(this.memory().suppressor.admit(m, window, now)),
                     None => report.push(m),
                 }
             }
@@ -201,15 +216,30 @@ impl Worker {
             if !report.is_empty() && !this.deliver_all(report) {
                 break;
             }
-            // Offsets: the last record of each partition in the batch.
-            for (i, msg) in batch.iter().enumerate() {
-                let last_of_partition = batch[i + 1..]
-                    .iter()
-                    .all(|m| m.partition() != msg.partition() || m.topic() != msg.topic());
-                if last_of_partition {
-                    if let Err(e) = consumer.store_offset_from_message(msg) {
-                        warn!(error = %e, "cannot store the offset");
-                    }
+            // The last record of each partition in the batch: the state
+            // covers them first, then their offsets are stored.
+            let last: Vec<&BorrowedMessage<'_>> = batch
+                .iter()
+                .enumerate()
+                .filter(|(i, msg)| {
+                    batch[i + 1..]
+                        .iter()
+                        .all(|m| m.partition() != msg.partition() || m.topic() != msg.topic())
+                })
+                .map(|(_, m)| m)
+                .collect();
+            let done: Vec<(&str, i32, i64)> = last
+                .iter()
+                .map(|m| (m.topic(), m.partition(), m.offset()))
+                .collect();
+            if let Err(e) = this.memory().checkpoint(&done) {
+                // Not fatal: at-least-once still holds (a repeat may be
+                // reported again after a restart).
+                warn!(error = %e, "cannot write the checkpoint");
+            }
+            for msg in last {
+                if let Err(e) = consumer.store_offset_from_message(msg) {
+                    warn!(error = %e, "cannot store the offset");
                 }
             }
             batch.clear();
@@ -222,10 +252,8 @@ impl Worker {
 }
 
 impl Evaluator {
-    fn suppressed(&self) -> MutexGuard<'_, Suppressor> {
-        self.suppressor
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
+    fn memory(&self) -> MutexGuard<'_, Memory> {
+        self.memory.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// The matches one record raises.
@@ -234,7 +262,7 @@ impl Evaluator {
         let payload = msg.payload().unwrap_or_default();
         let fast = RowRecord::parse(payload).and_then(|row| {
             let started = Instant::now();
-            let matches = self.rules.evaluate_record(&row)?;
+            let matches = self.pipeline.row(&row)?;
             self.metrics
                 .evaluation_seconds
                 .inc_by(started.elapsed().as_secs_f64());
@@ -259,7 +287,7 @@ impl Evaluator {
             Some(Ok(ResultsRecord::Row(row))) => {
                 // Valid, but not in the shape the fast reader takes (a
                 // number where osquery writes a string, say).
-                let mut matches = self.rules.evaluate(&row);
+                let mut matches = self.pipeline.rules().evaluate(&row);
                 if self.checking.is_some() {
                     if let Some(v) = runs.row(msg.partition(), &row, payload, now) {
                         matches.extend(judged(v, &self.metrics));
@@ -295,21 +323,26 @@ impl Evaluator {
         }
     }
 
-    /// Once a second: runs whose seal is late, and suppression windows that
-    /// closed.
+    /// Once a second: what stateful rules have due, runs whose seal is
+    /// late, and suppression windows that closed.
     fn tick(&mut self, now: Instant) -> Vec<MatchRecord> {
-        let mut out = Vec::new();
+        let mut out = self.pipeline.tick(unix_now());
+        self.metrics
+            .state
+            .with_label_values(&["detectors"])
+            .add(self.pipeline.state() as i64 - self.detector_entries);
+        self.detector_entries = self.pipeline.state() as i64;
         if self.checking.is_some() {
             for v in self.runs.expire(now) {
                 if let Some(m) = judged(v, &self.metrics) {
-                    out.extend(self.suppressed().admit(m, FORGED_WINDOW, now));
+                    out.extend(self.memory().suppressor.admit(m, FORGED_WINDOW, now));
                 }
             }
         }
-        let mut suppressor = self.suppressed();
-        out.extend(suppressor.close(now));
-        let suppressed = suppressor.len() as i64;
-        drop(suppressor);
+        let mut memory = self.memory();
+        out.extend(memory.suppressor.close(now));
+        let suppressed = memory.suppressor.len() as i64;
+        drop(memory);
         // One suppressor for the process; open runs are per worker, each
         // adding its change so the gauge is their sum.
         self.metrics

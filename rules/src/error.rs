@@ -14,6 +14,8 @@ pub enum RulesError {
     Proto(#[from] sweep_proto::ProtoError),
     #[error("metrics: {0}")]
     Metrics(#[from] prometheus::Error),
+    #[error("state {path}: {reason}")]
+    State { path: String, reason: String },
     #[error("admin listener on {addr}: {source}")]
     Listen {
         addr: String,

@@ -9,6 +9,13 @@
 //! - [`row`]: a result record read once, borrowed, its columns in slots.
 //! - [`ruleset`]: the loaded rules, routed by the query they watch, turning a
 //!   result row into matches.
+//! - [`kinds`]: stateful rule kinds (threshold, indicator, new terms,
+//!   sequence), one file each; [`pipeline`]: one worker's rule set and
+//!   detectors, rows in, matches out.
+//! - [`examples`]: rows inside rule files that must (not) match, run by
+//!   `sweep-rules test DIR`.
+//! - [`checkpoint`]: suppression windows and applied offsets kept across
+//!   restarts.
 //! - [`suppress`]: optional per-rule aggregation of repeated matches
 //!   (first/last seen, count).
 //! - [`integrity`]: checking scheduled runs' signed seals, so rows produced
@@ -19,14 +26,18 @@
 //! - [`metrics`]: every metric, and the `/metrics` listener.
 #![forbid(unsafe_code)]
 
+pub mod checkpoint;
 pub mod condition;
 pub mod config;
 pub mod consumer;
 pub mod error;
+pub mod examples;
 pub mod integrity;
+pub mod kinds;
 pub mod matcher;
 pub mod metrics;
 pub mod pins;
+pub mod pipeline;
 pub mod row;
 pub mod rule;
 pub mod ruleset;

@@ -5,8 +5,8 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::Parser;
-use sweep_rules::{rule, Config, RuleSet};
+use clap::{Parser, Subcommand};
+use sweep_rules::{examples, rule, Config, RuleSet};
 
 #[derive(Parser)]
 #[command(
@@ -24,11 +24,67 @@ struct Cli {
     /// Check the rules and exit.
     #[arg(long)]
     check: bool,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the examples in a directory's rule files (`[[rule.example]]`):
+    /// exit 0 when every example raises the matches it says.
+    Test {
+        /// Directory of rule files.
+        dir: PathBuf,
+    },
+}
+
+/// `sweep-rules test DIR`.
+fn test(dir: &std::path::Path) -> ExitCode {
+    let rules = match rule::load_dir(dir) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("Error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let outcomes = examples::run(&rules);
+    let failed: Vec<_> = outcomes.iter().filter(|o| !o.passed()).collect();
+    for o in &failed {
+        println!(
+            "FAIL {}: {}: expected {} match(es), got {}",
+            o.rule, o.example, o.expected, o.got
+        );
+    }
+    let without: Vec<&str> = rules
+        .iter()
+        .filter(|r| r.spec.example.is_empty())
+        .map(|r| r.id.as_str())
+        .collect();
+    println!(
+        "{} of {} example(s) passed, {} rule(s) in {}{}",
+        outcomes.len() - failed.len(),
+        outcomes.len(),
+        rules.len(),
+        dir.display(),
+        if without.is_empty() {
+            String::new()
+        } else {
+            format!("; without examples: {}", without.join(", "))
+        }
+    );
+    if failed.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
 }
 
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Some(Command::Test { dir }) = &cli.command {
+        return test(dir);
+    }
     sweep_proto::runtime::init_tracing("info");
     let mut config = match &cli.config {
         Some(path) => match Config::load(path) {

@@ -95,7 +95,7 @@ impl Metrics {
         let state = IntGaugeVec::new(
             Opts::new(
                 "sweep_rules_state_entries",
-                "Entries of state held in memory, by kind (open_runs: scheduled runs waiting for their seal; suppressed: suppression windows open).",
+                "Entries of state held in memory, by kind (open_runs: scheduled runs waiting for their seal; suppressed: suppression windows open; detectors: what stateful rules keep: windows, terms, sequences).",
             ),
             &["kind"],
         )?;

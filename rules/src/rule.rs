@@ -20,7 +20,11 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use std::sync::Arc;
+
 use crate::condition::Condition;
+use crate::kinds::{self, Kind, KindName};
+use crate::matcher::Columns;
 use crate::RulesError;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -54,7 +58,27 @@ pub struct RuleSpec {
     pub severity: Severity,
     #[serde(default = "any_query")]
     pub query: String,
-    pub condition: String,
+    /// Which rows the rule looks at (a SQL boolean expression over the
+    /// row's columns); absent: every row of its query.
+    #[serde(default)]
+    pub condition: Option<String>,
+    /// Only rows with one of these actions (`added`, `removed`,
+    /// `snapshot`); absent: any.
+    #[serde(default)]
+    pub action: Vec<String>,
+    /// `match` (default: every row the condition picks), `threshold`,
+    /// `indicator`, `new_terms` or `sequence`, with its settings in the
+    /// table of that name.
+    #[serde(default)]
+    pub kind: KindName,
+    #[serde(default)]
+    pub threshold: Option<kinds::threshold::Spec>,
+    #[serde(default)]
+    pub indicator: Option<kinds::indicator::Spec>,
+    #[serde(default)]
+    pub new_terms: Option<kinds::new_terms::Spec>,
+    #[serde(default)]
+    pub sequence: Option<kinds::sequence::Spec>,
     #[serde(default)]
     pub description: String,
     #[serde(default = "yes")]
@@ -63,6 +87,10 @@ pub struct RuleSpec {
     /// summary with the count; absent: report every match.
     #[serde(default, with = "humantime_opt")]
     pub suppress_for: Option<Duration>,
+    /// Rows that must raise matches and rows that must not, run by
+    /// `sweep-rules test DIR` ([`crate::examples`]).
+    #[serde(default)]
+    pub example: Vec<crate::examples::Example>,
 }
 
 mod humantime_opt {
@@ -100,29 +128,88 @@ pub struct Rule {
     pub severity: Severity,
     pub query: String,
     pub condition: Condition,
+    pub action: Vec<String>,
+    pub kind: KindName,
     pub suppress_for: Option<Duration>,
+    /// The spec it came from: a stateful kind binds its settings when the
+    /// rule set is built.
+    pub spec: RuleSpec,
 }
 
 impl Rule {
     pub fn compile(spec: RuleSpec) -> Result<Self, RulesError> {
-        let condition = Condition::compile(&spec.condition).map_err(|reason| RulesError::Rule {
+        let fail = |reason: String| RulesError::Rule {
             id: spec.id.clone(),
             reason,
-        })?;
+        };
         if spec.id.trim().is_empty() {
-            return Err(RulesError::Rule {
-                id: spec.id,
-                reason: "empty id".into(),
-            });
+            return Err(fail("empty id".into()));
         }
-        Ok(Self {
-            id: spec.id,
-            title: spec.title,
+        let condition = match (&spec.condition, spec.kind) {
+            (Some(text), _) => Condition::compile(text).map_err(fail)?,
+            (None, KindName::Match) => return Err(fail("a match rule needs a condition".into())),
+            (None, _) => Condition::compile("1 = 1").map_err(fail)?,
+        };
+        let tables = [
+            (KindName::Threshold, spec.threshold.is_some(), "threshold"),
+            (KindName::Indicator, spec.indicator.is_some(), "indicator"),
+            (KindName::NewTerms, spec.new_terms.is_some(), "new_terms"),
+            (KindName::Sequence, spec.sequence.is_some(), "sequence"),
+        ];
+        for (kind, present, table) in tables {
+            if present != (spec.kind == kind) {
+                return Err(fail(if present {
+                    format!("[rule.{table}] belongs to kind = \"{table}\" rules")
+                } else {
+                    format!("kind = \"{table}\" needs a [rule.{table}] table")
+                }));
+            }
+        }
+        for a in &spec.action {
+            if !["added", "removed", "snapshot"].contains(&a.as_str()) {
+                return Err(fail(format!(
+                    "action {a:?}: expected added, removed or snapshot"
+                )));
+            }
+        }
+        let rule = Self {
+            id: spec.id.clone(),
+            title: spec.title.clone(),
             severity: spec.severity,
-            query: spec.query,
+            query: spec.query.clone(),
             condition,
+            action: spec.action.clone(),
+            kind: spec.kind,
             suppress_for: spec.suppress_for,
-        })
+            spec,
+        };
+        // A kind's settings are checked now, when the rules load.
+        rule.bind(&mut Columns::default())?;
+        Ok(rule)
+    }
+
+    /// Binds a stateful kind's settings to the rule set's columns; None for
+    /// `match`.
+    pub fn bind(&self, columns: &mut Columns) -> Result<Option<Arc<dyn Kind>>, RulesError> {
+        let s = &self.spec;
+        let bound = match self.kind {
+            KindName::Match => return Ok(None),
+            KindName::Threshold => s.threshold.as_ref().map(|k| k.bind(columns)),
+            KindName::Indicator => s.indicator.as_ref().map(|k| k.bind(columns)),
+            KindName::NewTerms => s.new_terms.as_ref().map(|k| k.bind(columns)),
+            KindName::Sequence => s.sequence.as_ref().map(|k| k.bind(columns)),
+        };
+        match bound {
+            Some(Ok(kind)) => Ok(Some(kind)),
+            Some(Err(reason)) => Err(RulesError::Rule {
+                id: self.id.clone(),
+                reason,
+            }),
+            None => Err(RulesError::Rule {
+                id: self.id.clone(),
+                reason: "missing its kind's table".into(),
+            }),
+        }
     }
 }
 

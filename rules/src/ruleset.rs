@@ -9,6 +9,7 @@ use rustc_hash::FxHashMap;
 use sweep_proto::text::glob;
 use sweep_proto::{MatchRecord, ResultRow};
 
+use crate::kinds::{Alert, Kind};
 use crate::matcher::{Columns, Matcher};
 use crate::row::{RowRecord, RowView};
 use crate::rule::Rule;
@@ -34,6 +35,8 @@ pub struct RuleSet {
     indexed: Vec<bool>,
     /// The rules that apply to each query name seen.
     routes: Mutex<HashMap<String, Arc<Route>>>,
+    /// Each stateful rule's kind, bound to `columns` (None: `match`).
+    kinds: Vec<Option<Arc<dyn Kind>>>,
 }
 
 /// Rule numbers by the text a column must hold.
@@ -66,6 +69,11 @@ impl RuleSet {
             }
             matchers.push(Matcher::compile(r.condition.root(), &mut columns));
         }
+        // Checked when the rule loaded (Rule::compile), so binding succeeds.
+        let kinds = rules
+            .iter()
+            .map(|r| r.bind(&mut columns).ok().flatten())
+            .collect();
         columns.finish();
         let mut index: Vec<(usize, ByText)> = Vec::new();
         let mut indexed = vec![false; rules.len()];
@@ -94,6 +102,7 @@ impl RuleSet {
             index,
             indexed,
             routes: Mutex::new(HashMap::new()),
+            kinds,
         }
     }
 
@@ -139,16 +148,19 @@ impl RuleSet {
         route
     }
 
-    /// Every match a row record produces, in rule order: the row's columns
-    /// are placed once, then only the rules that watch its query and that
-    /// its values can satisfy run. None when a value a rule reads is not
-    /// UTF-8.
-    pub fn evaluate_record(&self, row: &RowRecord<'_>) -> Option<Vec<MatchRecord>> {
+    /// The row's columns in this set's slots; None when a value a rule
+    /// reads is not UTF-8.
+    pub fn view<'a>(&'a self, row: &'a RowRecord<'a>) -> Option<RowView<'a>> {
+        RowView::new(&self.columns, &row.columns)
+    }
+
+    /// The rules that pick this row, in rule order: those that watch its
+    /// query, take its action, and whose condition it satisfies.
+    pub fn picked(&self, row: &RowRecord<'_>, view: &RowView<'_>) -> Vec<usize> {
         let route = self.route(&row.name);
         if !route.member.iter().any(|m| *m) {
-            return Some(Vec::new());
+            return Vec::new();
         }
-        let view = RowView::new(&self.columns, &row.columns)?;
         let mut candidates = route.always.clone();
         for (col, by_text) in &self.index {
             if let Some(rules) = view.get(*col).and_then(|v| by_text.get(v)) {
@@ -157,25 +169,54 @@ impl RuleSet {
         }
         candidates.sort_unstable();
         candidates.dedup();
-        let mut out = Vec::new();
-        for i in candidates {
-            if self.matchers[i].matches(&view) {
-                let r = &self.rules[i];
-                out.push(MatchRecord {
-                    rule_id: r.id.clone(),
-                    title: r.title.clone(),
-                    severity: r.severity.as_str().to_string(),
-                    host: row.host.to_string(),
-                    query: row.name.to_string(),
-                    hunt_id: row.hunt_id.as_ref().map(|h| h.to_string()),
-                    row: row.columns_map(),
-                    first_seen: row.unix_time,
-                    last_seen: row.unix_time,
-                    count: 1,
-                });
-            }
+        candidates.retain(|&i| {
+            let action = &self.rules[i].action;
+            (action.is_empty() || action.iter().any(|a| *a == row.action))
+                && self.matchers[i].matches(view)
+        });
+        candidates
+    }
+
+    pub fn rule(&self, i: usize) -> &Rule {
+        &self.rules[i]
+    }
+
+    /// Rule `i`'s stateful kind; None for `match`.
+    pub fn kind(&self, i: usize) -> Option<&Arc<dyn Kind>> {
+        self.kinds[i].as_ref()
+    }
+
+    /// The match rule `i` raises for a row (a `match` rule's, or a stateful
+    /// kind's alert).
+    pub fn record(&self, i: usize, alert: Alert, hunt_id: Option<&str>) -> MatchRecord {
+        let r = &self.rules[i];
+        MatchRecord {
+            rule_id: r.id.clone(),
+            title: r.title.clone(),
+            severity: r.severity.as_str().to_string(),
+            host: alert.host,
+            query: alert.query,
+            hunt_id: hunt_id.map(str::to_string),
+            row: alert.row,
+            first_seen: alert.first_seen,
+            last_seen: alert.last_seen,
+            count: alert.count,
         }
-        Some(out)
+    }
+
+    /// Every match of the `match` rules a row record produces, in rule
+    /// order (stateful kinds need a [`crate::pipeline::Pipeline`]). None
+    /// when a value a rule reads is not UTF-8.
+    pub fn evaluate_record(&self, row: &RowRecord<'_>) -> Option<Vec<MatchRecord>> {
+        let view = self.view(row)?;
+        let picked = self.picked(row, &view);
+        Some(
+            picked
+                .into_iter()
+                .filter(|&i| self.kinds[i].is_none())
+                .map(|i| self.record(i, Alert::of_row(row), row.hunt_id.as_deref()))
+                .collect(),
+        )
     }
 
     /// Every match the row produces, in rule order.

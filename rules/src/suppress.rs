@@ -7,6 +7,7 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
+use serde::{Deserialize, Serialize};
 use sweep_proto::MatchRecord;
 
 struct Group {
@@ -20,6 +21,16 @@ struct Group {
 #[derive(Default)]
 pub struct Suppressor {
     groups: HashMap<String, Group>,
+    /// Set when a group opens, grows or closes; cleared by [`saved`](Self::saved).
+    changed: bool,
+}
+
+/// A group as written to disk: its window as what was left of it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SavedGroup {
+    record: MatchRecord,
+    reported: u64,
+    remaining_ms: u64,
 }
 
 fn key(m: &MatchRecord) -> String {
@@ -46,6 +57,7 @@ impl Suppressor {
     /// must be reported now (the first of its group).
     pub fn admit(&mut self, m: MatchRecord, window: Duration, now: Instant) -> Option<MatchRecord> {
         let k = key(&m);
+        self.changed = true;
         if let Some(g) = self.groups.get_mut(&k) {
             if now < g.closes {
                 g.record.count += m.count;
@@ -68,6 +80,7 @@ impl Suppressor {
     /// reported; closed groups are forgotten.
     pub fn close(&mut self, now: Instant) -> Vec<MatchRecord> {
         let mut out = Vec::new();
+        let before = self.groups.len();
         self.groups.retain(|_, g| {
             if now < g.closes {
                 return true;
@@ -77,10 +90,51 @@ impl Suppressor {
             }
             false
         });
+        self.changed |= self.groups.len() != before;
         out.sort_by(|a, b| {
             (a.first_seen, &a.rule_id, &a.host).cmp(&(b.first_seen, &b.rule_id, &b.host))
         });
         out
+    }
+
+    /// Whether anything changed since the last save.
+    pub fn changed(&self) -> bool {
+        self.changed
+    }
+
+    /// The open groups, to be written to disk.
+    pub fn save(&mut self, now: Instant) -> Vec<SavedGroup> {
+        self.changed = false;
+        self.groups
+            .values()
+            .map(|g| SavedGroup {
+                record: g.record.clone(),
+                reported: g.reported,
+                remaining_ms: g.closes.saturating_duration_since(now).as_millis() as u64,
+            })
+            .collect()
+    }
+
+    /// Groups read back from disk, `elapsed` after they were saved.
+    pub fn restore(saved: Vec<SavedGroup>, elapsed: Duration, now: Instant) -> Self {
+        let groups = saved
+            .into_iter()
+            .map(|g| {
+                let left = Duration::from_millis(g.remaining_ms).saturating_sub(elapsed);
+                (
+                    key(&g.record),
+                    Group {
+                        record: g.record,
+                        reported: g.reported,
+                        closes: now + left,
+                    },
+                )
+            })
+            .collect();
+        Self {
+            groups,
+            changed: false,
+        }
     }
 }
 

@@ -500,9 +500,10 @@ impl Cluster {
     /// against the identities pinned in this cluster's etcd.
     pub fn rules(&self, rules_dir: &Path) -> Result<Proc> {
         let cfg = format!(
-            "rules_dir = \"{}\"\ngroup_id = \"e2e-rules\"\nmetrics_listen = \"127.0.0.1:{}\"\n[kafka]\nbrokers = \"{}\"\n{}\n[integrity]\npublic_keys = [\"{}\"]\nrefresh = \"1s\"\n[integrity.etcd]\n{}endpoints = [\"{}\"]\n",
+            "rules_dir = \"{}\"\ngroup_id = \"e2e-rules\"\nmetrics_listen = \"127.0.0.1:{}\"\nstate_dir = \"{}\"\n[kafka]\nbrokers = \"{}\"\n{}\n[integrity]\npublic_keys = [\"{}\"]\nrefresh = \"1s\"\n[integrity.etcd]\n{}endpoints = [\"{}\"]\n",
             rules_dir.display(),
             free_port(),
+            self.dir.path().join("rules-state").display(),
             self.kafka,
             Self::kafka_properties(),
             self.signer.public_hex(),

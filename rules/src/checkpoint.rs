@@ -1,0 +1,187 @@
+//! What sweep-rules keeps across a restart: the open suppression windows,
+//! and for each partition the offset up to which every row's effects (its
+//! matches delivered, its repeats counted) are in them. Rows at or below
+//! that offset are skipped when the broker hands them out again (the
+//! committed offset lags), so a restart neither reports a suppressed repeat
+//! again nor counts it twice. Written (tmp, fsync, rename) after a batch's
+//! matches are delivered and before its offsets are stored, whenever the
+//! windows changed.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+use tracing::warn;
+
+use crate::suppress::{SavedGroup, Suppressor};
+use crate::RulesError;
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct File {
+    /// Unix milliseconds when written.
+    saved_at_ms: u64,
+    /// `topic/partition` → offset applied.
+    applied: BTreeMap<String, i64>,
+    groups: Vec<SavedGroup>,
+}
+
+/// The suppressor and the offsets applied, shared by a process's workers.
+pub struct Memory {
+    pub suppressor: Suppressor,
+    applied: BTreeMap<String, i64>,
+    path: Option<PathBuf>,
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+fn slot(topic: &str, partition: i32) -> String {
+    format!("{topic}/{partition}")
+}
+
+impl Memory {
+    /// Reads `state_dir/checkpoint.json`; `None` keeps nothing on disk. A
+    /// corrupt file is moved aside with a warning and the state starts empty.
+    pub fn open(state_dir: Option<&Path>) -> Result<Self, RulesError> {
+        let Some(dir) = state_dir else {
+            return Ok(Self {
+                suppressor: Suppressor::default(),
+                applied: BTreeMap::new(),
+                path: None,
+            });
+        };
+        std::fs::create_dir_all(dir).map_err(|e| RulesError::State {
+            path: dir.display().to_string(),
+            reason: e.to_string(),
+        })?;
+        let path = dir.join("checkpoint.json");
+        let file: File = match std::fs::read(&path) {
+            Ok(bytes) => serde_json::from_slice(&bytes).unwrap_or_else(|e| {
+                let aside = path.with_extension("json.corrupt");
+                warn!(path = %path.display(), error = %e, aside = %aside.display(), "unreadable checkpoint; starting without it");
+                let _ = std::fs::rename(&path, &aside);
+                File::default()
+            }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => File::default(),
+            Err(e) => {
+                return Err(RulesError::State {
+                    path: path.display().to_string(),
+                    reason: e.to_string(),
+                })
+            }
+        };
+        let elapsed = Duration::from_millis(now_ms().saturating_sub(file.saved_at_ms));
+        Ok(Self {
+            suppressor: Suppressor::restore(file.groups, elapsed, Instant::now()),
+            applied: file.applied,
+            path: Some(path),
+        })
+    }
+
+    /// Whether this record's effects are already in the state.
+    pub fn applied(&self, topic: &str, partition: i32, offset: i64) -> bool {
+        self.applied
+            .get(&slot(topic, partition))
+            .is_some_and(|&done| offset <= done)
+    }
+
+    /// Records that every row up to these offsets is applied, and writes the
+    /// state if the windows changed. Call after the rows' matches are
+    /// delivered, before their offsets are stored.
+    pub fn checkpoint(&mut self, done: &[(&str, i32, i64)]) -> Result<(), RulesError> {
+        let Some(path) = &self.path else {
+            return Ok(());
+        };
+        if !self.suppressor.changed() {
+            return Ok(());
+        }
+        for (topic, partition, offset) in done {
+            let at = self
+                .applied
+                .entry(slot(topic, *partition))
+                .or_insert(*offset);
+            *at = (*at).max(*offset);
+        }
+        let file = File {
+            saved_at_ms: now_ms(),
+            applied: self.applied.clone(),
+            groups: self.suppressor.save(Instant::now()),
+        };
+        let fail = |e: std::io::Error| RulesError::State {
+            path: path.display().to_string(),
+            reason: e.to_string(),
+        };
+        let tmp = path.with_extension("json.tmp");
+        let mut f = std::fs::File::create(&tmp).map_err(fail)?;
+        f.write_all(&serde_json::to_vec(&file).expect("the checkpoint serializes"))
+            .map_err(fail)?;
+        f.sync_all().map_err(fail)?;
+        std::fs::rename(&tmp, path).map_err(fail)?;
+        if let Some(dir) = path.parent() {
+            if let Ok(d) = std::fs::File::open(dir) {
+                let _ = d.sync_all();
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use sweep_proto::MatchRecord;
+
+    use super::*;
+
+    fn m(t: u64) -> MatchRecord {
+        MatchRecord {
+            rule_id: "r".into(),
+            title: "t".into(),
+            severity: "low".into(),
+            host: "web-1".into(),
+            query: "q".into(),
+            hunt_id: None,
+            row: [("pid".to_string(), "1".to_string())].into(),
+            first_seen: t,
+            last_seen: t,
+            count: 1,
+        }
+    }
+
+    #[test]
+    fn a_restart_keeps_windows_and_applied_offsets() {
+        let dir = tempfile::tempdir().unwrap();
+        let w = Duration::from_secs(3600);
+        let mut mem = Memory::open(Some(dir.path())).unwrap();
+        assert!(mem.suppressor.admit(m(1), w, Instant::now()).is_some());
+        assert!(mem.suppressor.admit(m(2), w, Instant::now()).is_none());
+        mem.checkpoint(&[("sweep.results", 3, 41)]).unwrap();
+        drop(mem);
+        let mut mem = Memory::open(Some(dir.path())).unwrap();
+        assert!(mem.applied("sweep.results", 3, 41));
+        assert!(!mem.applied("sweep.results", 3, 42));
+        assert!(!mem.applied("sweep.results", 4, 0));
+        // The window is still open: a repeat is counted, not reported.
+        assert!(mem.suppressor.admit(m(3), w, Instant::now()).is_none());
+        // Closing it now (as if the hour had passed) gives one summary of 3.
+        let closed = mem.suppressor.close(Instant::now() + w);
+        assert_eq!(closed.len(), 1);
+        assert_eq!(
+            (closed[0].first_seen, closed[0].last_seen, closed[0].count),
+            (1, 3, 3)
+        );
+    }
+
+    #[test]
+    fn a_corrupt_checkpoint_is_set_aside() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("checkpoint.json"), b"{not json").unwrap();
+        let mem = Memory::open(Some(dir.path())).unwrap();
+        assert!(!mem.applied("sweep.results", 0, 0));
+        assert!(dir.path().join("checkpoint.json.corrupt").exists());
+    }
+}

@@ -1,0 +1,95 @@
+//! One worker's evaluation: the shared rule set, and each stateful rule's
+//! detector holding what that worker has seen. Rows in, matches out; the
+//! clock is the rows' own time, moved on by [`Pipeline::tick`] when idle.
+
+use std::sync::Arc;
+
+use sweep_proto::MatchRecord;
+
+use crate::kinds::{Alert, Detector, Event};
+use crate::row::RowRecord;
+use crate::ruleset::RuleSet;
+
+pub struct Pipeline {
+    rules: Arc<RuleSet>,
+    /// By rule number; None for `match` rules.
+    detectors: Vec<Option<Box<dyn Detector>>>,
+    /// The latest row time seen (unix seconds).
+    clock: u64,
+}
+
+impl Pipeline {
+    pub fn new(rules: Arc<RuleSet>) -> Self {
+        let detectors = (0..rules.len())
+            .map(|i| rules.kind(i).map(|k| k.detector()))
+            .collect();
+        Self {
+            rules,
+            detectors,
+            clock: 0,
+        }
+    }
+
+    pub fn rules(&self) -> &Arc<RuleSet> {
+        &self.rules
+    }
+
+    /// The matches a row raises now; None when a value a rule reads is not
+    /// UTF-8 (the caller decodes the record in full and reports why).
+    pub fn row(&mut self, row: &RowRecord<'_>) -> Option<Vec<MatchRecord>> {
+        let view = self.rules.view(row)?;
+        let picked = self.rules.picked(row, &view);
+        let mut out = Vec::new();
+        if picked.is_empty() {
+            return Some(out);
+        }
+        let columns = || row.columns_map();
+        let event = Event {
+            host: &row.host,
+            query: &row.name,
+            action: &row.action,
+            time: row.unix_time,
+            view: &view,
+            columns: &columns,
+        };
+        let mut alerts = Vec::new();
+        for i in picked {
+            match self.detectors[i].as_mut() {
+                None => out.push(
+                    self.rules
+                        .record(i, Alert::of_row(row), row.hunt_id.as_deref()),
+                ),
+                Some(detector) => {
+                    detector.observe(&event, &mut alerts);
+                    out.extend(
+                        alerts
+                            .drain(..)
+                            .map(|a| self.rules.record(i, a, row.hunt_id.as_deref())),
+                    );
+                }
+            }
+        }
+        self.clock = self.clock.max(row.unix_time);
+        Some(out)
+    }
+
+    /// Moves the clock to `now` (never back) and returns what falls due:
+    /// "not followed by" sequences whose span ended, say.
+    pub fn tick(&mut self, now: u64) -> Vec<MatchRecord> {
+        self.clock = self.clock.max(now);
+        let mut out = Vec::new();
+        let mut alerts = Vec::new();
+        for (i, d) in self.detectors.iter_mut().enumerate() {
+            if let Some(d) = d {
+                d.tick(self.clock, &mut alerts);
+                out.extend(alerts.drain(..).map(|a| self.rules.record(i, a, None)));
+            }
+        }
+        out
+    }
+
+    /// Entries held by all detectors.
+    pub fn state(&self) -> usize {
+        self.detectors.iter().flatten().map(|d| d.size()).sum()
+    }
+}
