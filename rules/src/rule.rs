@@ -219,10 +219,23 @@ pub fn parse(text: &str, origin: &str) -> Result<Vec<Rule>, RulesError> {
         path: origin.to_string(),
         reason: e.to_string(),
     })?;
+    // An indicator file named relative to its rule file is found beside it.
+    let base = Path::new(origin)
+        .parent()
+        .filter(|d| Path::new(origin).is_file() && d.is_dir());
     file.rule
         .into_iter()
         .filter(|r| r.enabled)
-        .map(Rule::compile)
+        .map(|mut spec| {
+            if let (Some(base), Some(ind)) = (base, spec.indicator.as_mut()) {
+                for f in &mut ind.files {
+                    if Path::new(f.as_str()).is_relative() {
+                        *f = base.join(&*f).display().to_string();
+                    }
+                }
+            }
+            Rule::compile(spec)
+        })
         .collect()
 }
 

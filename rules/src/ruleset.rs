@@ -37,6 +37,8 @@ pub struct RuleSet {
     routes: Mutex<HashMap<String, Arc<Route>>>,
     /// Each stateful rule's kind, bound to `columns` (None: `match`).
     kinds: Vec<Option<Arc<dyn Kind>>>,
+    /// Rules whose kind could not be bound: never evaluated.
+    broken: Vec<bool>,
 }
 
 /// Rule numbers by the text a column must hold.
@@ -69,10 +71,21 @@ impl RuleSet {
             }
             matchers.push(Matcher::compile(r.condition.root(), &mut columns));
         }
-        // Checked when the rule loaded (Rule::compile), so binding succeeds.
+        // Checked when the rule loaded (Rule::compile), so binding succeeds;
+        // should it not, the rule is left out rather than let its condition
+        // alone raise a match on every row it picks.
+        let mut broken = vec![false; rules.len()];
         let kinds = rules
             .iter()
-            .map(|r| r.bind(&mut columns).ok().flatten())
+            .enumerate()
+            .map(|(i, r)| match r.bind(&mut columns) {
+                Ok(kind) => kind,
+                Err(e) => {
+                    tracing::error!(rule = %r.id, error = %e, "rule left out");
+                    broken[i] = true;
+                    None
+                }
+            })
             .collect();
         columns.finish();
         let mut index: Vec<(usize, ByText)> = Vec::new();
@@ -103,6 +116,7 @@ impl RuleSet {
             indexed,
             routes: Mutex::new(HashMap::new()),
             kinds,
+            broken,
         }
     }
 
@@ -170,6 +184,9 @@ impl RuleSet {
         candidates.sort_unstable();
         candidates.dedup();
         candidates.retain(|&i| {
+            if self.broken[i] {
+                return false;
+            }
             let action = &self.rules[i].action;
             (action.is_empty() || action.iter().any(|a| *a == row.action))
                 && self.matchers[i].matches(view)

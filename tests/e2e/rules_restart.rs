@@ -21,7 +21,7 @@ fn produce(c: &Cluster, ids: std::ops::Range<usize>) {
     let rows: Vec<(String, String)> = ids
         .flat_map(|i| {
             [
-                (format!("web-1"), row(i, "each")),
+                ("web-1".to_string(), row(i, "each")),
                 ("web-1".to_string(), row(i, "repeat")),
             ]
         })
