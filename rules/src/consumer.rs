@@ -13,6 +13,7 @@
 //! their partition; agents key their records by host, so one host's rows
 //! meet in one worker.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -166,6 +167,8 @@ impl Worker {
             eval: mut this,
         } = self;
         let mut last_tick = Instant::now();
+        let mut last_lag = Instant::now();
+        let mut lag: BTreeMap<String, i64> = BTreeMap::new();
         let mut batch: Vec<BorrowedMessage<'_>> = Vec::with_capacity(max);
         loop {
             if *this.shutdown.borrow() {
@@ -199,15 +202,37 @@ impl Worker {
             }
             let mut report = Vec::with_capacity(matches.len());
             for m in matches {
-                let window = if m.rule_id == FORGED_RULE {
-                    Some(FORGED_WINDOW)
-                } else {
-                    this.pipeline.rules().suppress_for(&m.rule_id)
-                };
-                match window {
-                    Some(window) => report.extend(this.memory().suppressor.admit(m, window, now)),
+                if m.rule_id == FORGED_RULE {
+                    report.extend(this.memory().suppressor.admit(m, FORGED_WINDOW, now));
+                    continue;
+                }
+                let rules = this.pipeline.rules().clone();
+                match rules.suppression(&m.rule_id) {
+                    Some((window, by)) => {
+                        report.extend(this.memory().suppressor.admit_by(m, by, window, now))
+                    }
                     None => report.push(m),
                 }
+            }
+            if now.duration_since(last_lag) >= LAG_EVERY {
+                last_lag = now;
+                let fresh = consumer_lag(&consumer);
+                for topic in lag
+                    .keys()
+                    .chain(fresh.keys())
+                    .cloned()
+                    .collect::<BTreeSet<_>>()
+                {
+                    let (before, after) = (
+                        lag.get(&topic).copied().unwrap_or(0),
+                        fresh.get(&topic).copied().unwrap_or(0),
+                    );
+                    this.metrics
+                        .lag
+                        .with_label_values(&[&topic])
+                        .add(after - before);
+                }
+                lag = fresh;
             }
             if now.duration_since(last_tick) >= Duration::from_secs(1) {
                 last_tick = now;
@@ -390,6 +415,31 @@ impl Evaluator {
             true
         })
     }
+}
+
+/// How often each worker samples its partitions' lag.
+const LAG_EVERY: Duration = Duration::from_secs(10);
+
+/// Records not yet read on the partitions `consumer` holds, by topic.
+fn consumer_lag(consumer: &BaseConsumer) -> BTreeMap<String, i64> {
+    let mut lag = BTreeMap::new();
+    let Ok(positions) = consumer.position() else {
+        return lag;
+    };
+    for p in positions.elements() {
+        let Ok((_, high)) =
+            consumer.fetch_watermarks(p.topic(), p.partition(), Duration::from_secs(1))
+        else {
+            continue;
+        };
+        // Before the first read the position is not an offset yet: all of
+        // the partition from the committed point is to be read, which the
+        // next sample shows.
+        if let rdkafka::Offset::Offset(at) = p.offset() {
+            *lag.entry(p.topic().to_string()).or_insert(0) += (high - at).max(0);
+        }
+    }
+    lag
 }
 
 /// The match raised for records not from the agent they name.

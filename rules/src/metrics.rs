@@ -39,6 +39,8 @@ pub struct Metrics {
     pub state: IntGaugeVec,
     /// 1 once the workers are consuming (`/ready`).
     pub ready: IntGauge,
+    /// Records not yet read, by topic.
+    pub lag: IntGaugeVec,
 }
 
 impl Metrics {
@@ -100,6 +102,14 @@ impl Metrics {
             &["kind"],
         )?;
         let ready = IntGauge::new("sweep_rules_ready", "1 once the consumers are running.")?;
+        let lag = IntGaugeVec::new(
+            Opts::new(
+                "sweep_rules_consumer_lag_records",
+                "Records on the partitions this process holds not yet read (high watermark minus position), by topic; sampled every 10 s.",
+            ),
+            &["topic"],
+        )?;
+        registry.register(Box::new(lag.clone()))?;
         registry.register(Box::new(matches.clone()))?;
         registry.register(Box::new(evaluation_seconds.clone()))?;
         registry.register(Box::new(state.clone()))?;
@@ -127,6 +137,7 @@ impl Metrics {
             evaluation_seconds,
             state,
             ready,
+            lag,
         })
     }
 

@@ -87,6 +87,11 @@ pub struct RuleSpec {
     /// summary with the count; absent: report every match.
     #[serde(default, with = "humantime_opt")]
     pub suppress_for: Option<Duration>,
+    /// With `suppress_for`: what makes matches repeats of each other, as
+    /// field names (`host` is the match's host), e.g. `["host", "username"]`;
+    /// absent: the same host and the same row.
+    #[serde(default)]
+    pub suppress_by: Vec<String>,
     /// Rows that must raise matches and rows that must not, run by
     /// `sweep-rules test DIR` ([`crate::examples`]).
     #[serde(default)]
@@ -164,6 +169,9 @@ impl Rule {
                     format!("kind = \"{table}\" needs a [rule.{table}] table")
                 }));
             }
+        }
+        if !spec.suppress_by.is_empty() && spec.suppress_for.is_none() {
+            return Err(fail("suppress_by needs suppress_for".into()));
         }
         for a in &spec.action {
             if !["added", "removed", "snapshot"].contains(&a.as_str()) {

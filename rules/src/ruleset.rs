@@ -122,10 +122,13 @@ impl RuleSet {
 
     /// The rule's suppression window, if it has one.
     pub fn suppress_for(&self, rule_id: &str) -> Option<std::time::Duration> {
-        self.rules
-            .iter()
-            .find(|r| r.id == rule_id)
-            .and_then(|r| r.suppress_for)
+        self.suppression(rule_id).map(|(w, _)| w)
+    }
+
+    /// The rule's suppression: its window and what groups repeats.
+    pub fn suppression(&self, rule_id: &str) -> Option<(std::time::Duration, &[String])> {
+        let r = self.rules.iter().find(|r| r.id == rule_id)?;
+        Some((r.suppress_for?, r.spec.suppress_by.as_slice()))
     }
 
     pub fn len(&self) -> usize {

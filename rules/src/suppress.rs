@@ -28,18 +28,36 @@ pub struct Suppressor {
 /// A group as written to disk: its window as what was left of it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SavedGroup {
+    #[serde(default)]
+    key: String,
     record: MatchRecord,
     reported: u64,
     remaining_ms: u64,
 }
 
-fn key(m: &MatchRecord) -> String {
-    // The row is a BTreeMap: its JSON is canonical.
+/// A match's group: the rule and, by default, the host and the whole row;
+/// with `by`, the rule and those fields' values (`host` is the match's host).
+fn key(m: &MatchRecord, by: &[String]) -> String {
+    if by.is_empty() {
+        // The row is a BTreeMap: its JSON is canonical.
+        return format!(
+            "{}\0{}\0{}",
+            m.rule_id,
+            m.host,
+            serde_json::to_string(&m.row).unwrap_or_default()
+        );
+    }
+    let values: Vec<&str> = by
+        .iter()
+        .map(|f| match f.as_str() {
+            "host" => m.host.as_str(),
+            f => m.row.get(f).map_or("", String::as_str),
+        })
+        .collect();
     format!(
-        "{}\0{}\0{}",
+        "{}\0{}",
         m.rule_id,
-        m.host,
-        serde_json::to_string(&m.row).unwrap_or_default()
+        serde_json::to_string(&values).unwrap_or_default()
     )
 }
 
@@ -56,7 +74,19 @@ impl Suppressor {
     /// Takes a new match for a rule with window `window`; returns it if it
     /// must be reported now (the first of its group).
     pub fn admit(&mut self, m: MatchRecord, window: Duration, now: Instant) -> Option<MatchRecord> {
-        let k = key(&m);
+        self.admit_by(m, &[], window, now)
+    }
+
+    /// As [`admit`](Self::admit), grouping by the fields `by` (empty: by
+    /// host and row).
+    pub fn admit_by(
+        &mut self,
+        m: MatchRecord,
+        by: &[String],
+        window: Duration,
+        now: Instant,
+    ) -> Option<MatchRecord> {
+        let k = key(&m, by);
         self.changed = true;
         if let Some(g) = self.groups.get_mut(&k) {
             if now < g.closes {
@@ -106,8 +136,9 @@ impl Suppressor {
     pub fn save(&mut self, now: Instant) -> Vec<SavedGroup> {
         self.changed = false;
         self.groups
-            .values()
-            .map(|g| SavedGroup {
+            .iter()
+            .map(|(k, g)| SavedGroup {
+                key: k.clone(),
                 record: g.record.clone(),
                 reported: g.reported,
                 remaining_ms: g.closes.saturating_duration_since(now).as_millis() as u64,
@@ -122,7 +153,11 @@ impl Suppressor {
             .map(|g| {
                 let left = Duration::from_millis(g.remaining_ms).saturating_sub(elapsed);
                 (
-                    key(&g.record),
+                    if g.key.is_empty() {
+                        key(&g.record, &[])
+                    } else {
+                        g.key
+                    },
                     Group {
                         record: g.record,
                         reported: g.reported,
@@ -192,5 +227,33 @@ mod tests {
         assert!(s
             .admit(m("a", 200), w, t0 + Duration::from_secs(100))
             .is_some());
+    }
+
+    #[test]
+    fn suppress_by_groups_matches_by_the_named_fields() {
+        let mut s = Suppressor::default();
+        let w = Duration::from_secs(60);
+        let t0 = Instant::now();
+        let by = ["host".to_string(), "user".to_string()];
+        let user = |host: &str, user: &str, pid: &str, t: u64| {
+            let mut m = m(host, t);
+            m.row = [("user", user), ("pid", pid)]
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+            m
+        };
+        assert!(s.admit_by(user("a", "douge", "1", 1), &by, w, t0).is_some());
+        // Another row (pid), same host and user: a repeat.
+        assert!(s.admit_by(user("a", "douge", "2", 2), &by, w, t0).is_none());
+        // Another user, or another host: a group of its own.
+        assert!(s.admit_by(user("a", "root", "3", 3), &by, w, t0).is_some());
+        assert!(s.admit_by(user("b", "douge", "4", 4), &by, w, t0).is_some());
+        let closed = s.close(t0 + w);
+        assert_eq!(closed.len(), 1);
+        assert_eq!(
+            (closed[0].first_seen, closed[0].last_seen, closed[0].count),
+            (1, 2, 2)
+        );
     }
 }
