@@ -8,7 +8,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use sweep_e2e::{bin, eventually, ndjson, Cluster};
+use sweep_e2e::{bin, eventually, http_get, ndjson, Cluster};
 
 /// A scheduled row as an agent writes it, at `time`.
 fn row(query: &str, host: &str, time: u64, action: &str, columns: Value) -> String {
@@ -103,6 +103,13 @@ suppress_for = "1h"
     );
     let dir = c.rules_dir(&rules);
     let sweep_rules = c.rules(&dir).unwrap();
+    // Ready once it has made the topics and its consumers run.
+    let addr =
+        eventually(Duration::from_secs(20), || sweep_rules.admin_addr()).expect("admin address");
+    eventually(Duration::from_secs(60), || {
+        http_get(&addr, "/ready").contains("ready").then_some(())
+    })
+    .expect("sweep-rules never ready");
     let t = 1_795_600_000u64;
     let rows = vec![
         // match: an added row fires, a removed one does not.

@@ -137,6 +137,22 @@ fn spawn(name: &str, cmd: &mut Command, dir: &Path) -> Result<Proc> {
     })
 }
 
+/// Counts records the broker did not take.
+#[derive(Default)]
+struct Failures(std::sync::atomic::AtomicU64);
+
+impl rdkafka::ClientContext for Failures {}
+
+impl rdkafka::producer::ProducerContext for Failures {
+    type DeliveryOpaque = ();
+
+    fn delivery(&self, result: &rdkafka::message::DeliveryResult<'_>, _: ()) {
+        if result.is_err() {
+            self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+}
+
 /// etcd and the broker, on free ports, in a temporary directory.
 pub struct Cluster {
     pub etcd_url: String,
@@ -371,10 +387,10 @@ impl Cluster {
         records: impl IntoIterator<Item = (&'a str, &'a [u8])>,
     ) {
         use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
-        let producer: BaseProducer = rdkafka::ClientConfig::new()
+        let producer: BaseProducer<Failures> = rdkafka::ClientConfig::new()
             .set("bootstrap.servers", &self.kafka)
             .set("queue.buffering.max.messages", "1000000")
-            .create()
+            .create_with_context(Failures::default())
             .expect("a producer");
         for (key, value) in records {
             let mut rec = BaseRecord::to(topic).key(key).payload(value);
@@ -385,6 +401,16 @@ impl Cluster {
             producer.poll(Duration::ZERO);
         }
         producer.flush(Duration::from_secs(60)).expect("delivered");
+        // A record the broker refused (a topic that does not exist, say) is
+        // reported only to the delivery callback: count them, and fail.
+        let failed = producer
+            .context()
+            .0
+            .load(std::sync::atomic::Ordering::Relaxed);
+        assert_eq!(
+            failed, 0,
+            "{failed} record(s) to {topic} were not delivered"
+        );
     }
 
     /// The broker's bootstrap address.
