@@ -41,6 +41,33 @@ pub struct Event<'a> {
     pub columns: &'a dyn Fn() -> BTreeMap<String, String>,
 }
 
+/// Where a field a kind names comes from: the row's host (`host`) or a
+/// column, by slot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Field {
+    Host,
+    Column(usize),
+}
+
+impl Field {
+    /// `name`'s source, giving a column its slot in `columns`.
+    pub fn bind(name: &str, columns: &mut crate::matcher::Columns) -> Self {
+        if name == "host" {
+            Self::Host
+        } else {
+            Self::Column(columns.id(name))
+        }
+    }
+
+    /// The value in this row; None for NULL (an empty host too).
+    pub fn value<'a>(self, event: &Event<'a>) -> Option<&'a str> {
+        match self {
+            Self::Host => Some(event.host).filter(|h| !h.is_empty()),
+            Self::Column(slot) => event.view.get(slot),
+        }
+    }
+}
+
 /// What a detector raises; the rule's id, title and severity are added by
 /// the caller.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -93,3 +93,34 @@ impl Pipeline {
         self.detectors.iter().flatten().map(|d| d.size()).sum()
     }
 }
+
+#[cfg(test)]
+impl Pipeline {
+    /// A pipeline over the rules in a rule file's text (tests).
+    pub(crate) fn of(toml: &str) -> Self {
+        let rules = crate::rule::parse(toml, "t").expect("the rules load");
+        Self::new(Arc::new(RuleSet::new(rules)))
+    }
+
+    /// Feeds one `added` row of `query` from `host` at `time` (tests); the
+    /// matches it raises.
+    pub(crate) fn feed(
+        &mut self,
+        query: &str,
+        host: &str,
+        time: u64,
+        columns: serde_json::Value,
+    ) -> Vec<MatchRecord> {
+        let record = serde_json::json!({
+            "name": query,
+            "hostIdentifier": host,
+            "calendarTime": "",
+            "unixTime": time,
+            "columns": columns,
+            "action": "added",
+        })
+        .to_string();
+        let row = RowRecord::parse(record.as_bytes()).expect("a row record");
+        self.row(&row).expect("UTF-8 values")
+    }
+}

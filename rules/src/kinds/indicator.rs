@@ -74,7 +74,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use serde::Deserialize;
 
-use super::{Alert, Detector, Event, Kind};
+use super::{Alert, Detector, Event, Field, Kind};
 use crate::matcher::Columns;
 
 /// The `[rule.indicator]` table.
@@ -150,11 +150,7 @@ impl Spec {
         }
         let reload = humantime::parse_duration(&self.reload)
             .map_err(|e| format!("indicator: reload {:?}: {e}", self.reload))?;
-        let field = if self.field == "host" {
-            Field::Host
-        } else {
-            Field::Column(columns.id(&self.field))
-        };
+        let field = Field::bind(&self.field, columns);
         let lists = {
             let mut loaded = self.loaded.0.lock().unwrap_or_else(PoisonError::into_inner);
             match &*loaded {
@@ -173,13 +169,6 @@ impl Spec {
         };
         Ok(Arc::new(IndicatorKind { field, lists }))
     }
-}
-
-/// Where the value to look up comes from.
-#[derive(Debug, Clone, Copy)]
-enum Field {
-    Host,
-    Column(usize),
 }
 
 #[derive(Debug)]
@@ -215,10 +204,7 @@ impl Detector for IndicatorDetector {
             self.generation = generation;
             self.set = self.lists.current();
         }
-        let value = match self.field {
-            Field::Host => Some(e.host),
-            Field::Column(slot) => e.view.get(slot),
-        };
+        let value = self.field.value(e);
         let Some(label) = value.and_then(|v| self.set.lookup(self.lists.key.list, v)) else {
             return;
         };

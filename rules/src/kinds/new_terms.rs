@@ -40,7 +40,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use super::{Alert, Detector, Event, Kind};
+use super::{Alert, Detector, Event, Field, Kind};
 use crate::matcher::Columns;
 
 /// The state file's format version.
@@ -154,33 +154,6 @@ impl Scope {
         match self {
             Self::Host => "host",
             Self::Fleet => "fleet",
-        }
-    }
-}
-
-/// Where a field's value comes from.
-#[derive(Debug, Clone, Copy)]
-enum Field {
-    /// The row's host (`host`).
-    Host,
-    /// A column, by slot.
-    Column(usize),
-}
-
-impl Field {
-    fn bind(name: &str, columns: &mut Columns) -> Self {
-        if name == "host" {
-            Self::Host
-        } else {
-            Self::Column(columns.id(name))
-        }
-    }
-
-    /// The value in this row; None for NULL.
-    fn value<'a>(self, event: &Event<'a>) -> Option<&'a str> {
-        match self {
-            Self::Host => Some(event.host).filter(|h| !h.is_empty()),
-            Self::Column(slot) => event.view.get(slot),
         }
     }
 }
@@ -566,22 +539,19 @@ fn read_state(path: &Path, settings: &Settings) -> Option<Saved> {
 #[cfg(test)]
 mod tests {
     use std::path::Path;
-    use std::sync::Arc;
 
     use serde_json::json;
     use sweep_proto::MatchRecord;
 
     use crate::pipeline::Pipeline;
-    use crate::row::RowRecord;
     use crate::rule::{parse, Rule};
-    use crate::ruleset::RuleSet;
 
     fn rules(text: &str) -> Vec<Rule> {
         parse(text, "t").unwrap()
     }
 
     fn pipeline(text: &str) -> Pipeline {
-        Pipeline::new(Arc::new(RuleSet::new(rules(text))))
+        Pipeline::of(text)
     }
 
     /// Feeds one `logins` row; the matches it raises.
@@ -591,17 +561,7 @@ mod tests {
         host: &str,
         columns: serde_json::Value,
     ) -> Vec<MatchRecord> {
-        let record = json!({
-            "name": "logins",
-            "hostIdentifier": host,
-            "calendarTime": "",
-            "unixTime": time,
-            "columns": columns,
-            "action": "added",
-        })
-        .to_string();
-        p.row(&RowRecord::parse(record.as_bytes()).unwrap())
-            .unwrap()
+        p.feed("logins", host, time, columns)
     }
 
     fn rule(id: &str, settings: &str) -> String {

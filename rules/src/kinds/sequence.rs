@@ -59,7 +59,7 @@ use std::sync::Arc;
 use serde::Deserialize;
 use sweep_proto::text::glob;
 
-use super::{Alert, Detector, Event, Kind};
+use super::{Alert, Detector, Event, Field, Kind};
 use crate::condition::Condition;
 use crate::matcher::{Columns, Matcher};
 
@@ -145,11 +145,7 @@ impl Spec {
             if self.by[..i].contains(name) {
                 return Err(format!("sequence: by: {name:?} named twice"));
             }
-            by.push(if name == "host" {
-                Field::Host
-            } else {
-                Field::Column(columns.id(name))
-            });
+            by.push(Field::bind(name, columns));
         }
         let steps = self
             .steps
@@ -199,13 +195,6 @@ impl StepSpec {
     }
 }
 
-/// Where a key field's value comes from.
-#[derive(Debug, Clone, Copy)]
-enum Field {
-    Host,
-    Column(usize),
-}
-
 #[derive(Debug)]
 struct Step {
     /// None: any query.
@@ -240,10 +229,7 @@ impl Sequence {
     fn key(&self, e: &Event<'_>) -> Option<Key> {
         self.by
             .iter()
-            .map(|f| match f {
-                Field::Host => (!e.host.is_empty()).then(|| Box::from(e.host)),
-                Field::Column(slot) => e.view.get(*slot).map(Box::from),
-            })
+            .map(|f| f.value(e).map(Box::from))
             .collect::<Option<Vec<Box<str>>>>()
             .map(Arc::from)
     }
@@ -531,7 +517,6 @@ impl Detector for SequenceDetector {
 mod tests {
     use super::*;
     use crate::pipeline::Pipeline;
-    use crate::row::RowRecord;
     use crate::ruleset::RuleSet;
     use sweep_proto::MatchRecord;
 
@@ -555,17 +540,7 @@ mod tests {
         columns: &[(&str, &str)],
     ) -> Vec<MatchRecord> {
         let columns: BTreeMap<&str, &str> = columns.iter().copied().collect();
-        let record = serde_json::json!({
-            "name": query,
-            "hostIdentifier": host,
-            "calendarTime": "",
-            "unixTime": time,
-            "columns": columns,
-            "action": "added",
-        })
-        .to_string();
-        let r = RowRecord::parse(record.as_bytes()).unwrap();
-        p.row(&r).unwrap()
+        p.feed(query, host, time, serde_json::json!(columns))
     }
 
     const CURL_CHMOD: &str = r#"
