@@ -124,7 +124,10 @@ fn consumer(config: &Config) -> Result<BaseConsumer, RulesError> {
         .set("auto.commit.interval.ms", "1000")
         // Offsets are stored by hand once matches are delivered.
         .set("enable.auto.offset.store", "false")
-        .set("auto.offset.reset", "earliest");
+        .set("auto.offset.reset", "earliest")
+        // A fetch that finds nothing new is answered after this long: the
+        // floor of a row's time to a match (librdkafka's default is 500 ms).
+        .set("fetch.wait.max.ms", "100");
     for (k, v) in &config.kafka.properties {
         ccfg.set(k, v);
     }
