@@ -112,7 +112,14 @@ pub fn inventory(
         // is reported as 0, like osquery does. If a process exits, the next
         // one in the namespace is read instead.
         let ns = space.inode.unwrap_or(0);
-        for pid in space.pids {
+        // Our own process first when it is in the namespace: it cannot exit
+        // while we read, as another (a short-lived child) can.
+        let me = std::process::id() as i32;
+        let mut pids = space.pids;
+        if let Some(at) = pids.iter().position(|&p| p == me) {
+            pids.swap(0, at);
+        }
+        for pid in pids {
             if read_namespace(pid, ns, &mut sockets) {
                 break;
             }
@@ -188,9 +195,22 @@ fn socket_fds(pid: i32, holders: &mut HashMap<u64, Owner>) {
     }
 }
 
-/// Reads every socket of `pid`'s namespace. False when nothing could be read
-/// (the process is gone), so another process of the namespace is tried.
+/// Reads every socket of `pid`'s namespace. False when the process was gone
+/// before the last file was read (a file read then is missing, not empty),
+/// so another process of the namespace is tried and nothing half-read is
+/// kept.
 fn read_namespace(pid: i32, ns: u64, out: &mut Vec<Socket>) -> bool {
+    let mut read = Vec::new();
+    let any = read_namespace_files(pid, ns, &mut read);
+    // Still there after the last read: it was there for all of them.
+    if !any || std::fs::metadata(format!("/proc/{pid}/net")).is_err() {
+        return false;
+    }
+    out.append(&mut read);
+    true
+}
+
+fn read_namespace_files(pid: i32, ns: u64, out: &mut Vec<Socket>) -> bool {
     let base = format!("/proc/{pid}/net");
     let mut any = false;
     for &(protocol, name) in INET_FILES {
