@@ -416,7 +416,6 @@ impl Detector for Groups {
 
 #[cfg(test)]
 mod tests {
-
     use serde_json::json;
     use sweep_proto::MatchRecord;
 
