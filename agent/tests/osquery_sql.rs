@@ -1,6 +1,6 @@
 //! osquery's SQL as people bring it: every osquery query the repository
 //! holds (osquery's own pack queries, the seed article's hunts, the README's
-//! examples) passes both guards, the controller's (`guard::check`, what
+//! examples, the packs in ops/packs) passes both guards, the controller's (`guard::check`, what
 //! `sweep hunt` runs before sending) and the agent's (the engine, which
 //! prepares on its own tables); and osquery's Linux pack queries run, the few
 //! that cannot named with the reason.
@@ -41,6 +41,34 @@ fn pack_queries() -> Vec<(String, String)> {
             )
         })
         .collect()
+}
+
+/// The queries of the packs the repository ships (`ops/packs/*.conf`,
+/// osquery's format with `//` comments).
+fn shipped_pack_queries() -> Vec<(String, String)> {
+    let mut found = Vec::new();
+    let dir = repo().join("ops/packs");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "conf"))
+        .collect();
+    files.sort();
+    for path in files {
+        let text: String = read(&path)
+            .lines()
+            .filter(|l| !l.trim_start().starts_with("//"))
+            .collect::<Vec<_>>()
+            .join("\n");
+        let pack: serde_json::Value =
+            serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        for (name, q) in pack["queries"].as_object().expect("queries") {
+            let sql = q["query"].as_str().expect("query text");
+            found.push((format!("{}/{name}", path.display()), sql.to_string()));
+        }
+    }
+    found
 }
 
 /// The seed hunts: one statement per paragraph of queries/seeds.sql.
@@ -98,12 +126,19 @@ fn engine() -> Engine {
 #[test]
 fn every_osquery_query_the_repository_holds_passes_both_guards() {
     let (seeds, readme, packs) = (seed_queries(), readme_queries(), pack_queries());
+    let shipped = shipped_pack_queries();
     assert!(seeds.len() >= 9, "{seeds:?}");
     assert!(readme.len() >= 3, "{readme:?}");
     assert_eq!(packs.len(), 113);
+    assert!(shipped.len() >= 10, "{shipped:?}");
     let engine = engine();
     let mut refused = Vec::new();
-    let all: Vec<_> = seeds.iter().chain(&readme).chain(&packs).collect();
+    let all: Vec<_> = seeds
+        .iter()
+        .chain(&readme)
+        .chain(&packs)
+        .chain(&shipped)
+        .collect();
     for (name, sql) in &all {
         if let Err(e) = sweep_proto::guard::check(sql) {
             refused.push(format!("{name}: the controller's guard: {e}\n    {sql}"));
