@@ -232,4 +232,62 @@ mod tests {
             assert!(RowRecord::parse(other).is_none(), "{}", String::from_utf8_lossy(other));
         }
     }
+
+    /// Rows as the agent writes them (serde_json from a ResultRow), with
+    /// escapes, quotes, control characters and non-ASCII text: the fast
+    /// reader gives back exactly what was written.
+    #[test]
+    fn what_the_agent_writes_reads_back_exactly() {
+        let texts = [
+            "",
+            "bash",
+            "a\"b",
+            "back\\slash",
+            "tab\there",
+            "line\nbreak",
+            "\u{1}\u{1f}",
+            "é",
+            "日本",
+            "emoji 🦀",
+            "/tmp/%_x",
+            "{\"json\": [1]}",
+            "\u{7f}\u{80}",
+        ];
+        let mut n = 0usize;
+        let mut pick = || {
+            n = n.wrapping_mul(31).wrapping_add(7);
+            texts[n % texts.len()]
+        };
+        for i in 0..2_000u64 {
+            let columns: BTreeMap<String, String> = (0..6)
+                .map(|c| (format!("{}{c}", pick()), pick().to_string()))
+                .collect();
+            let row = sweep_proto::ResultRow {
+                name: format!("q{}", pick()),
+                host_identifier: pick().to_string(),
+                calendar_time: pick().to_string(),
+                unix_time: i,
+                epoch: 0,
+                counter: i,
+                decorations: [("d".to_string(), pick().to_string())].into(),
+                columns: columns.clone(),
+                action: "added".into(),
+                hunt_id: (i % 2 == 0).then(|| pick().to_string()),
+                seq: (i % 3 == 0).then_some(i),
+            };
+            let bytes = serde_json::to_vec(&row).unwrap();
+            let r = RowRecord::parse(&bytes).expect("a row");
+            assert_eq!(r.name, row.name);
+            assert_eq!(r.host, row.host_identifier);
+            assert_eq!((r.unix_time, r.seq), (row.unix_time, row.seq));
+            assert_eq!(r.hunt_id.as_deref(), row.hunt_id.as_deref());
+            assert_eq!(r.action, row.action);
+            assert_eq!(
+                r.columns_map(),
+                columns,
+                "{}",
+                String::from_utf8_lossy(&bytes)
+            );
+        }
+    }
 }
