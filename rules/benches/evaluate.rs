@@ -5,6 +5,9 @@
 
 use std::time::Instant;
 
+use std::sync::Arc;
+
+use sweep_rules::pipeline::Pipeline;
 use sweep_rules::row::RowRecord;
 use sweep_rules::{rule, RuleSet};
 
@@ -78,19 +81,20 @@ fn row(i: usize) -> String {
 }
 
 fn main() {
-    let set = rules();
+    // The consumer's path: one worker's pipeline.
+    let mut pipeline = Pipeline::new(Arc::new(rules()));
     let rows: Vec<String> = (0..ROWS).map(row).collect();
     let bytes: usize = rows.iter().map(String::len).sum();
     // Warm up, then measure.
     for r in rows.iter().take(10_000) {
         let record = RowRecord::parse(r.as_bytes()).expect("a row");
-        std::hint::black_box(set.evaluate_record(&record));
+        std::hint::black_box(pipeline.row(&record));
     }
     let mut matches = 0usize;
     let started = Instant::now();
     for r in &rows {
         let record = RowRecord::parse(r.as_bytes()).expect("a row");
-        matches += set.evaluate_record(&record).expect("UTF-8").len();
+        matches += pipeline.row(&record).expect("UTF-8").len();
     }
     let took = started.elapsed().as_secs_f64();
     println!(

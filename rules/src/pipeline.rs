@@ -16,6 +16,8 @@ pub struct Pipeline {
     detectors: Vec<Option<Box<dyn Detector>>>,
     /// The latest row time seen (unix seconds).
     clock: u64,
+    /// The rules a row picked (reused from row to row).
+    picked: Vec<usize>,
 }
 
 impl Pipeline {
@@ -27,6 +29,7 @@ impl Pipeline {
             rules,
             detectors,
             clock: 0,
+            picked: Vec::new(),
         }
     }
 
@@ -38,9 +41,11 @@ impl Pipeline {
     /// UTF-8 (the caller decodes the record in full and reports why).
     pub fn row(&mut self, row: &RowRecord<'_>) -> Option<Vec<MatchRecord>> {
         let view = self.rules.view(row)?;
-        let picked = self.rules.picked(row, &view);
+        let mut picked = std::mem::take(&mut self.picked);
+        self.rules.picked_into(row, &view, &mut picked);
         let mut out = Vec::new();
         if picked.is_empty() {
+            self.picked = picked;
             return Some(out);
         }
         let columns = || row.columns_map();
@@ -53,7 +58,7 @@ impl Pipeline {
             columns: &columns,
         };
         let mut alerts = Vec::new();
-        for i in picked {
+        for &i in &picked {
             match self.detectors[i].as_mut() {
                 None => out.push(
                     self.rules
@@ -70,6 +75,7 @@ impl Pipeline {
             }
         }
         self.clock = self.clock.max(row.unix_time);
+        self.picked = picked;
         Some(out)
     }
 

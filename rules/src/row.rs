@@ -150,50 +150,52 @@ impl<'de> Deserialize<'de> for Borrowed<'de> {
 #[derive(Debug)]
 pub struct RowView<'a> {
     columns: &'a Columns,
-    slots: Vec<Option<&'a str>>,
-    nums: Vec<OnceCell<Option<f64>>>,
-    infixes: Vec<OnceCell<Box<[bool]>>>,
+    slots: Vec<Slot<'a>>,
+}
+
+/// One column of a row: its value, and what rules asked of it.
+#[derive(Debug, Default)]
+struct Slot<'a> {
+    value: Option<&'a str>,
+    num: OnceCell<Option<f64>>,
+    infixes: OnceCell<Box<[bool]>>,
 }
 
 impl<'a> RowView<'a> {
     /// None when a value a rule reads is not UTF-8 (the full decoder then
     /// refuses the record, and says so).
     pub fn new(columns: &'a Columns, pairs: &'a [Pair<'a>]) -> Option<Self> {
-        let n = columns.len();
-        let mut slots = vec![None; n];
+        let mut slots: Vec<Slot<'a>> = (0..columns.len()).map(|_| Slot::default()).collect();
         for (k, v) in pairs {
             let Ok(k) = std::str::from_utf8(k) else {
                 return None;
             };
             if let Some(id) = columns.get(k) {
                 if !v.is_empty() {
-                    slots[id] = Some(std::str::from_utf8(v).ok()?);
+                    slots[id].value = Some(std::str::from_utf8(v).ok()?);
                 }
             }
         }
-        Some(Self {
-            columns,
-            slots,
-            nums: (0..n).map(|_| OnceCell::new()).collect(),
-            infixes: (0..n).map(|_| OnceCell::new()).collect(),
-        })
+        Some(Self { columns, slots })
     }
 
     pub fn get(&self, id: usize) -> Option<&'a str> {
-        self.slots.get(id).copied().flatten()
+        self.slots.get(id).and_then(|s| s.value)
     }
 
     /// The column's value as a number, if it is one.
     pub fn num(&self, id: usize) -> Option<f64> {
-        let v = self.get(id)?;
-        *self.nums[id].get_or_init(|| parse_num(v))
+        let slot = self.slots.get(id)?;
+        let v = slot.value?;
+        *slot.num.get_or_init(|| parse_num(v))
     }
 
     /// Which of the rule set's infix patterns on this column its value
     /// holds; None for NULL.
     pub fn infixes(&self, id: usize) -> Option<&[bool]> {
-        let v = self.get(id)?;
-        Some(self.infixes[id].get_or_init(|| self.columns.infixes_in(id, v)))
+        let slot = self.slots.get(id)?;
+        let v = slot.value?;
+        Some(slot.infixes.get_or_init(|| self.columns.infixes_in(id, v)))
     }
 }
 

@@ -49,6 +49,8 @@ type ByText = FxHashMap<Box<str>, Vec<usize>>;
 struct Route {
     always: Vec<usize>,
     member: Vec<bool>,
+    /// Whether any rule watches the query.
+    any: bool,
 }
 
 impl Clone for RuleSet {
@@ -160,7 +162,12 @@ impl RuleSet {
         if routes.len() >= ROUTES_KEPT {
             routes.clear();
         }
-        let route = Arc::new(Route { always, member });
+        let any = member.iter().any(|m| *m);
+        let route = Arc::new(Route {
+            always,
+            member,
+            any,
+        });
         routes.insert(name.to_string(), route.clone());
         route
     }
@@ -174,19 +181,31 @@ impl RuleSet {
     /// The rules that pick this row, in rule order: those that watch its
     /// query, take its action, and whose condition it satisfies.
     pub fn picked(&self, row: &RowRecord<'_>, view: &RowView<'_>) -> Vec<usize> {
+        let mut out = Vec::new();
+        self.picked_into(row, view, &mut out);
+        out
+    }
+
+    /// [`picked`](Self::picked) into `out` (cleared first), so a caller can
+    /// reuse one buffer for every row.
+    pub fn picked_into(&self, row: &RowRecord<'_>, view: &RowView<'_>, out: &mut Vec<usize>) {
+        out.clear();
         let route = self.route(&row.name);
-        if !route.member.iter().any(|m| *m) {
-            return Vec::new();
+        if !route.any {
+            return;
         }
-        let mut candidates = route.always.clone();
+        out.extend_from_slice(&route.always);
+        let always = out.len();
         for (col, by_text) in &self.index {
             if let Some(rules) = view.get(*col).and_then(|v| by_text.get(v)) {
-                candidates.extend(rules.iter().filter(|&&i| route.member[i]));
+                out.extend(rules.iter().filter(|&&i| route.member[i]));
             }
         }
-        candidates.sort_unstable();
-        candidates.dedup();
-        candidates.retain(|&i| {
+        if out.len() > always {
+            out.sort_unstable();
+            out.dedup();
+        }
+        out.retain(|&i| {
             if self.broken[i] {
                 return false;
             }
@@ -194,7 +213,6 @@ impl RuleSet {
             (action.is_empty() || action.iter().any(|a| *a == row.action))
                 && self.matchers[i].matches(view)
         });
-        candidates
     }
 
     pub fn rule(&self, i: usize) -> &Rule {
