@@ -22,6 +22,8 @@ use crate::row::RowView;
 #[derive(Debug, Default, Clone)]
 pub struct Columns {
     ids: FxHashMap<String, usize>,
+    /// The same, by the name's bytes: a row's keys are looked up as read.
+    by_bytes: FxHashMap<Box<[u8]>, usize>,
     /// Per column: the infix patterns (lower-cased), and their automaton.
     infixes: FxHashMap<usize, Vec<Box<str>>>,
     automata: FxHashMap<usize, AhoCorasick>,
@@ -30,7 +32,14 @@ pub struct Columns {
 impl Columns {
     pub fn id(&mut self, name: &str) -> usize {
         let next = self.ids.len();
-        *self.ids.entry(name.to_string()).or_insert(next)
+        let id = *self.ids.entry(name.to_string()).or_insert(next);
+        self.by_bytes.insert(name.as_bytes().into(), id);
+        id
+    }
+
+    /// The slot of a column name as a row's bytes spell it.
+    pub fn get_bytes(&self, name: &[u8]) -> Option<usize> {
+        self.by_bytes.get(name).copied()
     }
 
     /// The number of `pattern` among column `col`'s infix patterns.
@@ -516,6 +525,10 @@ fn eval(m: &M, row: &RowView<'_>) -> Option<bool> {
         }
         M::Cmp(a, cmp, b) => Some(holds(*cmp, compare(&value(a, row), &value(b, row))?)),
         M::LikeLit { op, like, negated } => {
+            // A column's text as it is, without going through a value.
+            if let Op::Column(c) = op {
+                return Some(like.matches(row.get(*c)?) != *negated);
+            }
             let v = value(op, row);
             let text = v.as_text()?;
             Some(like.matches(&text) != *negated)
@@ -546,7 +559,10 @@ fn eval(m: &M, row: &RowView<'_>) -> Option<bool> {
                 _ if matches!(v, Val::Null) => return None,
                 Some(n) if n.is_nan() => (false, !nums.is_empty()),
                 Some(n) => (nums.contains(&n), nums.iter().any(|m| m.is_nan())),
-                None => (texts.contains(v.as_text()?.as_ref()), false),
+                None => match &v {
+                    Val::Text(t) => (texts.contains(t.as_ref()), false),
+                    _ => (texts.contains(v.as_text()?.as_ref()), false),
+                },
             };
             if found {
                 Some(!*negated)

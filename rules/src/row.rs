@@ -163,14 +163,13 @@ struct Slot<'a> {
 
 impl<'a> RowView<'a> {
     /// None when a value a rule reads is not UTF-8 (the full decoder then
-    /// refuses the record, and says so).
+    /// refuses the record, and says so). Names are matched as bytes: a
+    /// name that is a rule's column is that column's UTF-8.
     pub fn new(columns: &'a Columns, pairs: &'a [Pair<'a>]) -> Option<Self> {
         let mut slots: Vec<Slot<'a>> = (0..columns.len()).map(|_| Slot::default()).collect();
         for (k, v) in pairs {
-            let Ok(k) = std::str::from_utf8(k) else {
-                return None;
-            };
-            if let Some(id) = columns.get(k) {
+            // A name that is not a column rules read needs no checking.
+            if let Some(id) = columns.get_bytes(k) {
                 if !v.is_empty() {
                     slots[id].value = Some(std::str::from_utf8(v).ok()?);
                 }
