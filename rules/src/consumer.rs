@@ -191,13 +191,18 @@ impl Worker {
                 timeout = Duration::ZERO;
             }
             let now = Instant::now();
+            // Already applied before a restart: their matches went out. One
+            // look at the shared state per batch, not per record.
+            let applied: Vec<bool> = {
+                let memory = this.memory();
+                batch
+                    .iter()
+                    .map(|m| memory.applied(m.topic(), m.partition(), m.offset()))
+                    .collect()
+            };
             let mut matches = Vec::new();
-            for msg in &batch {
-                // Already applied before a restart: its matches went out.
-                if this
-                    .memory()
-                    .applied(msg.topic(), msg.partition(), msg.offset())
-                {
+            for (msg, done) in batch.iter().zip(applied) {
+                if done {
                     this.metrics.skipped.with_label_values(&["applied"]).inc();
                     continue;
                 }
@@ -431,7 +436,8 @@ fn consumer_lag(consumer: &BaseConsumer) -> BTreeMap<String, i64> {
     };
     for p in positions.elements() {
         let Ok((_, high)) =
-            consumer.fetch_watermarks(p.topic(), p.partition(), Duration::from_secs(1))
+            // Short: the sample runs in the worker's loop, between batches.
+            consumer.fetch_watermarks(p.topic(), p.partition(), Duration::from_millis(200))
         else {
             continue;
         };

@@ -21,9 +21,8 @@ use crate::row::RowView;
 /// Aho-Corasick pass over a row's value answers every such rule.
 #[derive(Debug, Default, Clone)]
 pub struct Columns {
-    ids: FxHashMap<String, usize>,
-    /// The same, by the name's bytes: a row's keys are looked up as read.
-    by_bytes: FxHashMap<Box<[u8]>, usize>,
+    /// By the name's bytes: a row's keys are looked up as read.
+    ids: FxHashMap<Box<[u8]>, usize>,
     /// Per column: the infix patterns (lower-cased), and their automaton.
     infixes: FxHashMap<usize, Vec<Box<str>>>,
     automata: FxHashMap<usize, AhoCorasick>,
@@ -32,14 +31,12 @@ pub struct Columns {
 impl Columns {
     pub fn id(&mut self, name: &str) -> usize {
         let next = self.ids.len();
-        let id = *self.ids.entry(name.to_string()).or_insert(next);
-        self.by_bytes.insert(name.as_bytes().into(), id);
-        id
+        *self.ids.entry(name.as_bytes().into()).or_insert(next)
     }
 
     /// The slot of a column name as a row's bytes spell it.
     pub fn get_bytes(&self, name: &[u8]) -> Option<usize> {
-        self.by_bytes.get(name).copied()
+        self.ids.get(name).copied()
     }
 
     /// The number of `pattern` among column `col`'s infix patterns.
@@ -83,7 +80,7 @@ impl Columns {
     }
 
     pub fn get(&self, name: &str) -> Option<usize> {
-        self.ids.get(name).copied()
+        self.get_bytes(name.as_bytes())
     }
 
     pub fn len(&self) -> usize {

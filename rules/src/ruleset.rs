@@ -122,11 +122,6 @@ impl RuleSet {
         }
     }
 
-    /// The rule's suppression window, if it has one.
-    pub fn suppress_for(&self, rule_id: &str) -> Option<std::time::Duration> {
-        self.suppression(rule_id).map(|(w, _)| w)
-    }
-
     /// The rule's suppression: its window and what groups repeats.
     pub fn suppression(&self, rule_id: &str) -> Option<(std::time::Duration, &[String])> {
         let r = self.rules.iter().find(|r| r.id == rule_id)?;

@@ -514,10 +514,7 @@ pub(crate) mod tests {
         String::from_utf8(out.stdout).unwrap()[..64].to_string()
     }
 
-    pub fn write(path: &Path, text: &str) {
-        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        std::fs::write(path, text).unwrap();
-    }
+    pub use crate::tables::testing::write_file as write;
 
     /// Two users' homes with Chrome, Opera and a hostile link.
     pub struct Fixture {

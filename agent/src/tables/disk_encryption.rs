@@ -210,10 +210,7 @@ mod tests {
     use crate::tables::testing::{int, scan, scan_with, text};
     use crate::tables::{HostPaths, Op, TableEnv};
 
-    fn w(path: &Path, value: &str) {
-        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        std::fs::write(path, value).unwrap();
-    }
+    use crate::tables::testing::write_file as w;
 
     /// A LUKS2 header as cryptsetup lays it out: the binary header (magic,
     /// version, header size, label, UUID) and the JSON metadata after 4 KiB.

@@ -152,10 +152,7 @@ mod tests {
     use crate::tables::testing::{pack_query, scan, scan_with};
     use crate::tables::{HostPaths, Op, Registry, TableEnv};
 
-    fn write(path: &Path, text: &str) {
-        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        std::fs::write(path, text).unwrap();
-    }
+    use crate::tables::testing::write_file as write;
 
     /// An extensions.json in the shape Firefox writes it (trimmed to the
     /// fields that matter), for two profiles of one user.

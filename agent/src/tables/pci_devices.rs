@@ -151,10 +151,7 @@ mod tests {
     use crate::tables::testing::{scan, text};
     use crate::tables::{HostPaths, TableEnv};
 
-    fn w(path: &Path, value: &str) {
-        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        std::fs::write(path, value).unwrap();
-    }
+    use crate::tables::testing::write_file as w;
 
     /// A bus in the kernel's layout (bus/pci/devices/* linking to
     /// devices/pci0000:00/*), with a pci.ids excerpt and one udev entry.

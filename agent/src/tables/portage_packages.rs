@@ -155,10 +155,7 @@ mod tests {
         assert_eq!(s("app-misc/2048"), p("app-misc/2048", ""));
     }
 
-    fn write(path: &Path, text: &str) {
-        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        std::fs::write(path, text).unwrap();
-    }
+    use crate::tables::testing::write_file as write;
 
     /// A database of three packages, two of them in the world set.
     fn fixture() -> (tempfile::TempDir, TableEnv) {

@@ -377,10 +377,7 @@ mod tests {
             .collect()
     }
 
-    fn write(path: &Path, text: &str) {
-        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        std::fs::write(path, text).unwrap();
-    }
+    use crate::tables::testing::write_file as write;
 
     fn s(v: &str) -> Option<String> {
         Some(v.to_string())

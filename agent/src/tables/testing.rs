@@ -60,3 +60,9 @@ pub fn pack_query(pack: &str, name: &str) -> String {
         .unwrap_or_else(|| panic!("no pack query {pack}/{name}"))
         .to_string()
 }
+
+/// Writes a fixture file, making its directories.
+pub fn write_file(path: &std::path::Path, text: &str) {
+    std::fs::create_dir_all(path.parent().expect("a fixture path has a parent")).unwrap();
+    std::fs::write(path, text).unwrap();
+}

@@ -160,10 +160,7 @@ mod tests {
     use crate::tables::testing::{int, scan};
     use crate::tables::{HostPaths, TableEnv};
 
-    fn w(path: &Path, value: &str) {
-        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        std::fs::write(path, value).unwrap();
-    }
+    use crate::tables::testing::write_file as w;
 
     /// An xHCI controller with its root hub, a receiver and a flash drive
     /// (each with an interface), in the layout of the kernel's
