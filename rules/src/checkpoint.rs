@@ -157,8 +157,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let w = Duration::from_secs(3600);
         let mut mem = Memory::open(Some(dir.path())).unwrap();
-        assert!(mem.suppressor.admit(m(1), w, Instant::now()).is_some());
+        let first = mem.suppressor.admit(m(1), w, Instant::now()).unwrap();
         assert!(mem.suppressor.admit(m(2), w, Instant::now()).is_none());
+        mem.suppressor.delivered(&first, &[]);
         mem.checkpoint(&[("sweep.results", 3, 41)]).unwrap();
         drop(mem);
         let mut mem = Memory::open(Some(dir.path())).unwrap();
@@ -173,6 +174,42 @@ mod tests {
         assert_eq!(
             (closed[0].first_seen, closed[0].last_seen, closed[0].count),
             (1, 3, 3)
+        );
+    }
+
+    /// Another worker writes the shared state while a report is still on
+    /// its way: the state on disk leaves that group out, so a restart
+    /// reports the replayed row again instead of counting it as a repeat;
+    /// and a summary on its way is made again after a restart.
+    #[test]
+    fn only_delivered_reports_reach_the_disk() {
+        let dir = tempfile::tempdir().unwrap();
+        let w = Duration::from_secs(3600);
+        let now = Instant::now();
+        let mut mem = Memory::open(Some(dir.path())).unwrap();
+        let sent = mem.suppressor.admit(m(1), w, now).unwrap();
+        mem.checkpoint(&[("sweep.results", 0, 7)]).unwrap();
+        drop(mem);
+        let mut mem = Memory::open(Some(dir.path())).unwrap();
+        let again = mem.suppressor.admit(m(1), w, now);
+        assert_eq!(again.as_ref(), Some(&sent), "undelivered: reported again");
+        mem.suppressor.delivered(&sent, &[]);
+        assert!(mem.suppressor.admit(m(2), w, now).is_none());
+        // The window closes; its summary is on its way when the state is
+        // written, and lost with the process.
+        let summary = mem.suppressor.close(now + w);
+        assert_eq!(summary.len(), 1);
+        mem.checkpoint(&[("sweep.results", 0, 8)]).unwrap();
+        drop(mem);
+        let mut mem = Memory::open(Some(dir.path())).unwrap();
+        assert_eq!(mem.suppressor.close(Instant::now()), summary, "made again");
+        mem.suppressor.delivered(&summary[0], &[]);
+        mem.checkpoint(&[("sweep.results", 0, 9)]).unwrap();
+        drop(mem);
+        let mut mem = Memory::open(Some(dir.path())).unwrap();
+        assert!(
+            mem.suppressor.close(Instant::now()).is_empty(),
+            "delivered once"
         );
     }
 

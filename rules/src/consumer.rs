@@ -17,10 +17,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-use futures::future::join_all;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{BorrowedMessage, Message};
-use rdkafka::producer::{FutureProducer, FutureRecord};
 use sweep_proto::signing::TrustedKeys;
 use sweep_proto::text::printable;
 use sweep_proto::time::unix_now;
@@ -35,8 +33,8 @@ use crate::integrity::{RowRun, Runs, Verdict};
 use crate::metrics::Metrics;
 use crate::pins;
 use crate::pipeline::Pipeline;
-use crate::row::RowRecord;
 use crate::ruleset::RuleSet;
+use crate::sender::Sender;
 use crate::RulesError;
 
 /// Runs until `shutdown` turns true.
@@ -57,7 +55,7 @@ pub async fn run(
     for (k, v) in &config.kafka.properties {
         pcfg.set(k, v);
     }
-    let producer: FutureProducer = pcfg.create()?;
+    let sender = Arc::new(Sender::new(&pcfg, topics::MATCHES)?);
     let metrics = Metrics::new()?;
     if !config.metrics_listen.is_empty() {
         let listener = tokio::net::TcpListener::bind(&config.metrics_listen)
@@ -82,7 +80,7 @@ pub async fn run(
             consumer,
             batch: config.batch_records.max(1),
             eval: Evaluator {
-                producer: producer.clone(),
+                sender: sender.clone(),
                 pipeline: Pipeline::new(rules.clone()),
                 metrics: metrics.clone(),
                 checking: checking.clone(),
@@ -145,7 +143,7 @@ struct Worker {
 
 /// A worker's rules and the state that follows its partitions' rows.
 struct Evaluator {
-    producer: FutureProducer,
+    sender: Arc<Sender>,
     pipeline: Pipeline,
     metrics: Metrics,
     checking: Option<Arc<Checking>>,
@@ -251,16 +249,17 @@ impl Worker {
             }
             // The last record of each partition in the batch: the state
             // covers them first, then their offsets are stored.
-            let last: Vec<&BorrowedMessage<'_>> = batch
-                .iter()
-                .enumerate()
-                .filter(|(i, msg)| {
-                    batch[i + 1..]
-                        .iter()
-                        .all(|m| m.partition() != msg.partition() || m.topic() != msg.topic())
-                })
-                .map(|(_, m)| m)
-                .collect();
+            // (From the end: a batch spans a few partitions, so the list of
+            // those seen stays short.)
+            let mut last: Vec<&BorrowedMessage<'_>> = Vec::new();
+            for msg in batch.iter().rev() {
+                if !last
+                    .iter()
+                    .any(|m| m.partition() == msg.partition() && m.topic() == msg.topic())
+                {
+                    last.push(msg);
+                }
+            }
             let done: Vec<(&str, i32, i64)> = last
                 .iter()
                 .map(|m| (m.topic(), m.partition(), m.offset()))
@@ -293,14 +292,13 @@ impl Evaluator {
     fn evaluate(&mut self, msg: &BorrowedMessage<'_>, now: Instant) -> Vec<MatchRecord> {
         self.metrics.records.inc();
         let payload = msg.payload().unwrap_or_default();
-        let fast = RowRecord::parse(payload).and_then(|row| {
-            let started = Instant::now();
-            let matches = self.pipeline.row(&row)?;
+        let started = Instant::now();
+        let fast = self.pipeline.record(payload);
+        if fast.is_some() {
             self.metrics
                 .evaluation_seconds
                 .inc_by(started.elapsed().as_secs_f64());
-            Some((row, matches))
-        });
+        }
         if let Some((row, mut matches)) = fast {
             if self.checking.is_some() {
                 let run = RowRun {
@@ -391,37 +389,75 @@ impl Evaluator {
         out
     }
 
+    /// A match is out of our hands (delivered, or refused for good and
+    /// logged): a suppression group it opened or closed may now be saved.
+    fn settled(&self, m: &MatchRecord) {
+        let rules = self.pipeline.rules();
+        let by: &[String] = if m.rule_id == FORGED_RULE {
+            &[]
+        } else {
+            match rules.suppression(&m.rule_id) {
+                Some((_, by)) => by,
+                None => return,
+            }
+        };
+        self.memory().suppressor.delivered(m, by);
+    }
+
     /// Sends a batch's matches together and waits until the broker has them
-    /// all (retrying what failed); false when shut down first.
+    /// all, retrying what failed: storing an offset past an undelivered
+    /// match would lose it. A match the broker refuses for good (too large,
+    /// not authorised) is logged whole and counted instead of blocking
+    /// every record behind it. False when shut down first.
     fn deliver_all(&mut self, matches: Vec<MatchRecord>) -> bool {
-        let producer = &self.producer;
-        let metrics = &self.metrics;
-        let shutdown = &mut self.shutdown;
-        self.runtime.block_on(async {
-            let payloads: Vec<String> = matches
+        let payloads: Vec<String> = matches
+            .iter()
+            .map(|m| serde_json::to_string(m).expect("matches serialize"))
+            .collect();
+        let mut todo: Vec<usize> = (0..matches.len()).collect();
+        loop {
+            let records: Vec<(&str, &str)> = todo
                 .iter()
-                .map(|m| serde_json::to_string(m).expect("matches serialize"))
+                .map(|&i| (matches[i].rule_id.as_str(), payloads[i].as_str()))
                 .collect();
-            let sends = matches.iter().zip(&payloads).map(|(m, p)| {
-                producer.send(
-                    FutureRecord::to(topics::MATCHES).key(&m.rule_id).payload(p),
-                    Duration::from_secs(5),
-                )
-            });
-            let results = join_all(sends).await;
-            for (m, result) in matches.iter().zip(results) {
+            let shutdown = &self.shutdown;
+            let Some(results) = self.sender.send_all(&records, || *shutdown.borrow()) else {
+                return false;
+            };
+            let mut again = Vec::new();
+            for (&i, result) in todo.iter().zip(results) {
+                let m = &matches[i];
                 match result {
-                    Ok(_) => delivered(m, metrics),
-                    Err(_) => {
-                        // One by one, with the retry policy.
-                        if !deliver(producer, m, metrics, shutdown).await {
-                            return false;
-                        }
+                    Ok(()) => {
+                        delivered(m, &self.metrics);
+                        self.settled(m);
+                    }
+                    Err(e) if topics::is_permanent(&e) => {
+                        self.metrics.matches_refused.inc();
+                        warn!(rule = %m.rule_id, error = %e, r#match = %payloads[i], "the broker refused a match for good; logged here instead");
+                        self.settled(m);
+                    }
+                    Err(e) => {
+                        warn!(rule = %m.rule_id, error = %e, "match not delivered; retrying");
+                        again.push(i);
                     }
                 }
             }
-            true
-        })
+            if again.is_empty() {
+                return true;
+            }
+            todo = again;
+            let mut shutdown = self.shutdown.clone();
+            let go_on = self.runtime.block_on(async {
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_secs(1)) => true,
+                    _ = shutdown.changed() => false,
+                }
+            });
+            if !go_on {
+                return false;
+            }
+        }
     }
 }
 
@@ -559,41 +595,6 @@ fn judged(v: Verdict, metrics: &Metrics) -> Option<MatchRecord> {
             })
         }
     }
-}
-
-/// Produces one match, retrying until the broker takes it: storing an offset
-/// past an undelivered match would lose it. A match the broker refuses for
-/// good (too large, not authorised) is logged whole and counted instead of
-/// blocking every record behind it. False when shut down first.
-async fn deliver(
-    producer: &FutureProducer,
-    m: &MatchRecord,
-    metrics: &Metrics,
-    shutdown: &mut watch::Receiver<bool>,
-) -> bool {
-    let payload = serde_json::to_string(m).expect("matches serialize");
-    loop {
-        let rec = FutureRecord::to(topics::MATCHES)
-            .key(&m.rule_id)
-            .payload(&payload);
-        match producer.send(rec, Duration::from_secs(5)).await {
-            Ok(_) => break,
-            Err((e, _)) if topics::is_permanent(&e) => {
-                metrics.matches_refused.inc();
-                warn!(rule = %m.rule_id, error = %e, r#match = %payload, "the broker refused a match for good; logged here instead");
-                return true;
-            }
-            Err((e, _)) => {
-                warn!(rule = %m.rule_id, error = %e, "match not delivered; retrying");
-                tokio::select! {
-                    _ = tokio::time::sleep(Duration::from_secs(1)) => {}
-                    _ = shutdown.changed() => return false,
-                }
-            }
-        }
-    }
-    delivered(m, metrics);
-    true
 }
 
 fn delivered(m: &MatchRecord, metrics: &Metrics) {

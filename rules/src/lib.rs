@@ -7,6 +7,8 @@
 //! - [`matcher`]: conditions compiled for speed: columns resolved to slots,
 //!   literals converted once, LIKE and IN turned into fast matchers.
 //! - [`row`]: a result record read once, borrowed, its columns in slots.
+//! - [`prefilter`]: one Aho-Corasick pass per column finds the rules worth
+//!   trying on a row (those whose texts it holds).
 //! - [`ruleset`]: the loaded rules, routed by the query they watch, turning a
 //!   result row into matches.
 //! - [`kinds`]: stateful rule kinds (threshold, indicator, new terms,
@@ -21,7 +23,8 @@
 //! - [`integrity`]: checking scheduled runs' signed seals, so rows produced
 //!   by anyone but the agent they name are reported; [`pins`]: the agents'
 //!   keys as the controller pinned them in etcd.
-//! - [`consumer`]: the consume → evaluate → produce → commit loop.
+//! - [`consumer`]: the consume → evaluate → produce → commit loop;
+//!   [`sender`]: matches to `sweep.matches`, waiting for each delivery.
 //! - [`config`]: the TOML configuration.
 //! - [`metrics`]: every metric, and the `/metrics` listener.
 #![forbid(unsafe_code)]
@@ -38,9 +41,11 @@ pub mod matcher;
 pub mod metrics;
 pub mod pins;
 pub mod pipeline;
+pub mod prefilter;
 pub mod row;
 pub mod rule;
 pub mod ruleset;
+pub mod sender;
 pub mod suppress;
 
 pub use config::Config;

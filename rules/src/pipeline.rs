@@ -4,11 +4,12 @@
 
 use std::sync::Arc;
 
+use rustc_hash::FxHashMap;
 use sweep_proto::MatchRecord;
 
 use crate::kinds::{Alert, Detector, Event};
-use crate::row::RowRecord;
-use crate::ruleset::RuleSet;
+use crate::row::{RowRecord, RowView};
+use crate::ruleset::{Route, RuleSet};
 
 pub struct Pipeline {
     rules: Arc<RuleSet>,
@@ -18,7 +19,14 @@ pub struct Pipeline {
     clock: u64,
     /// The rules a row picked (reused from row to row).
     picked: Vec<usize>,
+    /// The rules that watch each query name seen: this worker's own, so
+    /// workers share nothing per row.
+    routes: FxHashMap<Box<str>, Route>,
 }
+
+/// How many query names a worker keeps routes for before starting over
+/// (hunt names are new with every hunt).
+const ROUTES_KEPT: usize = 10_000;
 
 impl Pipeline {
     pub fn new(rules: Arc<RuleSet>) -> Self {
@@ -30,6 +38,7 @@ impl Pipeline {
             detectors,
             clock: 0,
             picked: Vec::new(),
+            routes: FxHashMap::default(),
         }
     }
 
@@ -40,13 +49,37 @@ impl Pipeline {
     /// The matches a row raises now; None when a value a rule reads is not
     /// UTF-8 (the caller decodes the record in full and reports why).
     pub fn row(&mut self, row: &RowRecord<'_>) -> Option<Vec<MatchRecord>> {
-        let view = self.rules.view(row)?;
+        let rules = self.rules.clone();
+        let view = rules.view(row)?;
+        Some(self.viewed(row, &view))
+    }
+
+    /// A record read as a row and the matches it raises now; None when it
+    /// is not a row the fast reader takes (the caller decodes it in full).
+    pub fn record<'a>(&mut self, bytes: &'a [u8]) -> Option<(RowRecord<'a>, Vec<MatchRecord>)> {
+        let rules = self.rules.clone();
+        let (row, view) = RowRecord::read(bytes, rules.columns())?;
+        let matches = self.viewed(&row, &view);
+        Some((row, matches))
+    }
+
+    /// The matches a row raises now, its columns already in the rule set's
+    /// slots ([`RowRecord::read`] with [`RuleSet::columns`]).
+    pub fn viewed(&mut self, row: &RowRecord<'_>, view: &RowView<'_>) -> Vec<MatchRecord> {
+        if !self.routes.contains_key(row.name.as_ref()) {
+            if self.routes.len() >= ROUTES_KEPT {
+                self.routes.clear();
+            }
+            let route = self.rules.route(&row.name);
+            self.routes.insert(row.name.as_ref().into(), route);
+        }
+        let route = &self.routes[row.name.as_ref()];
         let mut picked = std::mem::take(&mut self.picked);
-        self.rules.picked_into(row, &view, &mut picked);
+        self.rules.picked_into(row, view, route, &mut picked);
         let mut out = Vec::new();
         if picked.is_empty() {
             self.picked = picked;
-            return Some(out);
+            return out;
         }
         let columns = || row.columns_map();
         let event = Event {
@@ -54,7 +87,7 @@ impl Pipeline {
             query: &row.name,
             action: &row.action,
             time: row.unix_time,
-            view: &view,
+            view,
             columns: &columns,
         };
         let mut alerts = Vec::new();
@@ -76,7 +109,7 @@ impl Pipeline {
         }
         self.clock = self.clock.max(row.unix_time);
         self.picked = picked;
-        Some(out)
+        out
     }
 
     /// Moves the clock to `now` (never back) and returns what falls due:

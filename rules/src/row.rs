@@ -6,141 +6,172 @@
 use std::borrow::Cow;
 use std::cell::OnceCell;
 use std::collections::BTreeMap;
-use std::fmt;
-
-use serde::de::{IgnoredAny, MapAccess, Visitor};
-use serde::{Deserialize, Deserializer};
 
 use crate::matcher::{parse_num, Columns};
 
-/// A column's name and value as read from the record: bytes, unescaped,
-/// borrowed when they had no escapes.
-pub type Pair<'a> = (Cow<'a, [u8]>, Cow<'a, [u8]>);
+mod json;
+
+use json::Reader;
 
 /// A row record (`sweep.results`/`sweep.hunts`), as the rules read it.
-#[derive(Debug, Deserialize)]
+#[derive(Debug)]
 pub struct RowRecord<'a> {
-    #[serde(borrow)]
     pub name: Cow<'a, str>,
-    #[serde(rename = "hostIdentifier", borrow)]
     pub host: Cow<'a, str>,
-    /// Required, as for [`sweep_proto::ResultRow`]; not otherwise used.
-    #[serde(rename = "calendarTime")]
-    _calendar_time: IgnoredAny,
-    #[serde(rename = "unixTime")]
     pub unix_time: u64,
-    /// Column names and values, unescaped but not yet checked as UTF-8:
-    /// only the columns rules read are ([`RowView::new`]).
-    #[serde(borrow, deserialize_with = "pairs")]
-    pub columns: Vec<Pair<'a>>,
-    #[serde(borrow)]
+    /// The `columns` object's JSON text, checked: every value a string.
+    /// Read for the columns a rule set refers to ([`RowRecord::read`]),
+    /// and whole only for a match ([`RowRecord::columns_map`]).
+    pub columns: Cow<'a, [u8]>,
     pub action: Cow<'a, str>,
-    #[serde(default, borrow)]
     pub hunt_id: Option<Cow<'a, str>>,
-    #[serde(default)]
     pub seq: Option<u64>,
-    /// Present only on hunt statuses and run seals, which take the full
-    /// decoder ([`sweep_proto::ResultsRecord`]).
-    #[serde(default)]
-    status: Option<IgnoredAny>,
-    #[serde(default)]
-    seal: Option<IgnoredAny>,
 }
+
+/// The fields of a row record, by bit: each may appear once.
+const NAME: u16 = 1;
+const HOST: u16 = 1 << 1;
+const CALENDAR: u16 = 1 << 2;
+const TIME: u16 = 1 << 3;
+const COLUMNS: u16 = 1 << 4;
+const ACTION: u16 = 1 << 5;
+const HUNT: u16 = 1 << 6;
+const SEQ: u16 = 1 << 7;
+const STATUS: u16 = 1 << 8;
+const SEAL: u16 = 1 << 9;
+const EPOCH: u16 = 1 << 10;
+const COUNTER: u16 = 1 << 11;
+const DECORATIONS: u16 = 1 << 12;
+const REQUIRED: u16 = NAME | HOST | CALENDAR | TIME | COLUMNS | ACTION;
 
 impl<'a> RowRecord<'a> {
     /// The record as a row, or None when it is anything else (a status, a
-    /// seal, or not a record at all): those go through the full decoder,
-    /// which also says what is wrong with a bad one.
+    /// seal, not a record at all, or a row in a shape the fast reader does
+    /// not take): those go through the full decoder, which also says what
+    /// is wrong with a bad one.
     pub fn parse(bytes: &'a [u8]) -> Option<Self> {
-        let row: Self = serde_json::from_slice(bytes).ok()?;
-        (row.status.is_none() && row.seal.is_none()).then_some(row)
+        read(bytes, |r, _| r.string().map(drop))
     }
 
-    /// A decoded row seen through this type (tests, and callers that hold
-    /// a [`sweep_proto::ResultRow`]).
-    pub fn from_parts(row: &'a sweep_proto::ResultRow, columns: Vec<Pair<'a>>) -> Self {
+    /// [`parse`](Self::parse), and the row's columns in a rule set's slots,
+    /// in the same pass: values no rule reads are passed over. None also
+    /// when a value a rule reads is not UTF-8 (the full decoder then
+    /// refuses the record, and says so); names are matched as bytes, so a
+    /// name that is a rule's column is that column's UTF-8.
+    pub fn read<'c>(bytes: &'a [u8], columns: &'c Columns) -> Option<(Self, RowView<'c>)>
+    where
+        'a: 'c,
+    {
+        let mut view = RowView::empty(columns);
+        let row = read(bytes, |r, name| view.take(r, &name))?;
+        Some((row, view))
+    }
+
+    /// A decoded row seen through this type (tests, and the full decoder's
+    /// rows).
+    pub fn from_row(row: &'a sweep_proto::ResultRow) -> Self {
         Self {
             name: Cow::Borrowed(&row.name),
             host: Cow::Borrowed(&row.host_identifier),
-            _calendar_time: IgnoredAny,
             unix_time: row.unix_time,
-            columns,
+            columns: Cow::Owned(serde_json::to_vec(&row.columns).expect("strings serialize")),
             action: Cow::Borrowed(&row.action),
             hunt_id: row.hunt_id.as_deref().map(Cow::Borrowed),
             seq: row.seq,
-            status: None,
-            seal: None,
         }
     }
 
     /// The columns as osquery logs them, for a match.
     pub fn columns_map(&self) -> BTreeMap<String, String> {
-        self.columns
-            .iter()
-            .map(|(k, v)| {
-                (
-                    String::from_utf8_lossy(k).into_owned(),
-                    String::from_utf8_lossy(v).into_owned(),
-                )
-            })
-            .collect()
+        let mut out = BTreeMap::new();
+        // Checked when the record was read: every member is a string pair.
+        Reader::new(&self.columns).object(|r, k| {
+            let v = r.string()?;
+            out.insert(
+                String::from_utf8_lossy(&k).into_owned(),
+                String::from_utf8_lossy(&v).into_owned(),
+            );
+            Some(())
+        });
+        out
     }
 }
 
-/// A JSON object of strings as a list of pairs, in the record's order.
-fn pairs<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Pair<'de>>, D::Error> {
-    struct Pairs;
-    impl<'de> Visitor<'de> for Pairs {
-        type Value = Vec<Pair<'de>>;
-
-        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            f.write_str("an object of strings")
+/// Reads a row record, handing each column's name to `column` with the
+/// reader at its value (which `column` must take). It takes what
+/// [`sweep_proto::ResultRow`] takes (the fields' types, no duplicate
+/// field, unknown fields ignored), except that values are not checked as
+/// UTF-8 here.
+fn read<'a>(
+    bytes: &'a [u8],
+    mut column: impl FnMut(&mut Reader<'a>, Cow<'a, [u8]>) -> Option<()>,
+) -> Option<RowRecord<'a>> {
+    let mut r = Reader::new(bytes);
+    let (mut name, mut host, mut time, mut columns, mut action) = (None, None, 0, None, None);
+    let (mut hunt_id, mut seq) = (None, None);
+    let mut seen = 0u16;
+    r.object(|r, key| {
+        let field = match key.as_ref() {
+            b"name" => NAME,
+            b"hostIdentifier" => HOST,
+            b"calendarTime" => CALENDAR,
+            b"unixTime" => TIME,
+            b"columns" => COLUMNS,
+            b"action" => ACTION,
+            b"hunt_id" => HUNT,
+            b"seq" => SEQ,
+            b"status" => STATUS,
+            b"seal" => SEAL,
+            b"epoch" => EPOCH,
+            b"counter" => COUNTER,
+            b"decorations" => DECORATIONS,
+            _ => 0,
+        };
+        if seen & field != 0 {
+            return None; // a duplicate field
         }
-
-        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-            let mut out = Vec::with_capacity(map.size_hint().unwrap_or(16));
-            while let Some((k, v)) = map.next_entry::<Borrowed<'de>, Borrowed<'de>>()? {
-                out.push((k.0, v.0));
+        seen |= field;
+        match field {
+            NAME => name = Some(r.text()?),
+            HOST => host = Some(r.text()?),
+            TIME => time = r.u64()?,
+            // Not used here, but checked as the full decoder checks them.
+            CALENDAR => drop(r.string()?),
+            EPOCH | COUNTER => drop(r.u64()?),
+            DECORATIONS => r.object(|r, _| r.string().map(drop))?,
+            ACTION => action = Some(r.text()?),
+            HUNT => hunt_id = if r.null() { None } else { Some(r.text()?) },
+            SEQ => seq = if r.null() { None } else { Some(r.u64()?) },
+            // Statuses and seals take the full decoder; null is absent (and
+            // not a field of a row, so it may repeat).
+            STATUS | SEAL => {
+                if !r.null() {
+                    return None;
+                }
+                seen &= !field;
             }
-            Ok(out)
+            COLUMNS => {
+                r.peek()?;
+                let start = r.pos();
+                r.object(&mut column)?;
+                columns = Some(Cow::Borrowed(&bytes[start..r.pos()]));
+            }
+            _ => r.skip()?,
         }
+        Some(())
+    })?;
+    if seen & REQUIRED != REQUIRED || !r.at_end() {
+        return None;
     }
-    d.deserialize_map(Pairs)
-}
-
-/// A JSON string's bytes, borrowed from the input when it has no escapes.
-/// serde_json unescapes them without checking UTF-8, which is left to the
-/// few values rules read.
-struct Borrowed<'a>(Cow<'a, [u8]>);
-
-impl<'de> Deserialize<'de> for Borrowed<'de> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = Borrowed<'de>;
-
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a string")
-            }
-
-            fn visit_borrowed_bytes<E>(self, v: &'de [u8]) -> Result<Self::Value, E> {
-                Ok(Borrowed(Cow::Borrowed(v)))
-            }
-
-            fn visit_bytes<E>(self, v: &[u8]) -> Result<Self::Value, E> {
-                Ok(Borrowed(Cow::Owned(v.to_vec())))
-            }
-
-            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
-                Ok(Borrowed(Cow::Borrowed(v.as_bytes())))
-            }
-
-            fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
-                Ok(Borrowed(Cow::Owned(v.as_bytes().to_vec())))
-            }
-        }
-        d.deserialize_bytes(V)
-    }
+    Some(RowRecord {
+        name: name?,
+        host: host?,
+        unix_time: time,
+        columns: columns?,
+        action: action?,
+        hunt_id,
+        seq,
+    })
 }
 
 /// One row's columns in the rule set's slots: a missing column and an empty
@@ -156,36 +187,49 @@ pub struct RowView<'a> {
 /// One column of a row: its value, and what rules asked of it.
 #[derive(Debug, Default)]
 struct Slot<'a> {
-    value: Option<&'a str>,
+    value: Option<Cow<'a, str>>,
     num: OnceCell<Option<f64>>,
     infixes: OnceCell<Box<[bool]>>,
 }
 
 impl<'a> RowView<'a> {
-    /// None when a value a rule reads is not UTF-8 (the full decoder then
-    /// refuses the record, and says so). Names are matched as bytes: a
-    /// name that is a rule's column is that column's UTF-8.
-    pub fn new(columns: &'a Columns, pairs: &'a [Pair<'a>]) -> Option<Self> {
-        let mut slots: Vec<Slot<'a>> = (0..columns.len()).map(|_| Slot::default()).collect();
-        for (k, v) in pairs {
-            // A name that is not a column rules read needs no checking.
-            if let Some(id) = columns.get_bytes(k) {
-                if !v.is_empty() {
-                    slots[id].value = Some(std::str::from_utf8(v).ok()?);
-                }
-            }
-        }
-        Some(Self { columns, slots })
+    fn empty(columns: &'a Columns) -> Self {
+        let slots = (0..columns.len()).map(|_| Slot::default()).collect();
+        Self { columns, slots }
     }
 
-    pub fn get(&self, id: usize) -> Option<&'a str> {
-        self.slots.get(id).and_then(|s| s.value)
+    /// The columns of a `columns` object's JSON text in slots; None when it
+    /// is not an object of strings, or a value a rule reads is not UTF-8.
+    pub fn new(columns: &'a Columns, json: &'a [u8]) -> Option<Self> {
+        let mut view = Self::empty(columns);
+        let mut r = Reader::new(json);
+        r.object(|r, name| view.take(r, &name))?;
+        r.at_end().then_some(view)
+    }
+
+    /// Takes column `name`'s value from the reader: into its slot when a
+    /// rule reads it (the last of repeated names wins, as in a map).
+    fn take<'b: 'a>(&mut self, r: &mut Reader<'b>, name: &[u8]) -> Option<()> {
+        let value = r.string()?;
+        // A name that is not a column rules read needs no checking.
+        if let Some(id) = self.columns.get_bytes(name) {
+            self.slots[id].value = if value.is_empty() {
+                None
+            } else {
+                Some(json::utf8(value)?)
+            };
+        }
+        Some(())
+    }
+
+    pub fn get(&self, id: usize) -> Option<&str> {
+        self.slots.get(id).and_then(|s| s.value.as_deref())
     }
 
     /// The column's value as a number, if it is one.
     pub fn num(&self, id: usize) -> Option<f64> {
         let slot = self.slots.get(id)?;
-        let v = slot.value?;
+        let v = slot.value.as_deref()?;
         *slot.num.get_or_init(|| parse_num(v))
     }
 
@@ -193,7 +237,7 @@ impl<'a> RowView<'a> {
     /// holds; None for NULL.
     pub fn infixes(&self, id: usize) -> Option<&[bool]> {
         let slot = self.slots.get(id)?;
-        let v = slot.value?;
+        let v = slot.value.as_deref()?;
         Some(slot.infixes.get_or_init(|| self.columns.infixes_in(id, v)))
     }
 }
@@ -210,15 +254,20 @@ mod tests {
             (r.name.as_ref(), r.host.as_ref(), r.unix_time, r.seq),
             ("procs", "web-1", 5, Some(3))
         );
-        assert!(matches!(r.columns[0].1, Cow::Borrowed(b"bash")));
-        assert_eq!(r.columns[1].1.as_ref(), b"/bin/bash", "escapes are decoded");
         let mut columns = Columns::default();
         let (name, empty, path) = (columns.id("name"), columns.id("empty"), columns.id("path"));
-        let view = RowView::new(&columns, &r.columns).unwrap();
+        let (_, view) = RowRecord::read(row, &columns).unwrap();
+        assert!(matches!(
+            view.slots[name].value,
+            Some(Cow::Borrowed("bash"))
+        ));
         assert_eq!(
             (view.get(name), view.get(empty), view.get(path)),
-            (Some("bash"), None, Some("/bin/bash"))
+            (Some("bash"), None, Some("/bin/bash")),
+            "escapes are decoded"
         );
+        let again = RowView::new(&columns, &r.columns).unwrap();
+        assert_eq!(again.get(path), Some("/bin/bash"));
         // The same record the full decoder reads as a row.
         assert!(matches!(
             sweep_proto::ResultsRecord::from_json(row),
@@ -290,5 +339,162 @@ mod tests {
                 String::from_utf8_lossy(&bytes)
             );
         }
+    }
+
+    /// A JSON string literal of `text`, escaped in one of several valid
+    /// ways (as serde_json writes it, or with `\u` escapes, `\/`, surrogate
+    /// pairs).
+    fn literal(text: &str, style: usize) -> String {
+        let mut out = String::from("\"");
+        for c in text.chars() {
+            match (c, style % 3) {
+                ('"', _) => out.push_str("\\\""),
+                ('\\', _) => out.push_str("\\\\"),
+                ('/', 1) => out.push_str("\\/"),
+                (c, 1 | 2) if !c.is_ascii_alphanumeric() => {
+                    let mut units = [0u16; 2];
+                    for u in c.encode_utf16(&mut units) {
+                        out.push_str(&format!("\\u{u:04x}"));
+                    }
+                }
+                (c, _) if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+                (c, _) => out.push(c),
+            }
+        }
+        out.push('"');
+        out
+    }
+
+    /// Generated records, valid and broken, read by the fast reader and by
+    /// serde_json into the full decoder's type: the fast reader takes a
+    /// record exactly when serde_json does, and reads the same values.
+    #[test]
+    fn the_fast_reader_agrees_with_serde_json() {
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        let mut next = move |n: usize| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            (seed % n as u64) as usize
+        };
+        let texts = [
+            "",
+            "bash",
+            "/usr/bin/python3",
+            "a\"b",
+            "back\\slash",
+            "tab\t",
+            "\u{1}",
+            "é",
+            "日本",
+            "🦀",
+            "/tmp/x",
+            "0",
+            "-1",
+            "3.5",
+        ];
+        let spaces = ["", " ", "\n  ", "\t"];
+        const PUNCT: &[u8] = b"\"\\{}[],:0x -e\x01";
+        let mut columns = Columns::default();
+        let watched: Vec<(String, usize)> = ["c0", "c1", "c3", "c5"]
+            .iter()
+            .map(|c| (c.to_string(), columns.id(c)))
+            .collect();
+        let (mut both, mut neither) = (0, 0);
+        for _ in 0..20_000 {
+            let t = |s: &mut dyn FnMut(usize) -> usize| literal(texts[s(texts.len())], s(3));
+            let mut members: Vec<String> = Vec::new();
+            let cols: Vec<String> = (0..next(6))
+                .map(|_| {
+                    format!(
+                        "{}:{}",
+                        literal(&format!("c{}", next(7)), next(3)),
+                        t(&mut next)
+                    )
+                })
+                .collect();
+            members.push(format!("\"name\":{}", t(&mut next)));
+            members.push(format!("\"hostIdentifier\":{}", t(&mut next)));
+            members.push(format!("\"calendarTime\":{}", t(&mut next)));
+            members.push(format!("\"unixTime\":{}", next(2_000_000_000)));
+            members.push(format!("\"columns\":{{{}}}", cols.join(",")));
+            members.push(format!("\"action\":{}", t(&mut next)));
+            let extra = [
+                format!("\"hunt_id\":{}", t(&mut next)),
+                "\"hunt_id\":null".to_string(),
+                format!("\"seq\":{}", next(1000)),
+                "\"seq\":null".to_string(),
+                "\"epoch\":0".to_string(),
+                format!("\"counter\":{}", next(99)),
+                format!("\"decorations\":{{\"d\":{}}}", t(&mut next)),
+                "\"other\":[1,-2.5e3,{\"x\":[true,false,null]},\"s\"]".to_string(),
+                "\"status\":null".to_string(),
+            ];
+            for _ in 0..next(4) {
+                members.push(extra[next(extra.len())].clone());
+            }
+            // Any order, any whitespace.
+            for i in (1..members.len()).rev() {
+                members.swap(i, next(i + 1));
+            }
+            let sp = spaces[next(spaces.len())];
+            let mut text = format!("{sp}{{{sp}{}{sp}}}{sp}", members.join(&format!(",{sp}")));
+            // Half of them broken somewhere.
+            if next(2) == 0 {
+                let mut bytes = text.into_bytes();
+                let at = next(bytes.len());
+                match next(4) {
+                    0 => bytes.truncate(at),
+                    1 => bytes[at] = PUNCT[next(PUNCT.len())],
+                    2 => bytes.insert(at, PUNCT[next(PUNCT.len())]),
+                    _ => {
+                        let dup = members[next(members.len())].clone();
+                        bytes.extend_from_slice(format!(",{dup}}}").as_bytes());
+                        let close = bytes.iter().rposition(|b| *b == b'}').unwrap();
+                        let first = bytes[..close].iter().rposition(|b| *b == b'}').unwrap();
+                        bytes.remove(first);
+                    }
+                }
+                text = String::from_utf8_lossy(&bytes).into_owned();
+            }
+            let truth = match sweep_proto::ResultsRecord::from_json(text.as_bytes()) {
+                Ok(sweep_proto::ResultsRecord::Row(row)) => Ok(row),
+                Ok(other) => Err(format!("not a row: {other:?}")),
+                Err(e) => Err(e.to_string()),
+            };
+            let fast = RowRecord::read(text.as_bytes(), &columns);
+            match (&truth, &fast) {
+                (Ok(t), Some((r, view))) => {
+                    both += 1;
+                    assert_eq!(
+                        (&*r.name, &*r.host, r.unix_time, &*r.action, r.seq),
+                        (
+                            &*t.name,
+                            &*t.host_identifier,
+                            t.unix_time,
+                            &*t.action,
+                            t.seq
+                        ),
+                        "{text}"
+                    );
+                    assert_eq!(r.hunt_id.as_deref(), t.hunt_id.as_deref(), "{text}");
+                    assert_eq!(r.columns_map(), t.columns, "{text}");
+                    for (name, id) in &watched {
+                        let want = t.columns.get(name).filter(|v| !v.is_empty());
+                        assert_eq!(view.get(*id), want.map(String::as_str), "{name} in {text}");
+                    }
+                    assert!(RowRecord::parse(text.as_bytes()).is_some());
+                }
+                (Err(_), None) => neither += 1,
+                (Ok(_), None) => panic!("the fast reader refused a row serde_json reads: {text}"),
+                (Err(e), Some(_)) => {
+                    panic!("the fast reader took what serde_json refuses ({e}): {text}")
+                }
+            }
+        }
+        assert!(
+            both > 8_000 && neither > 5_000,
+            "{both} read, {neither} refused"
+        );
     }
 }

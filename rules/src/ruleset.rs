@@ -1,9 +1,8 @@
 //! The loaded rules, indexed by the query they watch so a row is tested only
 //! against rules that can apply to it.
 
-use std::borrow::Cow;
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 
 use rustc_hash::FxHashMap;
 use sweep_proto::text::glob;
@@ -11,12 +10,9 @@ use sweep_proto::{MatchRecord, ResultRow};
 
 use crate::kinds::{Alert, Kind};
 use crate::matcher::{Columns, Matcher};
+use crate::prefilter::Prefilter;
 use crate::row::{RowRecord, RowView};
 use crate::rule::Rule;
-
-/// How many query names the routing memo keeps before starting over (hunt
-/// names are new with every hunt).
-const ROUTES_KEPT: usize = 10_000;
 
 pub struct RuleSet {
     /// Rules for one exact query name.
@@ -30,11 +26,11 @@ pub struct RuleSet {
     /// Rules that can be true only when a column holds one of some texts
     /// ([`Matcher::required`]), by column and text.
     index: Vec<(usize, ByText)>,
-    /// Whether each rule is in `index` (else it is tried on every row of
-    /// the queries it watches).
+    /// Whether each rule is in `index`.
     indexed: Vec<bool>,
-    /// The rules that apply to each query name seen.
-    routes: Mutex<HashMap<String, Arc<Route>>>,
+    /// Rules tried only on rows holding one of their texts (not indexed
+    /// ones); the rest are tried on every row of the queries they watch.
+    prefilter: Prefilter,
     /// Each stateful rule's kind, bound to `columns` (None: `match`).
     kinds: Vec<Option<Arc<dyn Kind>>>,
     /// Rules whose kind could not be bound: never evaluated.
@@ -46,7 +42,7 @@ type ByText = FxHashMap<Box<str>, Vec<usize>>;
 
 /// The rules that watch one query: those always tried, and which are
 /// members (for the indexed ones a row's values pick).
-struct Route {
+pub struct Route {
     always: Vec<usize>,
     member: Vec<bool>,
     /// Whether any rule watches the query.
@@ -108,6 +104,7 @@ impl RuleSet {
             }
             indexed[i] = true;
         }
+        let prefilter = Prefilter::new(&matchers, &columns, |i| !indexed[i]);
         Self {
             exact,
             patterned,
@@ -116,7 +113,7 @@ impl RuleSet {
             columns,
             index,
             indexed,
-            routes: Mutex::new(HashMap::new()),
+            prefilter,
             kinds,
             broken,
         }
@@ -136,12 +133,9 @@ impl RuleSet {
         self.rules.is_empty()
     }
 
-    /// The rules that watch query `name`.
-    fn route(&self, name: &str) -> Arc<Route> {
-        let mut routes = self.routes.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(r) = routes.get(name) {
-            return r.clone();
-        }
+    /// The rules that watch query `name` (a worker keeps these by name:
+    /// [`crate::pipeline::Pipeline`]).
+    pub fn route(&self, name: &str) -> Route {
         let mut member = vec![false; self.rules.len()];
         for i in self.exact.get(name).into_iter().flatten().copied().chain(
             self.patterned
@@ -152,19 +146,14 @@ impl RuleSet {
             member[i] = true;
         }
         let always = (0..self.rules.len())
-            .filter(|&i| member[i] && !self.indexed[i])
+            .filter(|&i| member[i] && !self.indexed[i] && !self.prefilter.gated(i))
             .collect();
-        if routes.len() >= ROUTES_KEPT {
-            routes.clear();
-        }
         let any = member.iter().any(|m| *m);
-        let route = Arc::new(Route {
+        Route {
             always,
             member,
             any,
-        });
-        routes.insert(name.to_string(), route.clone());
-        route
+        }
     }
 
     /// The row's columns in this set's slots; None when a value a rule
@@ -173,19 +162,31 @@ impl RuleSet {
         RowView::new(&self.columns, &row.columns)
     }
 
+    /// Column names to slots, for reading a record straight into a view
+    /// ([`RowRecord::read`]).
+    pub fn columns(&self) -> &Columns {
+        &self.columns
+    }
+
     /// The rules that pick this row, in rule order: those that watch its
     /// query, take its action, and whose condition it satisfies.
     pub fn picked(&self, row: &RowRecord<'_>, view: &RowView<'_>) -> Vec<usize> {
         let mut out = Vec::new();
-        self.picked_into(row, view, &mut out);
+        self.picked_into(row, view, &self.route(&row.name), &mut out);
         out
     }
 
-    /// [`picked`](Self::picked) into `out` (cleared first), so a caller can
-    /// reuse one buffer for every row.
-    pub fn picked_into(&self, row: &RowRecord<'_>, view: &RowView<'_>, out: &mut Vec<usize>) {
+    /// [`picked`](Self::picked) with the row's [`route`](Self::route) at
+    /// hand, into `out` (cleared first), so a caller can reuse one buffer
+    /// for every row.
+    pub fn picked_into(
+        &self,
+        row: &RowRecord<'_>,
+        view: &RowView<'_>,
+        route: &Route,
+        out: &mut Vec<usize>,
+    ) {
         out.clear();
-        let route = self.route(&row.name);
         if !route.any {
             return;
         }
@@ -196,6 +197,16 @@ impl RuleSet {
                 out.extend(rules.iter().filter(|&&i| route.member[i]));
             }
         }
+        let admitted = out.len();
+        self.prefilter.admit(view, out);
+        let mut at = admitted;
+        for k in admitted..out.len() {
+            if route.member[out[k]] {
+                out[at] = out[k];
+                at += 1;
+            }
+        }
+        out.truncate(at);
         if out.len() > always {
             out.sort_unstable();
             out.dedup();
@@ -254,12 +265,7 @@ impl RuleSet {
 
     /// Every match the row produces, in rule order.
     pub fn evaluate(&self, row: &ResultRow) -> Vec<MatchRecord> {
-        let columns: Vec<crate::row::Pair<'_>> = row
-            .columns
-            .iter()
-            .map(|(k, v)| (Cow::Borrowed(k.as_bytes()), Cow::Borrowed(v.as_bytes())))
-            .collect();
-        let record = RowRecord::from_parts(row, columns);
+        let record = RowRecord::from_row(row);
         // Strings are UTF-8: the view always forms.
         self.evaluate_record(&record).unwrap_or_default()
     }
@@ -291,10 +297,10 @@ mod tests {
     }
 
     /// Rule sets of generated rules, many of them indexed by a required
-    /// value: every row gets exactly the matches the reference evaluator
-    /// gives rule by rule.
+    /// value or gated by the prefilter: every row gets exactly the matches
+    /// the reference evaluator gives rule by rule.
     #[test]
-    fn the_index_skips_only_rules_that_cannot_match() {
+    fn the_index_and_prefilter_skip_only_rules_that_cannot_match() {
         use crate::matcher::tests::{condition, Lcg, COLUMNS, VALUES};
         let mut g = Lcg(11);
         let mut checked = 0;

@@ -3,6 +3,13 @@
 //! same row every interval) and, when the window closes, reports one summary
 //! with the first and last time seen and the count. Without it, every match
 //! is reported as it happens.
+//!
+//! What is saved across a restart ([`crate::checkpoint`]) is only what was
+//! delivered: a group whose first report is still on its way is left out
+//! (after a crash, the replayed row reports it again), and a closed group
+//! whose summary is still on its way is kept (the summary is made again).
+//! Workers write the shared state at their own pace, so a group must not
+//! reach the disk before its report reaches the broker.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -16,11 +23,15 @@ struct Group {
     /// How many of `record.count` were already reported.
     reported: u64,
     closes: Instant,
+    /// Whether the group's first report was delivered.
+    delivered: bool,
 }
 
 #[derive(Default)]
 pub struct Suppressor {
     groups: HashMap<String, Group>,
+    /// Closed groups' summaries not yet delivered, by key.
+    closing: HashMap<String, MatchRecord>,
     /// Set when a group opens, grows or closes; cleared by [`saved`](Self::saved).
     changed: bool,
 }
@@ -101,9 +112,25 @@ impl Suppressor {
                 record: m.clone(),
                 reported: m.count,
                 closes: now + window,
+                delivered: false,
             },
         );
         Some(m)
+    }
+
+    /// A match this suppressor let through (grouped by `by`), or a summary
+    /// it made, reached the broker: from now on it is saved as reported.
+    pub fn delivered(&mut self, m: &MatchRecord, by: &[String]) {
+        let k = key(m, by);
+        if self.closing.get(&k) == Some(m) {
+            self.closing.remove(&k);
+            self.changed = true;
+        } else if let Some(g) = self.groups.get_mut(&k) {
+            if !g.delivered && g.record.first_seen == m.first_seen {
+                g.delivered = true;
+                self.changed = true;
+            }
+        }
     }
 
     /// Summaries of the groups whose window closed with repeats not yet
@@ -111,12 +138,14 @@ impl Suppressor {
     pub fn close(&mut self, now: Instant) -> Vec<MatchRecord> {
         let mut out = Vec::new();
         let before = self.groups.len();
-        self.groups.retain(|_, g| {
+        let closing = &mut self.closing;
+        self.groups.retain(|k, g| {
             if now < g.closes {
                 return true;
             }
             if g.record.count > g.reported {
                 out.push(g.record.clone());
+                closing.insert(k.clone(), g.record.clone());
             }
             false
         });
@@ -133,17 +162,27 @@ impl Suppressor {
     }
 
     /// The open groups, to be written to disk.
+    /// Only delivered groups, and closed ones whose summary is not (saved
+    /// as closed: restored, they close again and make it again).
     pub fn save(&mut self, now: Instant) -> Vec<SavedGroup> {
         self.changed = false;
-        self.groups
+        let open = self
+            .groups
             .iter()
+            .filter(|(_, g)| g.delivered)
             .map(|(k, g)| SavedGroup {
                 key: k.clone(),
                 record: g.record.clone(),
                 reported: g.reported,
                 remaining_ms: g.closes.saturating_duration_since(now).as_millis() as u64,
-            })
-            .collect()
+            });
+        let closing = self.closing.iter().map(|(k, record)| SavedGroup {
+            key: k.clone(),
+            record: record.clone(),
+            reported: 0,
+            remaining_ms: 0,
+        });
+        open.chain(closing).collect()
     }
 
     /// Groups read back from disk, `elapsed` after they were saved.
@@ -162,12 +201,14 @@ impl Suppressor {
                         record: g.record,
                         reported: g.reported,
                         closes: now + left,
+                        delivered: true,
                     },
                 )
             })
             .collect();
         Self {
             groups,
+            closing: HashMap::new(),
             changed: false,
         }
     }

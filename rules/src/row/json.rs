@@ -1,0 +1,350 @@
+//! A strict reader for the one JSON shape of a row record, built for speed:
+//! one pass over the bytes, strings borrowed unless they hold escapes, and
+//! values no rule reads skipped without a copy.
+//!
+//! It accepts only what serde_json accepts (RFC 8259: no control characters
+//! in strings, valid escapes and surrogate pairs, the number grammar, no
+//! trailing bytes) and answers None for anything else — including valid
+//! JSON in a shape it does not take (a duplicate field, a number where a
+//! string is expected). None is never a loss: the caller then decodes the
+//! record in full with serde_json, which also says what is wrong.
+
+use std::borrow::Cow;
+
+/// serde_json's recursion limit, for the values skipped.
+const MAX_DEPTH: usize = 128;
+
+/// Bytes that end a plain run inside a string: the quote, the backslash and
+/// the control characters.
+static STOPS: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut i = 0;
+    while i < 0x20 {
+        t[i] = true;
+        i += 1;
+    }
+    t[b'"' as usize] = true;
+    t[b'\\' as usize] = true;
+    t
+};
+
+pub(super) struct Reader<'a> {
+    b: &'a [u8],
+    i: usize,
+}
+
+impl<'a> Reader<'a> {
+    pub fn new(b: &'a [u8]) -> Self {
+        Self { b, i: 0 }
+    }
+
+    pub fn pos(&self) -> usize {
+        self.i
+    }
+
+    #[inline]
+    fn ws(&mut self) {
+        while let Some(b' ' | b'\n' | b'\r' | b'\t') = self.b.get(self.i) {
+            self.i += 1;
+        }
+    }
+
+    /// The next byte after whitespace, not taken.
+    #[inline]
+    pub fn peek(&mut self) -> Option<u8> {
+        self.ws();
+        self.b.get(self.i).copied()
+    }
+
+    /// Takes `c`, after whitespace.
+    #[inline]
+    pub fn eat(&mut self, c: u8) -> Option<()> {
+        (self.peek()? == c).then(|| self.i += 1)
+    }
+
+    /// After a member: true when another follows (`,`), false at the end
+    /// of the object (`}`).
+    #[inline]
+    pub fn more(&mut self) -> Option<bool> {
+        match self.peek()? {
+            b',' => {
+                self.i += 1;
+                Some(true)
+            }
+            b'}' => {
+                self.i += 1;
+                Some(false)
+            }
+            _ => None,
+        }
+    }
+
+    /// Takes `{`; true when the object has members (an empty one is taken
+    /// whole).
+    pub fn open(&mut self) -> Option<bool> {
+        self.eat(b'{')?;
+        if self.peek()? == b'}' {
+            self.i += 1;
+            return Some(false);
+        }
+        Some(true)
+    }
+
+    /// An object: each member's name handed to `member` with the reader at
+    /// its value, which `member` must take.
+    pub fn object(
+        &mut self,
+        mut member: impl FnMut(&mut Self, Cow<'a, [u8]>) -> Option<()>,
+    ) -> Option<()> {
+        if self.open()? {
+            loop {
+                let name = self.string()?;
+                self.eat(b':')?;
+                member(self, name)?;
+                if !self.more()? {
+                    break;
+                }
+            }
+        }
+        Some(())
+    }
+
+    /// True when only whitespace is left.
+    pub fn at_end(&mut self) -> bool {
+        self.ws();
+        self.i == self.b.len()
+    }
+
+    /// A string's bytes, unescaped; borrowed when it has no escapes. UTF-8
+    /// is not checked here (only the values rules read need it).
+    #[inline]
+    pub fn string(&mut self) -> Option<Cow<'a, [u8]>> {
+        self.eat(b'"')?;
+        let start = self.i;
+        loop {
+            self.plain_run();
+            let c = *self.b.get(self.i)?;
+            if !STOPS[c as usize] {
+                self.i += 1;
+                continue;
+            }
+            return match c {
+                b'"' => {
+                    self.i += 1;
+                    Some(Cow::Borrowed(&self.b[start..self.i - 1]))
+                }
+                b'\\' => self.escaped(start).map(Cow::Owned),
+                _ => None,
+            };
+        }
+    }
+
+    /// Skips eight bytes at a time to the first that ends a plain run (the
+    /// bit tricks of "Bit Twiddling Hacks": a zero byte after XOR with the
+    /// quote or the backslash, a byte below 0x20); the byte loop decides
+    /// the last few bytes of the input.
+    #[inline]
+    fn plain_run(&mut self) {
+        const ONES: u64 = 0x0101_0101_0101_0101;
+        const HIGH: u64 = 0x8080_8080_8080_8080;
+        let zero = |v: u64| v.wrapping_sub(ONES) & !v & HIGH;
+        while let Some(chunk) = self.b.get(self.i..self.i + 8) {
+            let mut word = [0; 8];
+            word.copy_from_slice(chunk);
+            let x = u64::from_le_bytes(word);
+            let stop = zero(x ^ (ONES * u64::from(b'"')))
+                | zero(x ^ (ONES * u64::from(b'\\')))
+                | (x.wrapping_sub(ONES * 0x20) & !x & HIGH);
+            if stop != 0 {
+                // False positives only sit above a true one (a borrow
+                // runs upward): the lowest flag is the first stop byte.
+                self.i += (stop.trailing_zeros() / 8) as usize;
+                return;
+            }
+            self.i += 8;
+        }
+    }
+
+    /// The rest of a string that has an escape at `self.i`.
+    fn escaped(&mut self, start: usize) -> Option<Vec<u8>> {
+        let mut out = self.b[start..self.i].to_vec();
+        loop {
+            let c = *self.b.get(self.i)?;
+            self.i += 1;
+            match c {
+                b'"' => return Some(out),
+                b'\\' => {
+                    let e = *self.b.get(self.i)?;
+                    self.i += 1;
+                    match e {
+                        b'"' | b'\\' | b'/' => out.push(e),
+                        b'b' => out.push(0x08),
+                        b'f' => out.push(0x0c),
+                        b'n' => out.push(b'\n'),
+                        b'r' => out.push(b'\r'),
+                        b't' => out.push(b'\t'),
+                        b'u' => {
+                            let ch = self.unicode()?;
+                            out.extend_from_slice(ch.encode_utf8(&mut [0; 4]).as_bytes());
+                        }
+                        _ => return None,
+                    }
+                }
+                c if c < 0x20 => return None,
+                c => out.push(c),
+            }
+        }
+    }
+
+    /// The character of a `\u` escape (after the `u`), a surrogate pair
+    /// taken whole; None for a lone surrogate.
+    fn unicode(&mut self) -> Option<char> {
+        let hi = self.hex4()?;
+        let code = match hi {
+            0xD800..=0xDBFF => {
+                if self.b.get(self.i..self.i + 2)? != b"\\u" {
+                    return None;
+                }
+                self.i += 2;
+                let lo = self.hex4()?;
+                if !(0xDC00..=0xDFFF).contains(&lo) {
+                    return None;
+                }
+                0x10000 + ((hi - 0xD800) << 10) + (lo - 0xDC00)
+            }
+            0xDC00..=0xDFFF => return None,
+            c => c,
+        };
+        char::from_u32(code)
+    }
+
+    fn hex4(&mut self) -> Option<u32> {
+        let digits = self.b.get(self.i..self.i + 4)?;
+        let mut v = 0;
+        for d in digits {
+            v = v * 16 + (*d as char).to_digit(16)?;
+        }
+        self.i += 4;
+        Some(v)
+    }
+
+    /// A string, as UTF-8 text.
+    pub fn text(&mut self) -> Option<Cow<'a, str>> {
+        utf8(self.string()?)
+    }
+
+    /// An unsigned integer as serde_json reads one into a `u64`: digits
+    /// only (no sign, fraction or exponent), no leading zero, no overflow.
+    pub fn u64(&mut self) -> Option<u64> {
+        self.ws();
+        let start = self.i;
+        let mut v: u64 = 0;
+        while let Some(d @ b'0'..=b'9') = self.b.get(self.i) {
+            v = v.checked_mul(10)?.checked_add(u64::from(d - b'0'))?;
+            self.i += 1;
+        }
+        let digits = self.i - start;
+        if digits == 0 || (digits > 1 && self.b[start] == b'0') {
+            return None;
+        }
+        match self.b.get(self.i) {
+            Some(b'.' | b'e' | b'E') => None,
+            _ => Some(v),
+        }
+    }
+
+    /// `null`: true and taken; anything else is left.
+    pub fn null(&mut self) -> bool {
+        self.ws();
+        let yes = self.b[self.i..].starts_with(b"null");
+        if yes {
+            self.i += 4;
+        }
+        yes
+    }
+
+    /// Any JSON value, checked and passed over.
+    pub fn skip(&mut self) -> Option<()> {
+        self.skip_at(0)
+    }
+
+    fn skip_at(&mut self, depth: usize) -> Option<()> {
+        if depth > MAX_DEPTH {
+            return None;
+        }
+        match self.peek()? {
+            b'"' => self.string().map(drop),
+            b'{' => self.object(|r, _| r.skip_at(depth + 1)),
+            b'[' => {
+                self.i += 1;
+                if self.peek()? == b']' {
+                    self.i += 1;
+                    return Some(());
+                }
+                loop {
+                    self.skip_at(depth + 1)?;
+                    match self.peek()? {
+                        b',' => self.i += 1,
+                        b']' => {
+                            self.i += 1;
+                            return Some(());
+                        }
+                        _ => return None,
+                    }
+                }
+            }
+            b't' => self.word(b"true"),
+            b'f' => self.word(b"false"),
+            b'n' => self.word(b"null"),
+            _ => self.number(),
+        }
+    }
+
+    fn word(&mut self, w: &[u8]) -> Option<()> {
+        self.b[self.i..].starts_with(w).then(|| self.i += w.len())
+    }
+
+    /// `-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?`
+    fn number(&mut self) -> Option<()> {
+        if self.b.get(self.i) == Some(&b'-') {
+            self.i += 1;
+        }
+        match self.b.get(self.i)? {
+            b'0' => self.i += 1,
+            b'1'..=b'9' => self.digits(),
+            _ => return None,
+        }
+        if self.b.get(self.i) == Some(&b'.') {
+            self.i += 1;
+            self.some_digits()?;
+        }
+        if let Some(b'e' | b'E') = self.b.get(self.i) {
+            self.i += 1;
+            if let Some(b'+' | b'-') = self.b.get(self.i) {
+                self.i += 1;
+            }
+            self.some_digits()?;
+        }
+        Some(())
+    }
+
+    fn digits(&mut self) {
+        while let Some(b'0'..=b'9') = self.b.get(self.i) {
+            self.i += 1;
+        }
+    }
+
+    fn some_digits(&mut self) -> Option<()> {
+        let start = self.i;
+        self.digits();
+        (self.i > start).then_some(())
+    }
+}
+
+/// Bytes as UTF-8 text, without a copy.
+pub(super) fn utf8(b: Cow<'_, [u8]>) -> Option<Cow<'_, str>> {
+    match b {
+        Cow::Borrowed(b) => std::str::from_utf8(b).ok().map(Cow::Borrowed),
+        Cow::Owned(b) => String::from_utf8(b).ok().map(Cow::Owned),
+    }
+}
