@@ -31,6 +31,11 @@ struct File {
 pub struct Memory {
     pub suppressor: Suppressor,
     applied: BTreeMap<String, i64>,
+    /// Offsets evaluated by this process (their matches may still be on
+    /// their way): a partition handed from one worker to another in a
+    /// rebalance is read again from its committed offset, and those rows
+    /// must not be counted twice.
+    evaluated: BTreeMap<String, i64>,
     path: Option<PathBuf>,
 }
 
@@ -52,6 +57,7 @@ impl Memory {
             return Ok(Self {
                 suppressor: Suppressor::default(),
                 applied: BTreeMap::new(),
+                evaluated: BTreeMap::new(),
                 path: None,
             });
         };
@@ -79,21 +85,35 @@ impl Memory {
         Ok(Self {
             suppressor: Suppressor::restore(file.groups, elapsed, Instant::now()),
             applied: file.applied,
+            evaluated: BTreeMap::new(),
             path: Some(path),
         })
     }
 
     /// Whether this record's effects are already in the state.
+    /// (Or already evaluated by this process.)
     pub fn applied(&self, topic: &str, partition: i32, offset: i64) -> bool {
-        self.applied
-            .get(&slot(topic, partition))
-            .is_some_and(|&done| offset <= done)
+        let slot = slot(topic, partition);
+        [&self.applied, &self.evaluated]
+            .iter()
+            .any(|m| m.get(&slot).is_some_and(|&done| offset <= done))
+    }
+
+    /// Records that this process evaluated every row up to these offsets.
+    pub fn evaluated(&mut self, done: &[(impl AsRef<str>, i32, i64)]) {
+        for (topic, partition, offset) in done {
+            let at = self
+                .evaluated
+                .entry(slot(topic.as_ref(), *partition))
+                .or_insert(*offset);
+            *at = (*at).max(*offset);
+        }
     }
 
     /// Records that every row up to these offsets is applied, and writes the
     /// state if the windows changed. Call after the rows' matches are
     /// delivered, before their offsets are stored.
-    pub fn checkpoint(&mut self, done: &[(&str, i32, i64)]) -> Result<(), RulesError> {
+    pub fn checkpoint(&mut self, done: &[(impl AsRef<str>, i32, i64)]) -> Result<(), RulesError> {
         let Some(path) = &self.path else {
             return Ok(());
         };
@@ -103,7 +123,7 @@ impl Memory {
         for (topic, partition, offset) in done {
             let at = self
                 .applied
-                .entry(slot(topic, *partition))
+                .entry(slot(topic.as_ref(), *partition))
                 .or_insert(*offset);
             *at = (*at).max(*offset);
         }

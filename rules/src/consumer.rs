@@ -23,7 +23,6 @@ use sweep_proto::signing::TrustedKeys;
 use sweep_proto::text::printable;
 use sweep_proto::time::unix_now;
 use sweep_proto::{topics, MatchRecord, ResultsRecord};
-use tokio::runtime::Handle;
 use tokio::sync::{watch, Notify};
 use tracing::{debug, info, warn};
 
@@ -31,6 +30,7 @@ use crate::checkpoint::Memory;
 use crate::config::Config;
 use crate::integrity::{RowRun, Runs, Verdict};
 use crate::metrics::Metrics;
+use crate::outbox::{Offset, Outbox, Settled};
 use crate::pins;
 use crate::pipeline::Pipeline;
 use crate::ruleset::RuleSet;
@@ -87,7 +87,6 @@ pub async fn run(
                 runs: Runs::new(config.integrity.seal_timeout),
                 memory: memory.clone(),
                 shutdown: shutdown.clone(),
-                runtime: Handle::current(),
                 open_runs: 0,
                 detector_entries: 0,
             },
@@ -153,7 +152,6 @@ struct Evaluator {
     /// has its own), and so different workers.
     memory: Arc<Mutex<Memory>>,
     shutdown: watch::Receiver<bool>,
-    runtime: Handle,
     /// The open runs last added to the gauge.
     open_runs: i64,
     /// The detectors' entries last added to the gauge.
@@ -171,6 +169,7 @@ impl Worker {
         let mut last_lag = Instant::now();
         let mut lag: BTreeMap<String, i64> = BTreeMap::new();
         let mut batch: Vec<BorrowedMessage<'_>> = Vec::with_capacity(max);
+        let mut outbox = Outbox::new(this.sender.clone());
         loop {
             if *this.shutdown.borrow() {
                 break;
@@ -244,37 +243,40 @@ impl Worker {
                 last_tick = now;
                 report.extend(this.tick(now));
             }
-            if !report.is_empty() && !this.deliver_all(report) {
-                break;
-            }
-            // The last record of each partition in the batch: the state
-            // covers them first, then their offsets are stored.
-            // (From the end: a batch spans a few partitions, so the list of
-            // those seen stays short.)
-            let mut last: Vec<&BorrowedMessage<'_>> = Vec::new();
+            // The last record of each partition in the batch: its offset
+            // is stored once the batch's matches are out (from the end: a
+            // batch spans a few partitions, so the list stays short).
+            let mut offsets: Vec<Offset> = Vec::new();
             for msg in batch.iter().rev() {
-                if !last
+                if !offsets
                     .iter()
-                    .any(|m| m.partition() == msg.partition() && m.topic() == msg.topic())
+                    .any(|(t, p, _)| *p == msg.partition() && t == msg.topic())
                 {
-                    last.push(msg);
-                }
-            }
-            let done: Vec<(&str, i32, i64)> = last
-                .iter()
-                .map(|m| (m.topic(), m.partition(), m.offset()))
-                .collect();
-            if let Err(e) = this.memory().checkpoint(&done) {
-                // Not fatal: at-least-once still holds (a repeat may be
-                // reported again after a restart).
-                warn!(error = %e, "cannot write the checkpoint");
-            }
-            for msg in last {
-                if let Err(e) = consumer.store_offset_from_message(msg) {
-                    warn!(error = %e, "cannot store the offset");
+                    offsets.push((msg.topic().to_string(), msg.partition(), msg.offset()));
                 }
             }
             batch.clear();
+            this.memory().evaluated(&offsets);
+            if !report.is_empty() || !offsets.is_empty() {
+                outbox.push(report, offsets, now);
+            }
+            this.settle(&consumer, &mut outbox, now);
+            // The broker is slow or gone: stop reading until it catches up.
+            let mut pause = Duration::from_millis(1);
+            while outbox.len() > BATCHES_OUT {
+                if *this.shutdown.borrow() {
+                    break;
+                }
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(Duration::from_millis(100));
+                this.settle(&consumer, &mut outbox, Instant::now());
+            }
+        }
+        // What the broker takes in the next moments is stored too.
+        let deadline = Instant::now() + DRAIN_FOR;
+        while !outbox.is_empty() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+            this.settle(&consumer, &mut outbox, Instant::now());
         }
         // Commit what was stored before leaving the group.
         if let Err(e) = consumer.commit_consumer_state(rdkafka::consumer::CommitMode::Sync) {
@@ -404,62 +406,44 @@ impl Evaluator {
         self.memory().suppressor.delivered(m, by);
     }
 
-    /// Sends a batch's matches together and waits until the broker has them
-    /// all, retrying what failed: storing an offset past an undelivered
-    /// match would lose it. A match the broker refuses for good (too large,
-    /// not authorised) is logged whole and counted instead of blocking
-    /// every record behind it. False when shut down first.
-    fn deliver_all(&mut self, matches: Vec<MatchRecord>) -> bool {
-        let payloads: Vec<String> = matches
-            .iter()
-            .map(|m| serde_json::to_string(m).expect("matches serialize"))
-            .collect();
-        let mut todo: Vec<usize> = (0..matches.len()).collect();
-        loop {
-            let records: Vec<(&str, &str)> = todo
-                .iter()
-                .map(|&i| (matches[i].rule_id.as_str(), payloads[i].as_str()))
-                .collect();
-            let shutdown = &self.shutdown;
-            let Some(results) = self.sender.send_all(&records, || *shutdown.borrow()) else {
-                return false;
-            };
-            let mut again = Vec::new();
-            for (&i, result) in todo.iter().zip(results) {
-                let m = &matches[i];
-                match result {
-                    Ok(()) => {
-                        delivered(m, &self.metrics);
-                        self.settled(m);
-                    }
-                    Err(e) if topics::is_permanent(&e) => {
-                        self.metrics.matches_refused.inc();
-                        warn!(rule = %m.rule_id, error = %e, r#match = %payloads[i], "the broker refused a match for good; logged here instead");
-                        self.settled(m);
-                    }
-                    Err(e) => {
-                        warn!(rule = %m.rule_id, error = %e, "match not delivered; retrying");
-                        again.push(i);
-                    }
-                }
+    /// Takes in what the broker answered: counts and logs each match
+    /// settled, then writes the state and stores the offsets of the batches
+    /// now wholly out, oldest first.
+    fn settle(&self, consumer: &BaseConsumer, outbox: &mut Outbox, now: Instant) {
+        let done = outbox.poll(now, |s| match s {
+            Settled::Delivered(m) => {
+                delivered(m, &self.metrics);
+                self.settled(m);
             }
-            if again.is_empty() {
-                return true;
+            Settled::Refused(m, payload, e) => {
+                self.metrics.matches_refused.inc();
+                warn!(rule = %m.rule_id, error = %e, r#match = %payload, "the broker refused a match for good; logged here instead");
+                self.settled(m);
             }
-            todo = again;
-            let mut shutdown = self.shutdown.clone();
-            let go_on = self.runtime.block_on(async {
-                tokio::select! {
-                    _ = tokio::time::sleep(Duration::from_secs(1)) => true,
-                    _ = shutdown.changed() => false,
-                }
-            });
-            if !go_on {
-                return false;
+        });
+        if done.is_empty() {
+            return;
+        }
+        let refs: Vec<(&str, i32, i64)> =
+            done.iter().map(|(t, p, o)| (t.as_str(), *p, *o)).collect();
+        if let Err(e) = self.memory().checkpoint(&refs) {
+            // Not fatal: at-least-once still holds (a repeat may be
+            // reported again after a restart).
+            warn!(error = %e, "cannot write the checkpoint");
+        }
+        for (topic, partition, offset) in done {
+            if let Err(e) = consumer.store_offset(&topic, partition, offset) {
+                warn!(error = %e, topic, partition, "cannot store the offset");
             }
         }
     }
 }
+
+/// Batches a worker lets wait for the broker's acks before it stops reading.
+const BATCHES_OUT: usize = 64;
+/// How long a worker leaving waits for matches still on their way, so their
+/// offsets are stored (the rest are read again by whoever comes next).
+const DRAIN_FOR: Duration = Duration::from_secs(2);
 
 /// How often each worker samples its partitions' lag.
 const LAG_EVERY: Duration = Duration::from_secs(10);

@@ -24,7 +24,8 @@
 //!   by anyone but the agent they name are reported; [`pins`]: the agents'
 //!   keys as the controller pinned them in etcd.
 //! - [`consumer`]: the consume → evaluate → produce → commit loop;
-//!   [`sender`]: matches to `sweep.matches`, waiting for each delivery.
+//!   [`outbox`]: a worker's matches on their way, and the offsets each
+//!   batch may store once they are out; [`sender`]: the producer.
 //! - [`config`]: the TOML configuration.
 //! - [`metrics`]: every metric, and the `/metrics` listener.
 #![forbid(unsafe_code)]
@@ -39,6 +40,7 @@ pub mod integrity;
 pub mod kinds;
 pub mod matcher;
 pub mod metrics;
+pub mod outbox;
 pub mod pins;
 pub mod pipeline;
 pub mod prefilter;
