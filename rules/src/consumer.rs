@@ -5,9 +5,10 @@
 //! over the workers (and over other sweep-rules processes in the group); a
 //! worker is an OS thread, so the rule evaluation runs on every core. A
 //! worker takes the records waiting for it in a batch (up to
-//! `batch_records`), reads each row once ([`RowRecord`]), evaluates the rules
-//! that watch its query, sends the batch's matches together, and stores the
-//! offsets only once every match is acknowledged: a crash re-evaluates
+//! `batch_records`), reads each row once ([`crate::row::RowRecord`]),
+//! evaluates the rules that watch its query, hands the batch's matches to its
+//! [`Outbox`] and reads on; a batch's offsets are stored only once its
+//! matches and every earlier batch's are acknowledged: a crash re-evaluates
 //! rather than loses (at-least-once). State that follows rows (suppression
 //! windows, open runs for integrity checking) lives in the worker that holds
 //! their partition; agents key their records by host, so one host's rows
