@@ -13,9 +13,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::future::join_all;
-use rdkafka::error::KafkaError;
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::error::{KafkaError, KafkaResult};
+use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, ProducerContext};
+use rdkafka::ClientContext;
 use sweep_proto::time::unix_now;
 use sweep_proto::topics;
 use tokio::sync::{watch, Notify};
@@ -31,6 +31,32 @@ use crate::error::AgentError;
 const BATCH_RECORDS: usize = 5_000;
 const BATCH_BYTES: u64 = 8 * 1024 * 1024;
 
+/// Delivery reports, each to the [`Sink::produce`] round that sent the
+/// record, by its place in the round. (Not rdkafka's `FutureProducer`: its
+/// polling thread waits in 100 ms steps whose last millisecond is a busy
+/// loop, about 1 % of a core on an idle host.)
+struct Reports;
+
+type Report = (usize, KafkaResult<()>);
+
+impl ClientContext for Reports {}
+
+impl ProducerContext for Reports {
+    type DeliveryOpaque = Box<(usize, tokio::sync::mpsc::UnboundedSender<Report>)>;
+
+    fn delivery(&self, result: &DeliveryResult<'_>, opaque: Self::DeliveryOpaque) {
+        let (i, to) = *opaque;
+        let _ = to.send((i, result.as_ref().map(drop).map_err(|(e, _)| e.clone())));
+    }
+}
+
+type Producer = Arc<BaseProducer<Reports>>;
+
+/// While a round waits for its reports: the first and the longest pause
+/// between polls (doubling while nothing comes).
+const POLL_FIRST: Duration = Duration::from_micros(200);
+const POLL_LAST: Duration = Duration::from_millis(20);
+
 #[derive(Clone)]
 pub struct Sink {
     inner: Arc<Inner>,
@@ -39,7 +65,7 @@ pub struct Sink {
 struct Inner {
     /// Replaced after failed deliveries (an idempotent producer whose records
     /// timed out carries sequence numbers the broker may no longer accept).
-    producer: std::sync::RwLock<FutureProducer>,
+    producer: std::sync::RwLock<Producer>,
     config: rdkafka::ClientConfig,
     topic: String,
     spool: Spool,
@@ -86,7 +112,7 @@ impl Sink {
         for (k, v) in &config.kafka.properties {
             cfg.set(k, v);
         }
-        let producer: FutureProducer = cfg.create()?;
+        let producer = Arc::new(cfg.create_with_context(Reports)?);
         let spool = Spool::open(&config.state_dir.join("spool"), config.spool.max_bytes)?;
         let quarantine = Quarantine::new(
             &config.state_dir.join("quarantine.jsonl"),
@@ -160,7 +186,7 @@ impl Sink {
         Ok(())
     }
 
-    fn producer(&self) -> FutureProducer {
+    fn producer(&self) -> Producer {
         self.inner
             .producer
             .read()
@@ -172,45 +198,73 @@ impl Sink {
     /// out may be fatally failed, or hold a producer id a restarted broker no
     /// longer knows. Nothing is in flight here: every delivery has resolved.
     fn renew_producer(&self) {
-        match self.inner.config.create::<FutureProducer>() {
+        match self.inner.config.create_with_context(Reports) {
             Ok(fresh) => {
                 *self
                     .inner
                     .producer
                     .write()
-                    .unwrap_or_else(|p| p.into_inner()) = fresh;
+                    .unwrap_or_else(|p| p.into_inner()) = Arc::new(fresh);
                 debug!("started a new Kafka producer");
             }
             Err(e) => warn!(error = %e, "cannot create a Kafka producer"),
         }
     }
 
-    /// Produces every record and waits for the broker's answers.
+    /// Produces every record and waits for the broker's answers (each
+    /// record gets one within `message.timeout.ms`).
     async fn produce(&self, records: &[&Record]) -> Vec<Outcome> {
         let producer = self.producer();
+        let (to, mut from) = tokio::sync::mpsc::unbounded_channel();
         let mut outcomes: Vec<Option<Outcome>> = Vec::with_capacity(records.len());
-        let mut pending = Vec::with_capacity(records.len());
+        let mut pending = 0;
         for (i, rec) in records.iter().enumerate() {
             let topic = rec.topic.as_deref().unwrap_or(&self.inner.topic);
-            let mut fr = FutureRecord::to(topic).key(&rec.key).payload(&rec.value);
+            let mut br = BaseRecord::with_opaque_to(topic, Box::new((i, to.clone())))
+                .key(&rec.key)
+                .payload(&rec.value);
             if let Some(p) = rec.partition {
-                fr = fr.partition(p);
+                br = br.partition(p);
             }
-            match producer.send_result(fr) {
-                Ok(fut) => {
+            match producer.send(br) {
+                Ok(()) => {
                     outcomes.push(None);
-                    pending.push((i, fut));
+                    pending += 1;
                 }
                 Err((e, _)) => outcomes.push(Some(outcome(&e))),
             }
         }
-        let (idx, futs): (Vec<usize>, Vec<_>) = pending.into_iter().unzip();
-        for (i, result) in idx.into_iter().zip(join_all(futs).await) {
-            outcomes[i] = Some(match result {
-                Ok(Ok(_)) => Outcome::Delivered,
-                Ok(Err((e, _))) => outcome(&e),
-                Err(_) => Outcome::Failed("the producer went away".into()),
-            });
+        drop(to);
+        let mut pause = POLL_FIRST;
+        while pending > 0 {
+            producer.poll(Duration::ZERO);
+            let mut got = false;
+            loop {
+                match from.try_recv() {
+                    Ok((i, result)) => {
+                        got = true;
+                        let o = match result {
+                            Ok(()) => Outcome::Delivered,
+                            Err(e) => outcome(&e),
+                        };
+                        if outcomes[i].replace(o).is_none() {
+                            pending -= 1;
+                        }
+                    }
+                    Err(tokio::sync::mpsc::error::TryRecvError::Empty) => break,
+                    // Every record's report has come or never will.
+                    Err(tokio::sync::mpsc::error::TryRecvError::Disconnected) => {
+                        pending = 0;
+                        break;
+                    }
+                }
+            }
+            if got {
+                pause = POLL_FIRST;
+            } else if pending > 0 {
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(POLL_LAST);
+            }
         }
         outcomes
             .into_iter()
