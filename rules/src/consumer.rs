@@ -18,7 +18,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
 use rdkafka::message::{BorrowedMessage, Message};
 use sweep_proto::signing::TrustedKeys;
 use sweep_proto::text::printable;
@@ -31,11 +31,12 @@ use crate::checkpoint::Memory;
 use crate::config::Config;
 use crate::integrity::{RowRun, Runs, Verdict};
 use crate::metrics::Metrics;
-use crate::outbox::{Offset, Outbox, Settled};
+use crate::outbox::{Offset, Outbox};
 use crate::pins;
 use crate::pipeline::Pipeline;
 use crate::ruleset::RuleSet;
 use crate::sender::Sender;
+use crate::settle::{Revoker, Settler};
 use crate::RulesError;
 
 /// Runs until `shutdown` turns true.
@@ -75,13 +76,26 @@ pub async fn run(
         (!config.state_dir.as_os_str().is_empty()).then_some(config.state_dir.as_path());
     let memory = Arc::new(Mutex::new(Memory::open(state_dir)?));
     let mut running = Vec::new();
+    let settler = Arc::new(Settler {
+        rules: rules.clone(),
+        memory: memory.clone(),
+        metrics: metrics.clone(),
+    });
     for n in 0..workers {
-        let consumer = consumer(&config)?;
+        let outbox = Arc::new(Mutex::new(Outbox::new(sender.clone())));
+        let consumer = consumer(
+            &config,
+            Revoker {
+                settler: settler.clone(),
+                outbox: outbox.clone(),
+            },
+        )?;
         let worker = Worker {
             consumer,
+            outbox,
+            settler: settler.clone(),
             batch: config.batch_records.max(1),
             eval: Evaluator {
-                sender: sender.clone(),
                 pipeline: Pipeline::new(rules.clone()),
                 metrics: metrics.clone(),
                 checking: checking.clone(),
@@ -115,7 +129,7 @@ pub async fn run(
 
 /// One group member's consumer, subscribed to scheduled rows and hunts'
 /// rows (for rules on `hunt:*`).
-fn consumer(config: &Config) -> Result<BaseConsumer, RulesError> {
+fn consumer(config: &Config, context: Revoker) -> Result<BaseConsumer<Revoker>, RulesError> {
     let mut ccfg = config.kafka.client_config();
     ccfg.set("group.id", &config.group_id)
         .set("enable.auto.commit", "true")
@@ -129,21 +143,24 @@ fn consumer(config: &Config) -> Result<BaseConsumer, RulesError> {
     for (k, v) in &config.kafka.properties {
         ccfg.set(k, v);
     }
-    let consumer: BaseConsumer = ccfg.create()?;
+    let consumer: BaseConsumer<Revoker> = ccfg.create_with_context(context)?;
     consumer.subscribe(&[topics::RESULTS, topics::HUNTS])?;
     Ok(consumer)
 }
 
 /// One group member: its consumer, and what it evaluates with.
 struct Worker {
-    consumer: BaseConsumer,
+    consumer: BaseConsumer<Revoker>,
+    /// Shared with the consumer's context, which drains it before
+    /// partitions are revoked; never held while polling the consumer.
+    outbox: Arc<Mutex<Outbox>>,
+    settler: Arc<Settler>,
     batch: usize,
     eval: Evaluator,
 }
 
 /// A worker's rules and the state that follows its partitions' rows.
 struct Evaluator {
-    sender: Arc<Sender>,
     pipeline: Pipeline,
     metrics: Metrics,
     checking: Option<Arc<Checking>>,
@@ -163,6 +180,8 @@ impl Worker {
     fn run(self) {
         let Worker {
             consumer,
+            outbox,
+            settler,
             batch: max,
             eval: mut this,
         } = self;
@@ -170,7 +189,6 @@ impl Worker {
         let mut last_lag = Instant::now();
         let mut lag: BTreeMap<String, i64> = BTreeMap::new();
         let mut batch: Vec<BorrowedMessage<'_>> = Vec::with_capacity(max);
-        let mut outbox = Outbox::new(this.sender.clone());
         loop {
             if *this.shutdown.borrow() {
                 break;
@@ -258,27 +276,26 @@ impl Worker {
             }
             batch.clear();
             this.memory().evaluated(&offsets);
-            if !report.is_empty() || !offsets.is_empty() {
-                outbox.push(report, offsets, now);
+            {
+                let mut outbox = lock(&outbox);
+                if !report.is_empty() || !offsets.is_empty() {
+                    outbox.push(report, offsets, now);
+                }
+                settler.settle(&consumer, &mut outbox, now);
             }
-            this.settle(&consumer, &mut outbox, now);
             // The broker is slow or gone: stop reading until it catches up.
             let mut pause = Duration::from_millis(1);
-            while outbox.len() > BATCHES_OUT {
+            while lock(&outbox).len() > BATCHES_OUT {
                 if *this.shutdown.borrow() {
                     break;
                 }
                 std::thread::sleep(pause);
                 pause = (pause * 2).min(Duration::from_millis(100));
-                this.settle(&consumer, &mut outbox, Instant::now());
+                settler.settle(&consumer, &mut lock(&outbox), Instant::now());
             }
         }
         // What the broker takes in the next moments is stored too.
-        let deadline = Instant::now() + DRAIN_FOR;
-        while !outbox.is_empty() && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(10));
-            this.settle(&consumer, &mut outbox, Instant::now());
-        }
+        settler.drain(&consumer, &mut lock(&outbox), Instant::now() + DRAIN_FOR);
         // Commit what was stored before leaving the group.
         if let Err(e) = consumer.commit_consumer_state(rdkafka::consumer::CommitMode::Sync) {
             debug!(error = %e, "final commit");
@@ -391,53 +408,10 @@ impl Evaluator {
         self.open_runs = open;
         out
     }
+}
 
-    /// A match is out of our hands (delivered, or refused for good and
-    /// logged): a suppression group it opened or closed may now be saved.
-    fn settled(&self, m: &MatchRecord) {
-        let rules = self.pipeline.rules();
-        let by: &[String] = if m.rule_id == FORGED_RULE {
-            &[]
-        } else {
-            match rules.suppression(&m.rule_id) {
-                Some((_, by)) => by,
-                None => return,
-            }
-        };
-        self.memory().suppressor.delivered(m, by);
-    }
-
-    /// Takes in what the broker answered: counts and logs each match
-    /// settled, then writes the state and stores the offsets of the batches
-    /// now wholly out, oldest first.
-    fn settle(&self, consumer: &BaseConsumer, outbox: &mut Outbox, now: Instant) {
-        let done = outbox.poll(now, |s| match s {
-            Settled::Delivered(m) => {
-                delivered(m, &self.metrics);
-                self.settled(m);
-            }
-            Settled::Refused(m, payload, e) => {
-                self.metrics.matches_refused.inc();
-                warn!(rule = %m.rule_id, error = %e, r#match = %payload, "the broker refused a match for good; logged here instead");
-                self.settled(m);
-            }
-        });
-        if done.is_empty() {
-            return;
-        }
-        let refs: Vec<(&str, i32, i64)> =
-            done.iter().map(|(t, p, o)| (t.as_str(), *p, *o)).collect();
-        if let Err(e) = self.memory().checkpoint(&refs) {
-            // Not fatal: at-least-once still holds (a repeat may be
-            // reported again after a restart).
-            warn!(error = %e, "cannot write the checkpoint");
-        }
-        for (topic, partition, offset) in done {
-            if let Err(e) = consumer.store_offset(&topic, partition, offset) {
-                warn!(error = %e, topic, partition, "cannot store the offset");
-            }
-        }
-    }
+fn lock(outbox: &Mutex<Outbox>) -> MutexGuard<'_, Outbox> {
+    outbox.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// Batches a worker lets wait for the broker's acks before it stops reading.
@@ -450,7 +424,7 @@ const DRAIN_FOR: Duration = Duration::from_secs(2);
 const LAG_EVERY: Duration = Duration::from_secs(10);
 
 /// Records not yet read on the partitions `consumer` holds, by topic.
-fn consumer_lag(consumer: &BaseConsumer) -> BTreeMap<String, i64> {
+fn consumer_lag<C: ConsumerContext>(consumer: &BaseConsumer<C>) -> BTreeMap<String, i64> {
     let mut lag = BTreeMap::new();
     let Ok(positions) = consumer.position() else {
         return lag;
@@ -472,8 +446,7 @@ fn consumer_lag(consumer: &BaseConsumer) -> BTreeMap<String, i64> {
     lag
 }
 
-/// The match raised for records not from the agent they name.
-pub const FORGED_RULE: &str = "sweep-forged-results";
+pub use crate::settle::FORGED_RULE;
 /// Forgery matches per (host, query) are summarised over this window.
 const FORGED_WINDOW: Duration = Duration::from_secs(60);
 
@@ -580,13 +553,4 @@ fn judged(v: Verdict, metrics: &Metrics) -> Option<MatchRecord> {
             })
         }
     }
-}
-
-fn delivered(m: &MatchRecord, metrics: &Metrics) {
-    metrics.matches_sent.inc();
-    metrics
-        .matches
-        .with_label_values(&[&m.rule_id, &m.severity])
-        .inc();
-    info!(rule = %m.rule_id, host = %m.host, severity = %m.severity, count = m.count, "match");
 }

@@ -25,7 +25,9 @@
 //!   keys as the controller pinned them in etcd.
 //! - [`consumer`]: the consume → evaluate → produce → commit loop;
 //!   [`outbox`]: a worker's matches on their way, and the offsets each
-//!   batch may store once they are out; [`sender`]: the producer.
+//!   batch may store once they are out; [`settle`]: what follows when they
+//!   are (counts, suppression, checkpoint, offsets), and the drain before
+//!   partitions are revoked; [`sender`]: the producer.
 //! - [`config`]: the TOML configuration.
 //! - [`metrics`]: every metric, and the `/metrics` listener.
 #![forbid(unsafe_code)]
@@ -48,6 +50,7 @@ pub mod row;
 pub mod rule;
 pub mod ruleset;
 pub mod sender;
+pub mod settle;
 pub mod suppress;
 
 pub use config::Config;
