@@ -29,7 +29,8 @@ pub struct Columns {
     shapes: [u64; 32],
     /// Per column: the infix patterns (lower-cased), and their automaton.
     infixes: FxHashMap<usize, Vec<Box<str>>>,
-    automata: FxHashMap<usize, AhoCorasick>,
+    /// By column, in column order: a row view keeps what each found.
+    automata: Vec<(usize, AhoCorasick)>,
 }
 
 impl Columns {
@@ -77,16 +78,28 @@ impl Columns {
                 Some((*col, ac))
             })
             .collect();
+        self.automata.sort_by_key(|(col, _)| *col);
     }
 
-    /// Which of column `col`'s infix patterns occur in `text`.
-    pub(crate) fn infixes_in(&self, col: usize, text: &str) -> Box<[bool]> {
-        let n = self.infixes.get(&col).map_or(0, Vec::len);
+    /// How many columns have infix patterns.
+    pub(crate) fn infix_columns(&self) -> usize {
+        self.automata.len()
+    }
+
+    /// Which of the columns with infix patterns `col` is.
+    pub(crate) fn infix_column(&self, col: usize) -> Option<usize> {
+        self.automata.iter().position(|(c, _)| *c == col)
+    }
+
+    /// Which of the `at`th infix column's patterns occur in `text`.
+    pub(crate) fn infixes_in(&self, at: usize, text: &str) -> Box<[bool]> {
+        let Some((col, ac)) = self.automata.get(at) else {
+            return Box::default();
+        };
+        let n = self.infixes.get(col).map_or(0, Vec::len);
         let mut found = vec![false; n].into_boxed_slice();
-        if let Some(ac) = self.automata.get(&col) {
-            for m in ac.find_overlapping_iter(text) {
-                found[m.pattern().as_usize()] = true;
-            }
+        for m in ac.find_overlapping_iter(text) {
+            found[m.pattern().as_usize()] = true;
         }
         found
     }

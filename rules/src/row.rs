@@ -175,27 +175,24 @@ fn read<'a>(
 }
 
 /// One row's columns in the rule set's slots: a missing column and an empty
-/// value (osquery's NULL) are both None. What several rules ask of a value
-/// (its number, the infix patterns in it) is worked out once, when first
+/// value (osquery's NULL) are both None. Which infix patterns a column's
+/// value holds (asked by several rules) is worked out once, when first
 /// asked.
 #[derive(Debug)]
 pub struct RowView<'a> {
     columns: &'a Columns,
-    slots: Vec<Slot<'a>>,
-}
-
-/// One column of a row: its value, and what rules asked of it.
-#[derive(Debug, Default)]
-struct Slot<'a> {
-    value: Option<Cow<'a, str>>,
-    num: OnceCell<Option<f64>>,
-    infixes: OnceCell<Box<[bool]>>,
+    values: Vec<Option<Cow<'a, str>>>,
+    /// By infix column ([`Columns::infix_column`]).
+    infixes: Vec<OnceCell<Box<[bool]>>>,
 }
 
 impl<'a> RowView<'a> {
     fn empty(columns: &'a Columns) -> Self {
-        let slots = (0..columns.len()).map(|_| Slot::default()).collect();
-        Self { columns, slots }
+        Self {
+            columns,
+            values: vec![None; columns.len()],
+            infixes: (0..columns.infix_columns()).map(|_| OnceCell::new()).collect(),
+        }
     }
 
     /// The columns of a `columns` object's JSON text in slots; None when it
@@ -213,7 +210,7 @@ impl<'a> RowView<'a> {
         let value = r.string()?;
         // A name that is not a column rules read needs no checking.
         if let Some(id) = self.columns.get_bytes(name) {
-            self.slots[id].value = if value.is_empty() {
+            self.values[id] = if value.is_empty() {
                 None
             } else {
                 Some(json::utf8(value)?)
@@ -223,22 +220,24 @@ impl<'a> RowView<'a> {
     }
 
     pub fn get(&self, id: usize) -> Option<&str> {
-        self.slots.get(id).and_then(|s| s.value.as_deref())
+        self.values.get(id).and_then(|v| v.as_deref())
     }
 
-    /// The column's value as a number, if it is one.
+    /// The column's value as a number, if it is one (parsed when asked:
+    /// few rules are tried on a row, and plain integers parse fast).
     pub fn num(&self, id: usize) -> Option<f64> {
-        let slot = self.slots.get(id)?;
-        let v = slot.value.as_deref()?;
-        *slot.num.get_or_init(|| parse_num(v))
+        parse_num(self.get(id)?)
     }
 
     /// Which of the rule set's infix patterns on this column its value
     /// holds; None for NULL.
     pub fn infixes(&self, id: usize) -> Option<&[bool]> {
-        let slot = self.slots.get(id)?;
-        let v = slot.value.as_deref()?;
-        Some(slot.infixes.get_or_init(|| self.columns.infixes_in(id, v)))
+        let v = self.get(id)?;
+        // No automaton (none could be built): no pattern is found.
+        let Some(at) = self.columns.infix_column(id) else {
+            return Some(&[]);
+        };
+        Some(self.infixes[at].get_or_init(|| self.columns.infixes_in(at, v)))
     }
 }
 
@@ -257,10 +256,7 @@ mod tests {
         let mut columns = Columns::default();
         let (name, empty, path) = (columns.id("name"), columns.id("empty"), columns.id("path"));
         let (_, view) = RowRecord::read(row, &columns).unwrap();
-        assert!(matches!(
-            view.slots[name].value,
-            Some(Cow::Borrowed("bash"))
-        ));
+        assert!(matches!(view.values[name], Some(Cow::Borrowed("bash"))));
         assert_eq!(
             (view.get(name), view.get(empty), view.get(path)),
             (Some("bash"), None, Some("/bin/bash")),
