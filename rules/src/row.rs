@@ -191,7 +191,9 @@ impl<'a> RowView<'a> {
         Self {
             columns,
             values: vec![None; columns.len()],
-            infixes: (0..columns.infix_columns()).map(|_| OnceCell::new()).collect(),
+            infixes: (0..columns.infix_columns())
+                .map(|_| OnceCell::new())
+                .collect(),
         }
     }
 
