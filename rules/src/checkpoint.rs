@@ -49,6 +49,16 @@ fn slot(topic: &str, partition: i32) -> String {
     format!("{topic}/{partition}")
 }
 
+/// Moves each partition's offset in `map` up to the one in `done`.
+fn advance(map: &mut BTreeMap<String, i64>, done: &[(impl AsRef<str>, i32, i64)]) {
+    for (topic, partition, offset) in done {
+        let at = map
+            .entry(slot(topic.as_ref(), *partition))
+            .or_insert(*offset);
+        *at = (*at).max(*offset);
+    }
+}
+
 impl Memory {
     /// Reads `state_dir/checkpoint.json`; `None` keeps nothing on disk. A
     /// corrupt file is moved aside with a warning and the state starts empty.
@@ -101,13 +111,7 @@ impl Memory {
 
     /// Records that this process evaluated every row up to these offsets.
     pub fn evaluated(&mut self, done: &[(impl AsRef<str>, i32, i64)]) {
-        for (topic, partition, offset) in done {
-            let at = self
-                .evaluated
-                .entry(slot(topic.as_ref(), *partition))
-                .or_insert(*offset);
-            *at = (*at).max(*offset);
-        }
+        advance(&mut self.evaluated, done);
     }
 
     /// Records that every row up to these offsets is applied, and writes the
@@ -120,13 +124,7 @@ impl Memory {
         if !self.suppressor.changed() {
             return Ok(());
         }
-        for (topic, partition, offset) in done {
-            let at = self
-                .applied
-                .entry(slot(topic.as_ref(), *partition))
-                .or_insert(*offset);
-            *at = (*at).max(*offset);
-        }
+        advance(&mut self.applied, done);
         let file = File {
             saved_at_ms: now_ms(),
             applied: self.applied.clone(),

@@ -36,7 +36,7 @@ use crate::pins;
 use crate::pipeline::Pipeline;
 use crate::ruleset::RuleSet;
 use crate::sender::Sender;
-use crate::settle::{Revoker, Settler};
+use crate::settle::{Revoker, Settler, FORGED_RULE};
 use crate::RulesError;
 
 /// Runs until `shutdown` turns true.
@@ -446,7 +446,6 @@ fn consumer_lag<C: ConsumerContext>(consumer: &BaseConsumer<C>) -> BTreeMap<Stri
     lag
 }
 
-pub use crate::settle::FORGED_RULE;
 /// Forgery matches per (host, query) are summarised over this window.
 const FORGED_WINDOW: Duration = Duration::from_secs(60);
 

@@ -13,6 +13,13 @@ use crate::ruleset::{Route, RuleSet};
 
 pub struct Pipeline {
     rules: Arc<RuleSet>,
+    state: State,
+}
+
+/// What one worker holds between rows. Apart from the rule set so a row
+/// can be read into the set's slots while this is updated, without taking
+/// a reference count per row on the set all workers share.
+struct State {
     /// By rule number; None for `match` rules.
     detectors: Vec<Option<Box<dyn Detector>>>,
     /// The latest row time seen (unix seconds).
@@ -35,10 +42,12 @@ impl Pipeline {
             .collect();
         Self {
             rules,
-            detectors,
-            clock: 0,
-            picked: Vec::new(),
-            routes: FxHashMap::default(),
+            state: State {
+                detectors,
+                clock: 0,
+                picked: Vec::new(),
+                routes: FxHashMap::default(),
+            },
         }
     }
 
@@ -49,33 +58,63 @@ impl Pipeline {
     /// The matches a row raises now; None when a value a rule reads is not
     /// UTF-8 (the caller decodes the record in full and reports why).
     pub fn row(&mut self, row: &RowRecord<'_>) -> Option<Vec<MatchRecord>> {
-        let rules = self.rules.clone();
-        let view = rules.view(row)?;
-        Some(self.viewed(row, &view))
+        let view = self.rules.view(row)?;
+        Some(self.state.viewed(&self.rules, row, &view))
     }
 
     /// A record read as a row and the matches it raises now; None when it
     /// is not a row the fast reader takes (the caller decodes it in full).
     pub fn record<'a>(&mut self, bytes: &'a [u8]) -> Option<(RowRecord<'a>, Vec<MatchRecord>)> {
-        let rules = self.rules.clone();
-        let (row, view) = RowRecord::read(bytes, rules.columns())?;
-        let matches = self.viewed(&row, &view);
+        let (row, view) = RowRecord::read(bytes, self.rules.columns())?;
+        let matches = self.state.viewed(&self.rules, &row, &view);
         Some((row, matches))
     }
 
-    /// The matches a row raises now, its columns already in the rule set's
-    /// slots ([`RowRecord::read`] with [`RuleSet::columns`]).
-    pub fn viewed(&mut self, row: &RowRecord<'_>, view: &RowView<'_>) -> Vec<MatchRecord> {
+    /// Moves the clock to `now` (never back) and returns what falls due:
+    /// "not followed by" sequences whose span ended, say.
+    pub fn tick(&mut self, now: u64) -> Vec<MatchRecord> {
+        let state = &mut self.state;
+        state.clock = state.clock.max(now);
+        let mut out = Vec::new();
+        let mut alerts = Vec::new();
+        for (i, d) in state.detectors.iter_mut().enumerate() {
+            if let Some(d) = d {
+                d.tick(state.clock, &mut alerts);
+                out.extend(alerts.drain(..).map(|a| self.rules.record(i, a, None)));
+            }
+        }
+        out
+    }
+
+    /// Entries held by all detectors.
+    pub fn state(&self) -> usize {
+        self.state
+            .detectors
+            .iter()
+            .flatten()
+            .map(|d| d.size())
+            .sum()
+    }
+}
+
+impl State {
+    /// The matches a row raises now, its columns already in `rules`' slots.
+    fn viewed(
+        &mut self,
+        rules: &RuleSet,
+        row: &RowRecord<'_>,
+        view: &RowView<'_>,
+    ) -> Vec<MatchRecord> {
         if !self.routes.contains_key(row.name.as_ref()) {
             if self.routes.len() >= ROUTES_KEPT {
                 self.routes.clear();
             }
-            let route = self.rules.route(&row.name);
+            let route = rules.route(&row.name);
             self.routes.insert(row.name.as_ref().into(), route);
         }
         let route = &self.routes[row.name.as_ref()];
         let mut picked = std::mem::take(&mut self.picked);
-        self.rules.picked_into(row, view, route, &mut picked);
+        rules.picked_into(row, view, route, &mut picked);
         let mut out = Vec::new();
         if picked.is_empty() {
             self.picked = picked;
@@ -93,16 +132,13 @@ impl Pipeline {
         let mut alerts = Vec::new();
         for &i in &picked {
             match self.detectors[i].as_mut() {
-                None => out.push(
-                    self.rules
-                        .record(i, Alert::of_row(row), row.hunt_id.as_deref()),
-                ),
+                None => out.push(rules.record(i, Alert::of_row(row), row.hunt_id.as_deref())),
                 Some(detector) => {
                     detector.observe(&event, &mut alerts);
                     out.extend(
                         alerts
                             .drain(..)
-                            .map(|a| self.rules.record(i, a, row.hunt_id.as_deref())),
+                            .map(|a| rules.record(i, a, row.hunt_id.as_deref())),
                     );
                 }
             }
@@ -110,26 +146,6 @@ impl Pipeline {
         self.clock = self.clock.max(row.unix_time);
         self.picked = picked;
         out
-    }
-
-    /// Moves the clock to `now` (never back) and returns what falls due:
-    /// "not followed by" sequences whose span ended, say.
-    pub fn tick(&mut self, now: u64) -> Vec<MatchRecord> {
-        self.clock = self.clock.max(now);
-        let mut out = Vec::new();
-        let mut alerts = Vec::new();
-        for (i, d) in self.detectors.iter_mut().enumerate() {
-            if let Some(d) = d {
-                d.tick(self.clock, &mut alerts);
-                out.extend(alerts.drain(..).map(|a| self.rules.record(i, a, None)));
-            }
-        }
-        out
-    }
-
-    /// Entries held by all detectors.
-    pub fn state(&self) -> usize {
-        self.detectors.iter().flatten().map(|d| d.size()).sum()
     }
 }
 

@@ -74,13 +74,13 @@ impl Prefilter {
         self.gated.get(i).copied().unwrap_or(false)
     }
 
-    /// Appends the gated rules one of whose texts the row holds (a rule
-    /// may appear more than once).
-    pub fn admit(&self, view: &RowView<'_>, out: &mut Vec<usize>) {
+    /// Appends the gated rules among `member` one of whose texts the row
+    /// holds (a rule may appear more than once).
+    pub fn admit(&self, view: &RowView<'_>, member: &[bool], out: &mut Vec<usize>) {
         for (col, ac, rules) in &self.columns {
             if let Some(v) = view.get(*col) {
                 for m in ac.find_overlapping_iter(v) {
-                    out.extend_from_slice(&rules[m.pattern().as_usize()]);
+                    out.extend(rules[m.pattern().as_usize()].iter().filter(|&&i| member[i]));
                 }
             }
         }

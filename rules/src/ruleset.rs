@@ -197,16 +197,7 @@ impl RuleSet {
                 out.extend(rules.iter().filter(|&&i| route.member[i]));
             }
         }
-        let admitted = out.len();
-        self.prefilter.admit(view, out);
-        let mut at = admitted;
-        for k in admitted..out.len() {
-            if route.member[out[k]] {
-                out[at] = out[k];
-                at += 1;
-            }
-        }
-        out.truncate(at);
+        self.prefilter.admit(view, &route.member, out);
         if out.len() > always {
             out.sort_unstable();
             out.dedup();

@@ -7,7 +7,7 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use sweep_e2e::{eventually, http_get, ndjson, Cluster};
+use sweep_e2e::{eventually, http_get, ndjson, Cluster, Proc};
 
 const ROWS: usize = 6_000;
 
@@ -48,6 +48,38 @@ fn records_read(addr: &str) -> u64 {
         .unwrap_or(0)
 }
 
+/// Waits until sweep-rules is ready; its admin address.
+fn ready(rules: &Proc) -> String {
+    let addr = eventually(Duration::from_secs(20), || rules.admin_addr()).expect("admin address");
+    eventually(Duration::from_secs(60), || {
+        http_get(&addr, "/ready").contains("ready").then_some(())
+    })
+    .expect("never ready");
+    addr
+}
+
+/// Waits until sweep-rules has read part of the stream.
+fn reading(rules: &Proc, addr: &str) {
+    eventually(Duration::from_secs(60), || {
+        (records_read(addr) > 0).then_some(())
+    })
+    .unwrap_or_else(|| panic!("nothing read\n{}", rules.log_text()));
+}
+
+/// Whether every row's `each` match arrives (within a deadline).
+fn every_row_matched(c: &Cluster) -> bool {
+    let all: BTreeSet<String> = (0..ROWS).map(|i| i.to_string()).collect();
+    eventually(Duration::from_secs(180), || {
+        let ids: BTreeSet<String> = matches(c)
+            .iter()
+            .filter(|m| m["rule_id"] == "each")
+            .map(|m| m["row"]["id"].as_str().unwrap_or_default().to_string())
+            .collect();
+        (ids == all).then_some(())
+    })
+    .is_some()
+}
+
 #[test]
 fn a_killed_consumer_loses_no_match_and_repeats_no_suppressed_one() {
     let c = Cluster::start().unwrap();
@@ -70,32 +102,16 @@ suppress_for = "1h"
 "#,
     );
     let mut rules = c.rules(&dir).unwrap();
-    let addr = eventually(Duration::from_secs(20), || rules.admin_addr()).expect("admin address");
-    eventually(Duration::from_secs(60), || {
-        http_get(&addr, "/ready").contains("ready").then_some(())
-    })
-    .expect("never ready");
+    let addr = ready(&rules);
     produce(&c, 0..ROWS / 2);
     // Kill it as soon as it has read some of the stream.
-    eventually(Duration::from_secs(60), || {
-        (records_read(&addr) > 0).then_some(())
-    })
-    .unwrap_or_else(|| panic!("nothing read\n{}", rules.log_text()));
+    reading(&rules, &addr);
     rules.signal(9);
     assert!(rules.wait_exit(Duration::from_secs(10)));
     produce(&c, ROWS / 2..ROWS);
     let rules = c.rules(&dir).unwrap();
-    let all: BTreeSet<String> = (0..ROWS).map(|i| i.to_string()).collect();
-    let seen = eventually(Duration::from_secs(120), || {
-        let ids: BTreeSet<String> = matches(&c)
-            .iter()
-            .filter(|m| m["rule_id"] == "each")
-            .map(|m| m["row"]["id"].as_str().unwrap_or_default().to_string())
-            .collect();
-        (ids == all).then_some(ids)
-    });
     assert!(
-        seen.is_some(),
+        every_row_matched(&c),
         "matches missing after the restart\n{}",
         rules.log_text()
     );
@@ -126,30 +142,14 @@ condition = "kind = 'each'"
 "#,
     );
     let mut rules = c.rules(&dir).unwrap();
-    let addr = eventually(Duration::from_secs(20), || rules.admin_addr()).expect("admin address");
-    eventually(Duration::from_secs(60), || {
-        http_get(&addr, "/ready").contains("ready").then_some(())
-    })
-    .expect("never ready");
+    let addr = ready(&rules);
     produce(&c, 0..ROWS / 2);
-    eventually(Duration::from_secs(60), || {
-        (records_read(&addr) > 0).then_some(())
-    })
-    .unwrap_or_else(|| panic!("nothing read\n{}", rules.log_text()));
+    reading(&rules, &addr);
     c.stop_broker();
     c.start_broker().unwrap();
     produce(&c, ROWS / 2..ROWS);
-    let all: BTreeSet<String> = (0..ROWS).map(|i| i.to_string()).collect();
-    let seen = eventually(Duration::from_secs(180), || {
-        let ids: BTreeSet<String> = matches(&c)
-            .iter()
-            .filter(|m| m["rule_id"] == "each")
-            .map(|m| m["row"]["id"].as_str().unwrap_or_default().to_string())
-            .collect();
-        (ids == all).then_some(ids)
-    });
     assert!(
-        seen.is_some(),
+        every_row_matched(&c),
         "matches missing after the outage\n{}",
         rules.log_text()
     );
