@@ -29,6 +29,7 @@ pub struct Config {
     pub spool: SpoolConfig,
     pub metrics: MetricsConfig,
     pub trust: TrustConfig,
+    pub events: EventsConfig,
     /// How long a stop (SIGTERM, SIGINT) may take: running queries are
     /// interrupted at once, the lease is revoked, then the spool drains for
     /// what is left of this, and the agent exits. Keep it below systemd's
@@ -50,6 +51,7 @@ impl Default for Config {
             spool: SpoolConfig::default(),
             metrics: MetricsConfig::default(),
             trust: TrustConfig::default(),
+            events: EventsConfig::default(),
             shutdown_timeout: std::time::Duration::from_secs(10),
         }
     }
@@ -136,6 +138,41 @@ impl Default for TrustConfig {
             public_keys: Vec::new(),
             allow_unsigned: false,
             max_hunt_lifetime: std::time::Duration::from_secs(24 * 3600),
+        }
+    }
+}
+
+/// Event tables (`process_events`, `socket_events`, `file_events`): what the
+/// kernel reports as it happens, kept in memory with osquery's semantics.
+/// The process connector and sock_diag need root (CAP_NET_ADMIN) and the
+/// host's pid and network namespaces; a source the host cannot provide is
+/// logged, shown inactive in `osquery_events`, and its table's queries fail
+/// saying why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EventsConfig {
+    /// Run the event sources at all.
+    pub enabled: bool,
+    /// How long an event is kept (osquery's `events_expiry`).
+    #[serde(with = "dur")]
+    pub events_expiry: Duration,
+    /// Most events kept per table (osquery's `events_max`); past it the
+    /// oldest are dropped and counted (`sweep_agent_events_dropped_total`).
+    pub events_max: usize,
+    /// Paths `file_events` watches, by category, as osquery's `file_paths`:
+    /// `%` stands for any characters within one path component, a final
+    /// `%%` for everything below a directory (`etc = ["/etc/%%"]`,
+    /// `ssh = ["/home/%/.ssh/%"]`). Empty: no `file_events`.
+    pub file_paths: BTreeMap<String, Vec<String>>,
+}
+
+impl Default for EventsConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            events_expiry: Duration::from_secs(3600),
+            events_max: 50_000,
+            file_paths: BTreeMap::new(),
         }
     }
 }

@@ -2,6 +2,8 @@
 //!
 //! - [`tables`]: osquery-compatible tables over /proc and host files, one file
 //!   per table, and the SQLite virtual-table glue ([`tables::vtab`]).
+//! - [`events`]: event tables' sources and buffers (process connector,
+//!   sock_diag, inotify), with osquery's event semantics.
 //! - [`engine`]: the guarded, limited query runner every path goes through.
 //! - [`output`]: result formatting for `query` and the shell.
 //! - [`shell`]: the interactive console (`sweep-agent shell`).
@@ -16,6 +18,7 @@ pub mod config;
 pub mod daemon;
 pub mod engine;
 pub mod error;
+pub mod events;
 pub mod fleet;
 pub mod output;
 pub mod shell;

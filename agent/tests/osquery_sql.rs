@@ -9,7 +9,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use sweep_agent::tables::Registry;
+use sweep_agent::config::EventsConfig;
+use sweep_agent::events::{Events, State};
+use sweep_agent::tables::{Registry, TableEnv};
 use sweep_agent::{Engine, Limits, QueryError};
 
 fn repo() -> PathBuf {
@@ -112,8 +114,18 @@ fn readme_queries() -> Vec<(String, String)> {
 
 fn engine() -> Engine {
     // Generous, but bounded: a broken table must fail, not hang the suite.
+    // Event tables as in the daemon with its sources up, and nothing
+    // received yet.
+    let events = Events::new(&EventsConfig::default());
+    for (_, source) in sweep_agent::events::TABLES {
+        events.set_state(source, State::Active);
+    }
+    let env = TableEnv {
+        events: Some(events),
+        ..TableEnv::default()
+    };
     Engine::new(
-        Arc::new(Registry::default()),
+        Arc::new(Registry::new(env)),
         Limits {
             wall_time: Duration::from_secs(60),
             max_rows: 1_000_000,

@@ -19,6 +19,7 @@ pub mod docker_containers;
 pub mod etc_hosts;
 pub mod etc_services;
 pub mod file;
+pub mod file_events;
 pub mod firefox_addons;
 pub mod groups;
 pub mod hardware_events;
@@ -44,6 +45,7 @@ pub mod osquery_schedule;
 pub mod pci_devices;
 pub mod portage_packages;
 pub mod process_envs;
+pub mod process_events;
 pub mod process_memory_map;
 pub mod process_open_files;
 pub mod process_open_sockets;
@@ -53,6 +55,7 @@ pub mod routes;
 pub mod rpm_packages;
 pub mod shell_history;
 pub mod smbios_tables;
+pub mod socket_events;
 pub mod sudoers;
 pub mod suid_bin;
 pub mod system_controls;
@@ -189,6 +192,7 @@ pub const TABLES: &[TableSchema] = &[
     etc_hosts::TABLE,
     etc_services::TABLE,
     file::TABLE,
+    file_events::TABLE,
     firefox_addons::TABLE,
     groups::TABLE,
     hardware_events::TABLE,
@@ -214,6 +218,7 @@ pub const TABLES: &[TableSchema] = &[
     pci_devices::TABLE,
     portage_packages::TABLE,
     process_envs::TABLE,
+    process_events::TABLE,
     process_memory_map::TABLE,
     process_open_files::TABLE,
     process_open_sockets::TABLE,
@@ -223,6 +228,7 @@ pub const TABLES: &[TableSchema] = &[
     rpm_packages::TABLE,
     shell_history::TABLE,
     smbios_tables::TABLE,
+    socket_events::TABLE,
     sudoers::TABLE,
     suid_bin::TABLE,
     system_controls::TABLE,

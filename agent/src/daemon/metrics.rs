@@ -7,7 +7,13 @@ use prometheus::{
     Opts, Registry, TextEncoder,
 };
 
+use std::sync::Arc;
+
+use prometheus::core::{Collector, Desc};
+use prometheus::proto::MetricFamily;
+
 use crate::error::AgentError;
+use crate::events::{Events, State};
 
 #[derive(Clone)]
 pub struct Metrics {
@@ -186,11 +192,126 @@ impl Metrics {
         })
     }
 
+    /// Exports the event sources' counts, read from `events` at each scrape.
+    pub fn watch_events(&self, events: Option<Arc<Events>>) -> Result<(), AgentError> {
+        if let Some(events) = events {
+            self.registry
+                .register(Box::new(EventsCollector::new(events)?))?;
+        }
+        Ok(())
+    }
+
     /// The Prometheus text exposition of every metric.
     pub fn encode(&self) -> String {
         let mut buf = Vec::new();
         // Encoding into a Vec cannot fail for the text format.
         let _ = TextEncoder::new().encode(&self.registry.gather(), &mut buf);
         String::from_utf8(buf).unwrap_or_default()
+    }
+}
+
+/// The event sources' counters, which the sources keep themselves (the
+/// `osquery_events` table reads the same), turned into metrics at scrape
+/// time.
+struct EventsCollector {
+    events: Arc<Events>,
+    received: IntCounterVec,
+    dropped: IntCounterVec,
+    expired: IntCounterVec,
+    buffered: IntGaugeVec,
+    active: IntGaugeVec,
+}
+
+impl EventsCollector {
+    fn new(events: Arc<Events>) -> Result<Self, AgentError> {
+        Ok(Self {
+            events,
+            received: IntCounterVec::new(
+                Opts::new(
+                    "sweep_agent_events_received_total",
+                    "Events read from the kernel, by source.",
+                ),
+                &["source"],
+            )?,
+            dropped: IntCounterVec::new(
+                Opts::new(
+                    "sweep_agent_events_dropped_total",
+                    "Events lost, by source and reason: events_max (the buffer was full; the \
+                     oldest went) or kernel (the socket overflowed; counted once per overflow, \
+                     so at least this many).",
+                ),
+                &["source", "reason"],
+            )?,
+            expired: IntCounterVec::new(
+                Opts::new(
+                    "sweep_agent_events_expired_total",
+                    "Events that reached events_expiry in the buffer, by source.",
+                ),
+                &["source"],
+            )?,
+            buffered: IntGaugeVec::new(
+                Opts::new(
+                    "sweep_agent_events_buffered",
+                    "Events held for queries, by source.",
+                ),
+                &["source"],
+            )?,
+            active: IntGaugeVec::new(
+                Opts::new(
+                    "sweep_agent_event_source_active",
+                    "1 while a source runs, 0 when the host cannot provide it or it is off.",
+                ),
+                &["source"],
+            )?,
+        })
+    }
+}
+
+impl Collector for EventsCollector {
+    fn desc(&self) -> Vec<&Desc> {
+        [
+            self.received.desc(),
+            self.dropped.desc(),
+            self.expired.desc(),
+            self.buffered.desc(),
+            self.active.desc(),
+        ]
+        .concat()
+    }
+
+    fn collect(&self) -> Vec<MetricFamily> {
+        for s in self.events.stats() {
+            let src = [s.source];
+            set_counter(&self.received.with_label_values(&src), s.received);
+            set_counter(&self.expired.with_label_values(&src), s.expired);
+            set_counter(
+                &self.dropped.with_label_values(&[s.source, "events_max"]),
+                s.dropped,
+            );
+            set_counter(
+                &self.dropped.with_label_values(&[s.source, "kernel"]),
+                s.lost,
+            );
+            self.buffered.with_label_values(&src).set(s.buffered as i64);
+            self.active
+                .with_label_values(&src)
+                .set(i64::from(s.state == State::Active));
+        }
+        [
+            self.received.collect(),
+            self.dropped.collect(),
+            self.expired.collect(),
+            self.buffered.collect(),
+            self.active.collect(),
+        ]
+        .concat()
+    }
+}
+
+/// Brings a counter up to a total kept elsewhere (totals only grow).
+fn set_counter(c: &IntCounter, total: u64) {
+    let now = c.get();
+    if total > now {
+        c.inc_by(total - now);
     }
 }

@@ -59,6 +59,7 @@ use tracing::{info, warn};
 use crate::config::Config;
 use crate::engine::Engine;
 use crate::error::AgentError;
+use crate::events::Events;
 use crate::tables::schedule_stats::ScheduleStats;
 use crate::tables::{AgentFacts, Registry, TableEnv};
 use metrics::Metrics;
@@ -97,6 +98,8 @@ pub struct SharedInner {
     /// What the scheduler runs and how its runs went, as `osquery_schedule`
     /// and `osquery_packs` report it (the engine's tables read the same).
     pub schedule: Arc<ScheduleStats>,
+    /// The event buffers and sources (the engine's event tables read them).
+    pub events: Option<Arc<Events>>,
 }
 
 impl std::ops::Deref for Shared {
@@ -182,8 +185,12 @@ impl Process {
             facts,
             // osquery_flags reports the settings in force.
             config: Arc::new(config.clone()),
+            // Started by the daemon (`start`); the fleet simulator's agents
+            // run no event sources.
+            events: Some(Events::new(&config.events)),
             ..TableEnv::default()
         }));
+        metrics.watch_events(registry.env().events.clone())?;
         let engine = Engine::new(registry, config.limits.clone());
         let sink = Sink::new(config, topics::RESULTS, metrics.clone())?;
         Ok(Self {
@@ -245,6 +252,7 @@ pub fn agent(config: Config, started_at: u64, process: &Process) -> Result<Share
             resync: watch::Sender::new(0),
             paused: watch::Sender::new(false),
             schedule: process.engine.registry().env().schedule.clone(),
+            events: process.engine.registry().env().events.clone(),
         }),
     })
 }
@@ -309,6 +317,15 @@ pub async fn start(config: Config, shutdown: watch::Receiver<bool>) -> Result<Ru
         warn!("trust.allow_unsigned is set: anyone who can write to etcd can run SQL on this host");
     }
     process.ensure_topics(&config).await;
+    if let Some(events) = &shared.events {
+        events.start();
+        let events = events.clone();
+        let mut stop = shutdown.clone();
+        tokio::spawn(async move {
+            let _ = stop.wait_for(|stop| *stop).await;
+            events.stop();
+        });
+    }
     // The admin endpoint first: `/live` answers while etcd is still away.
     let mut tasks = Vec::new();
     if let Some(listener) = admin::bind(&config.metrics.listen).await? {

@@ -15,6 +15,7 @@ use super::sink::Sink;
 use super::spool::Record;
 use crate::engine::{value_to_string, Engine, QueryError, QueryOutput};
 use crate::error::AgentError;
+use crate::events::Window;
 use crate::tables::Budget;
 
 /// Rows a streaming query spools at a time.
@@ -72,6 +73,29 @@ impl Queries {
             return Ok((*out).clone());
         }
         let out = self.run(sql).await?;
+        self.count(kind, &out);
+        Ok(out)
+    }
+
+    /// A scheduled run: event tables are read through `window` (only what
+    /// came since the query's last committed run). Memoised answers (the
+    /// fleet simulator, which runs no event sources) ignore it.
+    pub async fn collect_scheduled(
+        &self,
+        kind: &str,
+        sql: &str,
+        window: Arc<Window>,
+    ) -> Result<QueryOutput, AgentError> {
+        if self.memo.is_some() {
+            return self.collect(kind, sql).await;
+        }
+        let engine = self.engine.clone();
+        let owned = sql.to_string();
+        let stopping = self.stopping.clone();
+        let out =
+            tokio::task::spawn_blocking(move || engine.run_scheduled(&owned, stopping, window))
+                .await
+                .map_err(|e| AgentError::Task(e.to_string()))?;
         self.count(kind, &out);
         Ok(out)
     }

@@ -24,6 +24,7 @@ use super::watcher::{Change, Source};
 use super::Shared;
 use crate::engine::{value_to_string, QueryError, QueryOutput};
 use crate::error::AgentError;
+use crate::events::Window;
 use crate::tables::schedule_stats::{RunCost, ScheduleStats};
 use sweep_proto::identity::RowDigest;
 
@@ -329,7 +330,11 @@ impl Scheduler {
         snapshot: bool,
         removed: bool,
     ) -> Result<(), AgentError> {
-        let out = shared.queries.collect("schedule", sql).await?;
+        let window = Window::new(name);
+        let out = shared
+            .queries
+            .collect_scheduled("schedule", sql, window.clone())
+            .await?;
         self.record_run(name, &out);
         if let Some(e) = &out.error {
             // A failed run says nothing about the rows: the differential state
@@ -369,8 +374,15 @@ impl Scheduler {
             digest.add(record.value.as_bytes());
             record
         };
+        // A query over an event table reads only new events: each run's rows
+        // are new, not a state to compare with the last (osquery logs them
+        // all as added).
+        let evented = !window.tables().is_empty();
         let (mut records, diff) = if snapshot {
             let records: Vec<_> = rows.into_iter().map(|r| row("snapshot", 0, 0, r)).collect();
+            (records, None)
+        } else if evented {
+            let records: Vec<_> = rows.into_iter().map(|r| row("added", 0, 0, r)).collect();
             (records, None)
         } else {
             let diff = self.diffs.diff(name, sql, rows)?;
@@ -397,6 +409,11 @@ impl Scheduler {
         }
         debug!(query = name, rows = n, "scheduled query ran");
         shared.sink.send(&records)?;
+        // The events are safely away (sent or spooled): the next run starts
+        // after them.
+        if let Some(events) = &shared.events {
+            events.commit(&window);
+        }
         // Only now that its rows are on disk does this run become the state
         // the next one is compared with.
         if let Some(mut diff) = diff {

@@ -20,6 +20,7 @@ use serde::{Deserialize, Serialize};
 use sweep_proto::guard::{self, Watch};
 use sweep_proto::ProtoError;
 
+use crate::events::Window;
 use crate::tables::schedule_stats::ThreadUsage;
 use crate::tables::vtab::{self, ScanShared};
 use crate::tables::{Budget, Registry};
@@ -227,8 +228,36 @@ impl Engine {
     /// As [`run`](Self::run), with a budget the caller can cancel (the
     /// watchdog and shutdown do).
     pub fn run_with(&self, sql: &str, cancel: Arc<Budget>) -> QueryOutput {
+        self.run_collected(sql, cancel, None)
+    }
+
+    /// Guards and runs `sql`, handing each row to `on_row` as SQLite produces
+    /// it, with the column names. An error from `on_row` stops the query
+    /// ([`QueryError::Output`]). Freed memory goes back to the OS afterwards.
+    pub fn run_each(&self, sql: &str, cancel: Arc<Budget>, on_row: &mut OnRow<'_>) -> QueryOutput {
+        self.run_each_in(sql, cancel, None, on_row)
+    }
+
+    /// As [`run_with`](Self::run_with) for a scheduled run: event tables
+    /// are read through `window`, so the run sees only the events since the
+    /// last run that committed it.
+    pub fn run_scheduled(
+        &self,
+        sql: &str,
+        cancel: Arc<Budget>,
+        window: Arc<Window>,
+    ) -> QueryOutput {
+        self.run_collected(sql, cancel, Some(window))
+    }
+
+    fn run_collected(
+        &self,
+        sql: &str,
+        cancel: Arc<Budget>,
+        window: Option<Arc<Window>>,
+    ) -> QueryOutput {
         let mut rows = Vec::new();
-        let mut out = self.run_each(sql, cancel, &mut |_, row| {
+        let mut out = self.run_each_in(sql, cancel, window, &mut |_, row| {
             rows.push(row);
             Ok(())
         });
@@ -236,12 +265,15 @@ impl Engine {
         out
     }
 
-    /// Guards and runs `sql`, handing each row to `on_row` as SQLite produces
-    /// it, with the column names. An error from `on_row` stops the query
-    /// ([`QueryError::Output`]). Freed memory goes back to the OS afterwards.
-    pub fn run_each(&self, sql: &str, cancel: Arc<Budget>, on_row: &mut OnRow<'_>) -> QueryOutput {
+    fn run_each_in(
+        &self,
+        sql: &str,
+        cancel: Arc<Budget>,
+        window: Option<Arc<Window>>,
+        on_row: &mut OnRow<'_>,
+    ) -> QueryOutput {
         let before = ThreadUsage::now();
-        let mut out = self.run_inner(sql, cancel, on_row);
+        let mut out = self.run_inner(sql, cancel, window, on_row);
         if let (Some(before), Some(after)) = (before, ThreadUsage::now()) {
             (out.user_time, out.system_time, out.memory_growth) = after.since(&before);
         }
@@ -249,7 +281,13 @@ impl Engine {
         out
     }
 
-    fn run_inner(&self, sql: &str, cancel: Arc<Budget>, on_row: &mut OnRow<'_>) -> QueryOutput {
+    fn run_inner(
+        &self,
+        sql: &str,
+        cancel: Arc<Budget>,
+        window: Option<Arc<Window>>,
+        on_row: &mut OnRow<'_>,
+    ) -> QueryOutput {
         let started = Instant::now();
         if let Err(e) = sweep_proto::guard::check(sql) {
             let why = match e {
@@ -258,7 +296,7 @@ impl Engine {
             };
             return QueryOutput::failed(QueryError::Refused(why), started);
         }
-        let mut budget = Budget::until(started + self.limits.wall_time);
+        let mut budget = Budget::until(started + self.limits.wall_time).with_window(window);
         let mut _heap = None;
         if self.limits.max_memory_bytes > 0 {
             budget = budget.with_memory_limit(self.limits.max_memory_bytes);

@@ -43,6 +43,9 @@ pub struct Budget {
     memory_limit: Option<u64>,
     memory_exceeded: AtomicBool,
     checks: AtomicU32,
+    /// A scheduled run's view of the event tables: only what came since its
+    /// last run. None for hunts and one-off queries: the whole buffer.
+    pub window: Option<Arc<crate::events::Window>>,
 }
 
 /// Memory is sampled on every this-many checks: reading /proc/self/statm
@@ -67,6 +70,17 @@ impl Budget {
     pub fn with_memory_limit(mut self: Arc<Self>, bytes: u64) -> Arc<Self> {
         if let Some(b) = Arc::get_mut(&mut self) {
             b.memory_limit = Some(resident_bytes().unwrap_or(0).saturating_add(bytes));
+        }
+        self
+    }
+
+    /// Reads event tables through `window` (a scheduled run).
+    pub fn with_window(
+        mut self: Arc<Self>,
+        window: Option<Arc<crate::events::Window>>,
+    ) -> Arc<Self> {
+        if let Some(b) = Arc::get_mut(&mut self) {
+            b.window = window;
         }
         self
     }
@@ -305,6 +319,14 @@ pub struct Row {
 }
 
 impl Row {
+    /// A row of a table with `columns`, every value NULL.
+    pub fn empty(columns: &'static [Column]) -> Self {
+        Self {
+            columns,
+            values: vec![Value::Null; columns.len()],
+        }
+    }
+
     pub fn set(&mut self, column: &str, value: impl IntoValue) -> &mut Self {
         let i = self
             .columns
@@ -325,6 +347,22 @@ impl Row {
             .iter()
             .position(|c| c.name == column)
             .map(|i| &self.values[i])
+    }
+
+    /// A text column's value; None when NULL or not text.
+    pub fn text(&self, column: &str) -> Option<&str> {
+        match self.get(column) {
+            Some(Value::Text(t)) => Some(t),
+            _ => None,
+        }
+    }
+
+    /// An integer column's value; None when NULL or not an integer.
+    pub fn int(&self, column: &str) -> Option<i64> {
+        match self.get(column) {
+            Some(Value::Integer(i)) => Some(*i),
+            _ => None,
+        }
     }
 
     pub fn values(&self) -> &[Value] {

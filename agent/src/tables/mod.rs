@@ -15,7 +15,7 @@ mod context;
 #[allow(unsafe_code)]
 pub mod vtab;
 
-mod net;
+pub(crate) mod net;
 pub mod schedule_stats;
 pub(crate) mod sysfs;
 #[cfg(test)]
@@ -38,6 +38,7 @@ mod docker_containers;
 mod etc_hosts;
 mod etc_services;
 mod file;
+mod file_events;
 mod firefox_addons;
 mod groups;
 mod hardware_events;
@@ -63,15 +64,17 @@ mod osquery_schedule;
 mod pci_devices;
 mod portage_packages;
 mod process_envs;
+mod process_events;
 mod process_memory_map;
 mod process_open_files;
 mod process_open_sockets;
-mod processes;
+pub(crate) mod processes;
 mod python_packages;
 mod routes;
 mod rpm_packages;
 mod shell_history;
 mod smbios_tables;
+mod socket_events;
 mod sudoers;
 mod suid_bin;
 mod system_controls;
@@ -239,6 +242,27 @@ pub struct TableEnv {
     pub schedule: Arc<schedule_stats::ScheduleStats>,
     /// The agent's configuration in force (`osquery_flags`).
     pub config: Arc<crate::config::Config>,
+    /// The event buffers and sources (`process_events`, `socket_events`,
+    /// `file_events`, `osquery_events`); None outside the agent daemon.
+    pub events: Option<Arc<crate::events::Events>>,
+}
+
+/// An event table's scan: the hub's rows, through the scheduled run's
+/// window when there is one.
+fn events_scan(
+    ctx: &ScanContext<'_>,
+    table: &'static str,
+    out: &mut Vec<Row>,
+) -> Result<(), AgentError> {
+    let Some(events) = &ctx.env().events else {
+        return Err(AgentError::Table {
+            table,
+            reason: "no events: event sources run only in the agent daemon (`sweep-agent run`); \
+                     ask it with a hunt"
+                .into(),
+        });
+    };
+    events.scan(table, ctx.budget.window.as_deref(), out)
 }
 
 /// Every table the agent serves.
@@ -266,6 +290,7 @@ impl Registry {
             Arc::new(etc_hosts::EtcHosts),
             Arc::new(etc_services::EtcServices),
             Arc::new(file::File),
+            Arc::new(file_events::FileEvents),
             Arc::new(firefox_addons::FirefoxAddons),
             Arc::new(groups::Groups),
             Arc::new(hardware_events::HardwareEvents),
@@ -295,11 +320,13 @@ impl Registry {
             Arc::new(process_open_files::ProcessOpenFiles),
             Arc::new(process_open_sockets::ProcessOpenSockets),
             Arc::new(processes::Processes),
+            Arc::new(process_events::ProcessEvents),
             Arc::new(python_packages::PythonPackages),
             Arc::new(routes::Routes),
             Arc::new(rpm_packages::RpmPackages),
             Arc::new(shell_history::ShellHistory),
             Arc::new(smbios_tables::SmbiosTables),
+            Arc::new(socket_events::SocketEvents),
             Arc::new(sudoers::Sudoers),
             Arc::new(suid_bin::SuidBin),
             Arc::new(system_controls::SystemControls),

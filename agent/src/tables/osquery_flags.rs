@@ -54,6 +54,10 @@ pub const FLAGS: &[(&str, &str, &str)] = &[
     ("trust.public_keys", "list", "Hex ed25519 public keys; a hunt must be signed by one of them"),
     ("trust.allow_unsigned", "bool", "Run unsigned hunts too (a lab only)"),
     ("trust.max_hunt_lifetime", "duration", "The longest a hunt may stay live"),
+    ("events.enabled", "bool", "Run the event sources (process_events, socket_events, file_events)"),
+    ("events.events_expiry", "duration", "How long an event is kept (osquery's events_expiry)"),
+    ("events.events_max", "uint64", "Most events kept per table; past it the oldest are dropped and counted"),
+    ("events.file_paths", "map", "Paths file_events watches, by category, as osquery's file_paths"),
     ("shutdown_timeout", "duration", "How long a stop (SIGTERM, SIGINT) may take"),
 ];
 

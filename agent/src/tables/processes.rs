@@ -209,7 +209,7 @@ fn read_proc<'b>(pid: i32, file: &str, buf: &'b mut Vec<u8>) -> Option<&'b [u8]>
 
 /// The arguments of /proc/<pid>/cmdline (NUL-terminated) joined by spaces,
 /// empty ones dropped; not UTF-8 means unreadable (NULL), as with procfs.
-fn join_args(raw: &[u8]) -> Option<String> {
+pub(crate) fn join_args(raw: &[u8]) -> Option<String> {
     // Lossy, not strict: a process must not hide from `cmdline LIKE` hunts by
     // putting invalid UTF-8 in its arguments.
     let text = String::from_utf8_lossy(raw);

@@ -232,6 +232,27 @@ fn read_namespace_files(pid: i32, ns: u64, out: &mut Vec<Socket>) -> bool {
     any
 }
 
+/// The TCP and UDP sockets among `inodes`, as the network namespace of
+/// `pid` lists them (the process event sources look up a new process's
+/// socket descriptors with this).
+pub fn inet_by_inode(pid: i32, inodes: &[u64]) -> Vec<Socket> {
+    let mut out = Vec::new();
+    for (protocol, name) in [(6, "tcp"), (17, "udp")] {
+        for (family, suffix) in [(AF_INET, ""), (AF_INET6, "6")] {
+            if out.len() == inodes.len() {
+                return out;
+            }
+            let Some(text) = read_text(format!("/proc/{pid}/net/{name}{suffix}")) else {
+                continue;
+            };
+            let mut all = Vec::new();
+            parse_inet(&text, family, protocol, 0, &mut all);
+            out.extend(all.into_iter().filter(|s| inodes.contains(&s.inode)));
+        }
+    }
+    out
+}
+
 /// /proc/net/{tcp,udp,raw,…}{,6}: `sl local rem st … uid timeout inode …`,
 /// addresses as hex of the in-memory bytes, ports as hex numbers.
 fn parse_inet(text: &str, family: i64, protocol: i64, ns: u64, out: &mut Vec<Socket>) {
