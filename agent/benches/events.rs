@@ -22,9 +22,9 @@ fn text(v: Option<&Value>) -> Option<&str> {
     }
 }
 
-/// (execs, with cmdline and path, exits) among processes whose argv[0]
-/// starts with `tag`.
-fn caught(events: &Events, tag: &str) -> (usize, usize, usize) {
+/// (execs, with cmdline and path, exits) among the processes `pids`, whose
+/// argv[0] starts with `tag`.
+fn caught(events: &Events, pids: &BTreeSet<i64>, tag: &str) -> (usize, usize, usize) {
     let mut rows = Vec::new();
     events
         .scan("process_events", None, &mut rows)
@@ -35,14 +35,17 @@ fn caught(events: &Events, tag: &str) -> (usize, usize, usize) {
         let Some(Value::Integer(pid)) = r.get("pid") else {
             continue;
         };
-        let cmdline = text(r.get("cmdline")).unwrap_or("");
-        if !cmdline.starts_with(tag) {
+        if !pids.contains(pid) {
             continue;
         }
+        let cmdline = text(r.get("cmdline")).unwrap_or("");
         match syscall {
+            // The child's exec of sleep (its fork is a fork row).
             Some("execve") => {
                 execs.insert(*pid);
-                if text(r.get("path")).is_some_and(|p| p.ends_with("/sleep")) {
+                if cmdline.starts_with(tag)
+                    && text(r.get("path")).is_some_and(|p| p.ends_with("/sleep"))
+                {
                     full.insert(*pid);
                 }
             }
@@ -64,25 +67,29 @@ fn run(events: &Events, n: usize, tag: &str, at_once: bool) {
             .spawn()
             .expect("sleep")
     };
+    let mut pids = BTreeSet::new();
     if at_once {
         let children: Vec<Child> = (0..n).map(spawn).collect();
         for mut c in children {
+            pids.insert(i64::from(c.id()));
             c.wait().expect("wait");
         }
     } else {
         for i in 0..n {
-            spawn(i).wait().expect("wait");
+            let mut c = spawn(i);
+            pids.insert(i64::from(c.id()));
+            c.wait().expect("wait");
         }
     }
     let ran = started.elapsed();
     // Events trail the processes by the reader's queue: wait until every
     // exit is in, or nothing new came for a second.
     let deadline = Instant::now() + Duration::from_secs(30);
-    let mut last = caught(events, tag);
+    let mut last = caught(events, &pids, tag);
     let mut still = 0;
     while last.2 < n && still < 5 && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(200));
-        let now = caught(events, tag);
+        let now = caught(events, &pids, tag);
         still = if now == last { still + 1 } else { 0 };
         last = now;
     }

@@ -172,12 +172,62 @@ condition = "fd0_remote = '127.0.0.1:{port}' AND cmdline LIKE '{marker}%'"
 }
 
 #[test]
-fn events_over_events_max_are_dropped_and_counted() {
+fn events_over_events_max_are_dropped_and_counted_and_file_writes_name_the_writer() {
     let c = Cluster::start().unwrap();
+    let watched = c.dir.path().join("watched");
+    std::fs::create_dir_all(&watched).unwrap();
     let agent = c
-        .agent_configured("web-1", &[], "", "[events]\nevents_max = 50\n")
+        .agent_configured(
+            "web-1",
+            &[],
+            "",
+            &format!(
+                "[events]\nevents_max = 50\n[events.file_paths]\nwatched = [\"{}/%%\"]\n",
+                watched.display()
+            ),
+        )
         .unwrap();
     c.wait_agents(&["web-1"], Duration::from_secs(20)).unwrap();
+
+    // A file written by another process: file_events names it.
+    let target = watched.join("hosts");
+    let mut tee = Command::new("tee")
+        .arg(&target)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let writer = tee.id();
+    std::io::Write::write_all(
+        &mut tee.stdin.take().unwrap(),
+        b"127.0.0.1 update.example\n",
+    )
+    .unwrap();
+    assert!(tee.wait().unwrap().success());
+    let sql = format!(
+        "SELECT target_path, action, pid, sha256 FROM file_events WHERE target_path = '{}' AND action = 'UPDATED'",
+        target.display()
+    );
+    let row = eventually(Duration::from_secs(20), || {
+        let out = c.sweep(&["hunt", &sql, "--json"]);
+        ndjson(&out.stdout).into_iter().next()
+    })
+    .unwrap_or_else(|| {
+        panic!(
+            "no file event for {}\n{}",
+            target.display(),
+            agent.log_text()
+        )
+    });
+    let row = columns(&row);
+    assert_eq!(row["pid"], writer.to_string(), "{row}");
+    let expected = Command::new("sha256sum").arg(&target).output().unwrap();
+    let expected = String::from_utf8_lossy(&expected.stdout);
+    assert_eq!(
+        Some(row["sha256"].as_str().unwrap()),
+        expected.split_whitespace().next()
+    );
+
     for _ in 0..200 {
         assert!(Command::new("true").status().unwrap().success());
     }

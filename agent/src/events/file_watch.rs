@@ -1,5 +1,6 @@
 //! `file_events` from inotify on the configured paths (`[events] file_paths`),
-//! with osquery's columns and actions.
+//! with osquery's columns and actions, and the writes from fanotify where the
+//! agent may use it, naming the process that wrote (`pid`).
 //!
 //! # Patterns
 //!
@@ -33,15 +34,15 @@
 //!
 //! # Actions
 //!
-//! | inotify                          | `action`                          |
-//! |----------------------------------|-----------------------------------|
-//! | `IN_CREATE`                      | CREATED                           |
-//! | `IN_CLOSE_WRITE`                 | UPDATED                           |
-//! | `IN_MODIFY` with no close after  | UPDATED, at most once per 5 s     |
-//! | `IN_ATTRIB`                      | ATTRIBUTES_MODIFIED               |
-//! | `IN_DELETE`, `IN_DELETE_SELF`    | DELETED                           |
-//! | `IN_MOVED_FROM`                  | MOVED_FROM                        |
-//! | `IN_MOVED_TO`                    | MOVED_TO                          |
+//! | inotify (fanotify)                              | `action`                      |
+//! |-------------------------------------------------|-------------------------------|
+//! | `IN_CREATE`                                     | CREATED                       |
+//! | `IN_CLOSE_WRITE` (`FAN_CLOSE_WRITE`)            | UPDATED                       |
+//! | `IN_MODIFY` (`FAN_MODIFY`) with no close after  | UPDATED, at most once per 5 s |
+//! | `IN_ATTRIB`                                     | ATTRIBUTES_MODIFIED           |
+//! | `IN_DELETE`, `IN_DELETE_SELF`                   | DELETED                       |
+//! | `IN_MOVED_FROM`                                 | MOVED_FROM                    |
+//! | `IN_MOVED_TO`                                   | MOVED_TO                      |
 //!
 //! A write is reported once, as UPDATED when the writer closes the file
 //! (`IN_CLOSE_WRITE`, which also comes for a file opened for writing and
@@ -49,6 +50,39 @@
 //! a database) is reported UPDATED 5 seconds after its first unreported
 //! write, then again after each later write, so a busy file gives one row
 //! per 5 s rather than one per `write()`.
+//!
+//! # Writes and `pid`
+//!
+//! inotify does not say which process acted; fanotify does. When the agent
+//! may use fanotify (`fanotify_init` needs CAP_SYS_ADMIN: root has it unless
+//! a container or the service unit drops it; the kernel must have fanotify
+//! and /proc be mounted), the directories inotify watches are marked for
+//! fanotify too (new ones as they are watched), and the writes come from
+//! there (`FAN_MODIFY`, `FAN_CLOSE_WRITE`) instead of from inotify: still
+//! one UPDATED per close, and per 5 s of writes without a close, now with
+//! `pid`, the process (thread group id) that wrote: the one that closed, or
+//! the last one that wrote before the 5 s were up. Only the pid is kept: the
+//! process may be gone when the row is read (`process_events` has what it
+//! ran). Which mode is in use is logged when the source starts; without
+//! fanotify the log says why, as "fanotify unavailable (fanotify_init: EPERM:
+//! Operation not permitted; it needs CAP_SYS_ADMIN): writes reported without
+//! the acting pid", and inotify reports the writes as before.
+//!
+//! `pid` is NULL for the other actions (they come from inotify), for every
+//! row when fanotify is unavailable, for the writes in a directory that
+//! could not be marked (the limit `fs.fanotify.max_user_marks`; logged,
+//! inotify reports its writes), and for a writer outside the agent's pid
+//! namespace.
+//!
+//! fanotify names the written file by a descriptor the kernel opens for the
+//! agent (read-only, non-blocking; closed at once). The path is the file's
+//! when the event is read, given under the path its directory is watched as
+//! (symbolic links in the pattern's directories are kept) and matched
+//! against the patterns like inotify's: a file renamed meanwhile is reported
+//! under its new name, one removed meanwhile under its last name. The
+//! agent's own writes are not reported in this mode (a file it wrote below a
+//! watched path would feed rows about itself); it only reads the files it
+//! hashes.
 //!
 //! A rename within the watched directories is a MOVED_FROM and a MOVED_TO
 //! row with the same `transaction_id` (inotify's cookie; 0 for other
@@ -66,19 +100,24 @@
 //!
 //! # What is not caught
 //!
-//! - inotify does not say which process acted: there is no pid, user or
-//!   program column, and the `uid` is the file's owner, not the actor's.
+//! - Only writes name their process, and only with fanotify: the other
+//!   actions have no `pid`. There is no user or program column, and the
+//!   `uid` is the file's owner, not the actor's.
 //! - Reads, opens and closes without writing (`IN_ACCESS`, `IN_OPEN`,
 //!   `IN_CLOSE_NOWRITE`) are not watched.
 //! - Writes through another path to the same file (a hard link elsewhere, a
 //!   bind mount) and memory-mapped writes are not reported as UPDATED until
-//!   a close or an `IN_MODIFY`; changes made on another host to a network
+//!   a close or a modify event; changes made on another host to a network
 //!   file system are not seen at all.
 //! - What happens while the kernel's queue is full is lost: the overflow is
 //!   counted in `lost` and logged, and every pattern is resolved again to
 //!   watch directories made meanwhile. Directories that could not be watched
 //!   (`fs.inotify.max_user_watches` reached, permission) are logged and
-//!   counted in `lost` too.
+//!   counted in `lost` too. Writes lost to a full fanotify queue
+//!   (`fs.fanotify.max_queued_events`) are counted and logged likewise.
+//! - A directory renamed out of the watched paths keeps its fanotify mark
+//!   until the agent stops (the kernel unmarks only by path); its writes are
+//!   read and dropped.
 //! - A file that changes while it is hashed gets the hash of what was read;
 //!   hashing is done on the reading thread, so very busy large files may
 //!   make the queue overflow.
@@ -109,21 +148,25 @@ use sha2::{Digest, Sha256};
 use sweep_proto::schema::file_events;
 use tracing::{debug, info, warn};
 
+use super::fanotify::{self, Writes};
+use super::file_patterns::{components, glob, Leaf, Pattern};
 use super::{Events, State, WAKE_EVERY};
 use crate::tables::Row;
 
 pub const NAME: &str = "inotify";
 
-/// What every watch asks for.
+/// What every watch asks for: the structure, and the writes unless
+/// fanotify reports them ([`WRITES`]).
 const MASK: WatchFlags = WatchFlags::CREATE
-    .union(WatchFlags::MODIFY)
-    .union(WatchFlags::CLOSE_WRITE)
     .union(WatchFlags::ATTRIB)
     .union(WatchFlags::DELETE)
     .union(WatchFlags::DELETE_SELF)
     .union(WatchFlags::MOVED_FROM)
     .union(WatchFlags::MOVED_TO)
     .union(WatchFlags::MOVE_SELF);
+
+/// The writes, asked of inotify for a directory fanotify has not marked.
+const WRITES: WatchFlags = WatchFlags::MODIFY.union(WatchFlags::CLOSE_WRITE);
 
 /// Largest file hashed.
 const HASH_MAX: u64 = 50 * 1024 * 1024;
@@ -149,11 +192,52 @@ const ATTRIBUTES_MODIFIED: &str = "ATTRIBUTES_MODIFIED";
 
 /// Starts watching; Err(reason) when the host cannot (inotify_init fails, or
 /// no configured pattern resolves to anything watchable — say which
-/// patterns).
+/// patterns). Writes come from fanotify when the agent may use it, else
+/// from inotify (logged, saying why).
 pub fn start(hub: Arc<Events>, paths: &BTreeMap<String, Vec<String>>) -> Result<(), String> {
+    start_with(hub, paths, Options::AGENT).map(|_| ())
+}
+
+/// How the watcher gets writes.
+#[derive(Debug, Clone, Copy)]
+struct Options {
+    /// Try fanotify (false: inotify alone).
+    fanotify: bool,
+    /// Drop the writes of the agent's own process.
+    skip_own: bool,
+}
+
+impl Options {
+    const AGENT: Self = Self {
+        fanotify: true,
+        skip_own: true,
+    };
+}
+
+/// What reports writes, and so whether they have a pid.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum WritesBy {
+    Fanotify,
+    /// Why not fanotify.
+    Inotify(String),
+}
+
+fn start_with(
+    hub: Arc<Events>,
+    paths: &BTreeMap<String, Vec<String>>,
+    options: Options,
+) -> Result<WritesBy, String> {
     let fd = inotify::init(CreateFlags::NONBLOCK | CreateFlags::CLOEXEC).map_err(|e| {
         format!("inotify_init: {e} (the limit is sysctl fs.inotify.max_user_instances)")
     })?;
+    let (writes, by) = if options.fanotify {
+        match Writes::init(options.skip_own) {
+            Ok(w) => (Some(w), WritesBy::Fanotify),
+            Err(why) => (None, WritesBy::Inotify(why)),
+        }
+    } else {
+        (None, WritesBy::Inotify("fanotify not asked for".into()))
+    };
     let mut patterns = Vec::new();
     let mut unresolved = Vec::new();
     for (category, list) in paths {
@@ -164,7 +248,7 @@ pub fn start(hub: Arc<Events>, paths: &BTreeMap<String, Vec<String>>) -> Result<
             }
         }
     }
-    let mut watcher = Watcher::new(hub, fd, patterns);
+    let mut watcher = Watcher::new(hub, fd, writes, patterns);
     let resolved = watcher.resolve_all();
     let mut any = false;
     for (p, r) in watcher.patterns.iter().zip(&resolved) {
@@ -186,122 +270,31 @@ pub fn start(hub: Arc<Events>, paths: &BTreeMap<String, Vec<String>>) -> Result<
             "file_paths patterns that match nothing to watch are left out"
         );
     }
-    info!(
-        source = NAME,
-        watches = watcher.by_wd.len(),
-        "watching the file_paths directories"
-    );
+    match &by {
+        WritesBy::Fanotify => info!(
+            source = NAME,
+            watches = watcher.by_wd.len(),
+            fanotify_marks = watcher.writes.as_ref().map_or(0, Writes::marks),
+            "watching the file_paths directories; writes from fanotify, with the acting pid"
+        ),
+        WritesBy::Inotify(why) => {
+            info!(
+                source = NAME,
+                reason = %why,
+                "fanotify unavailable ({why}): writes reported without the acting pid"
+            );
+            info!(
+                source = NAME,
+                watches = watcher.by_wd.len(),
+                "watching the file_paths directories; writes from inotify, without a pid"
+            );
+        }
+    }
     std::thread::Builder::new()
         .name("events-file".into())
         .spawn(move || watcher.run())
         .map_err(|e| format!("starting the inotify thread: {e}"))?;
-    Ok(())
-}
-
-/// One `file_paths` pattern.
-#[derive(Debug)]
-struct Pattern {
-    category: String,
-    text: String,
-    /// The components of the directories the pattern's entries are in.
-    dirs: Vec<Vec<u8>>,
-    leaf: Leaf,
-    /// Index in `dirs` of the first component with a wildcard, `dirs.len()`
-    /// when none: the directories from there on are watched to see new
-    /// matches appear.
-    first_wild: usize,
-}
-
-#[derive(Debug, PartialEq, Eq)]
-enum Leaf {
-    /// The entries of the directories whose name matches.
-    Entry(Vec<u8>),
-    /// Everything below the directories (`%%`).
-    Below,
-}
-
-impl Pattern {
-    fn parse(category: &str, text: &str) -> Result<Self, String> {
-        if !text.starts_with('/') {
-            return Err("not an absolute path".into());
-        }
-        let mut comps: Vec<Vec<u8>> = text
-            .split('/')
-            .filter(|c| !c.is_empty() && *c != ".")
-            .map(|c| c.as_bytes().to_vec())
-            .collect();
-        if comps.iter().any(|c| c == b"..") {
-            return Err("`..` is not allowed".into());
-        }
-        let leaf = if text.len() > 1 && text.ends_with('/') {
-            Leaf::Entry(b"%".to_vec())
-        } else {
-            match comps.pop() {
-                Some(last) if last == b"%%" => Leaf::Below,
-                Some(last) => Leaf::Entry(last),
-                None => return Err("the root itself: write /% or /%%".into()),
-            }
-        };
-        let first_wild = comps
-            .iter()
-            .position(|c| c.contains(&b'%'))
-            .unwrap_or(comps.len());
-        Ok(Self {
-            category: category.to_string(),
-            text: text.to_string(),
-            dirs: comps,
-            leaf,
-            first_wild,
-        })
-    }
-
-    /// Whether a directory with these components is on the way to the
-    /// pattern's directories (or is one of them).
-    fn leads_to(&self, path: &[&[u8]]) -> bool {
-        path.len() <= self.dirs.len() && path.iter().zip(&self.dirs).all(|(c, p)| glob(p, c))
-    }
-
-    /// Whether a path with these components is one the pattern reports.
-    fn matches(&self, path: &[&[u8]]) -> bool {
-        let n = self.dirs.len();
-        match &self.leaf {
-            Leaf::Entry(name) => {
-                path.len() == n + 1 && self.leads_to(&path[..n]) && glob(name, path[n])
-            }
-            Leaf::Below => path.len() > n && self.leads_to(&path[..n]),
-        }
-    }
-}
-
-/// Whether `name` matches `pattern`, where `%` stands for any bytes.
-fn glob(pattern: &[u8], name: &[u8]) -> bool {
-    let (mut p, mut n) = (0, 0);
-    let mut star: Option<(usize, usize)> = None;
-    while n < name.len() {
-        if p < pattern.len() && pattern[p] == b'%' {
-            star = Some((p, n));
-            p += 1;
-        } else if p < pattern.len() && pattern[p] == name[n] {
-            p += 1;
-            n += 1;
-        } else if let Some((sp, sn)) = star {
-            p = sp + 1;
-            n = sn + 1;
-            star = Some((sp, sn + 1));
-        } else {
-            return false;
-        }
-    }
-    pattern[p..].iter().all(|&b| b == b'%')
-}
-
-/// A path's components (it is absolute).
-fn components(path: &Path) -> Vec<&[u8]> {
-    path.as_os_str()
-        .as_bytes()
-        .split(|&b| b == b'/')
-        .filter(|c| !c.is_empty())
-        .collect()
+    Ok(by)
 }
 
 fn is_dir(path: &Path) -> bool {
@@ -409,34 +402,41 @@ fn digests(path: &Path) -> std::io::Result<Option<Hashed>> {
 }
 
 /// The reading thread's state: the inotify instance and what its watches
-/// are on.
+/// are on, the fanotify group when writes come from it.
 struct Watcher {
     hub: Arc<Events>,
     fd: OwnedFd,
+    writes: Option<Writes>,
     patterns: Arc<Vec<Pattern>>,
     by_wd: HashMap<i32, PathBuf>,
     by_path: BTreeMap<PathBuf, i32>,
-    /// Files written and not yet closed, since when.
-    pending: HashMap<PathBuf, Instant>,
+    /// Files written and not yet closed: since when, by whom (the last
+    /// writer fanotify named).
+    pending: HashMap<PathBuf, (Instant, Option<i32>)>,
     /// While a created directory is handled: the directories newly watched,
     /// whose contents are then reported CREATED.
     fresh: Option<Vec<PathBuf>>,
     watch_failed: Throttle,
+    mark_failed: Throttle,
     overflowed: Throttle,
+    fanotify_overflowed: Throttle,
 }
 
 impl Watcher {
-    fn new(hub: Arc<Events>, fd: OwnedFd, patterns: Vec<Pattern>) -> Self {
+    fn new(hub: Arc<Events>, fd: OwnedFd, writes: Option<Writes>, patterns: Vec<Pattern>) -> Self {
         Self {
             hub,
             fd,
+            writes,
             patterns: Arc::new(patterns),
             by_wd: HashMap::new(),
             by_path: BTreeMap::new(),
             pending: HashMap::new(),
             fresh: None,
             watch_failed: Throttle::default(),
+            mark_failed: Throttle::default(),
             overflowed: Throttle::default(),
+            fanotify_overflowed: Throttle::default(),
         }
     }
 
@@ -545,14 +545,63 @@ impl Watcher {
         watched
     }
 
-    /// Adds (or keeps) a watch on `dir`. Err(None) when it is gone or no
-    /// longer a directory, Err(Some) when it could not be watched (logged
-    /// and counted as lost).
+    /// Adds (or keeps) a watch on `dir`, and a fanotify mark for its
+    /// writes when there is a group (when it cannot be marked, inotify
+    /// watches its writes). Err(None) when it is gone or no longer a
+    /// directory, Err(Some) when it could not be watched (logged and counted
+    /// as lost).
     fn watch(&mut self, dir: &Path, follow: bool) -> Result<(), Option<Errno>> {
         let mut flags = MASK | WatchFlags::ONLYDIR;
         if !follow {
             flags |= WatchFlags::DONT_FOLLOW;
         }
+        if !self.mark(dir, follow) {
+            flags |= WRITES;
+        }
+        let result = self.add_watch(dir, flags);
+        if result.is_err() {
+            if let Some(w) = &mut self.writes {
+                w.unmark(dir);
+            }
+        }
+        result
+    }
+
+    /// Marks `dir` for fanotify; false when there is no group or it could
+    /// not be marked (logged, unless it is gone).
+    fn mark(&mut self, dir: &Path, follow: bool) -> bool {
+        let Some(w) = &mut self.writes else {
+            return false;
+        };
+        match w.mark(dir, follow) {
+            Ok(()) => true,
+            Err(e) => {
+                use nix::errno::Errno as E;
+                let gone = matches!(e, E::ENOENT | E::ENOTDIR | E::ELOOP);
+                if !gone {
+                    if let Some(more) = self.mark_failed.due() {
+                        let hint = if e == E::ENOSPC {
+                            " (the limit is sysctl fs.fanotify.max_user_marks)"
+                        } else {
+                            ""
+                        };
+                        info!(
+                            source = NAME,
+                            path = %dir.display(),
+                            error = %e,
+                            more_failures = more,
+                            "cannot mark a directory for fanotify{hint}: its writes are \
+                             reported by inotify, without the acting pid"
+                        );
+                    }
+                }
+                false
+            }
+        }
+    }
+
+    /// Adds (or keeps) the inotify watch on `dir`.
+    fn add_watch(&mut self, dir: &Path, flags: WatchFlags) -> Result<(), Option<Errno>> {
         match inotify::add_watch(&self.fd, dir, flags) {
             Ok(wd) => {
                 if let Some(known) = self.by_wd.get(&wd) {
@@ -613,6 +662,9 @@ impl Watcher {
             self.by_wd.remove(&wd);
             let _ = inotify::remove_watch(&self.fd, wd);
         }
+        if let Some(w) = &mut self.writes {
+            w.forget_below(dir);
+        }
         self.pending.retain(|p, _| !p.starts_with(dir));
     }
 
@@ -643,7 +695,7 @@ impl Watcher {
                 continue;
             };
             for e in entries.flatten() {
-                self.report(&e.path(), CREATED, 0);
+                self.report(&e.path(), CREATED, 0, None);
             }
         }
     }
@@ -653,8 +705,9 @@ impl Watcher {
         self.patterns.iter().any(|p| p.matches(&comps))
     }
 
-    /// Pushes one row per category whose patterns match `path`.
-    fn report(&self, path: &Path, action: &'static str, cookie: u32) {
+    /// Pushes one row per category whose patterns match `path`; `pid` is
+    /// the acting process when fanotify named it.
+    fn report(&self, path: &Path, action: &'static str, cookie: u32, pid: Option<i32>) {
         let comps = components(path);
         let mut categories: Vec<&str> = Vec::new();
         for p in self.patterns.iter() {
@@ -693,7 +746,8 @@ impl Watcher {
                 .set_opt("md5", md5)
                 .set_opt("sha1", sha1)
                 .set_opt("sha256", sha256)
-                .set("hashed", hashed.flag());
+                .set("hashed", hashed.flag())
+                .set_opt("pid", pid.map(i64::from));
             self.hub.push("file_events", row);
             if let Some(s) = self.hub.source(NAME) {
                 s.received.fetch_add(1, Ordering::Relaxed);
@@ -734,16 +788,16 @@ impl Watcher {
             // parent's event reported it.
             let parent_watched = dir.parent().is_some_and(|p| self.by_path.contains_key(p));
             if mask.contains(ReadFlags::ATTRIB) && !parent_watched {
-                self.report(&dir, ATTRIBUTES_MODIFIED, 0);
+                self.report(&dir, ATTRIBUTES_MODIFIED, 0, None);
             }
             if mask.contains(ReadFlags::DELETE_SELF) {
                 if !parent_watched {
-                    self.report(&dir, DELETED, 0);
+                    self.report(&dir, DELETED, 0, None);
                 }
                 self.forget_below(&dir);
             } else if mask.contains(ReadFlags::MOVE_SELF) {
                 if !parent_watched {
-                    self.report(&dir, MOVED_FROM, 0);
+                    self.report(&dir, MOVED_FROM, 0, None);
                 }
                 self.forget_below(&dir);
             }
@@ -751,7 +805,7 @@ impl Watcher {
         };
         let path = dir.join(name);
         if mask.contains(ReadFlags::CREATE) {
-            self.report(&path, CREATED, 0);
+            self.report(&path, CREATED, 0, None);
             if is_dir {
                 self.appeared(&path, true);
             }
@@ -759,34 +813,50 @@ impl Watcher {
         if mask.contains(ReadFlags::MODIFY) && self.matched(&path) {
             self.pending
                 .entry(path.clone())
-                .or_insert_with(Instant::now);
+                .or_insert_with(|| (Instant::now(), None));
         }
         if mask.contains(ReadFlags::CLOSE_WRITE) {
             self.pending.remove(&path);
-            self.report(&path, UPDATED, 0);
+            self.report(&path, UPDATED, 0, None);
         }
         if mask.contains(ReadFlags::ATTRIB) {
-            self.report(&path, ATTRIBUTES_MODIFIED, 0);
+            self.report(&path, ATTRIBUTES_MODIFIED, 0, None);
         }
         if mask.contains(ReadFlags::MOVED_FROM) {
             self.pending.remove(&path);
-            self.report(&path, MOVED_FROM, ev.cookie);
+            self.report(&path, MOVED_FROM, ev.cookie, None);
             if is_dir {
                 self.forget_below(&path);
             }
         }
         if mask.contains(ReadFlags::MOVED_TO) {
-            self.report(&path, MOVED_TO, ev.cookie);
+            self.report(&path, MOVED_TO, ev.cookie, None);
             if is_dir {
                 self.appeared(&path, false);
             }
         }
         if mask.contains(ReadFlags::DELETE) {
             self.pending.remove(&path);
-            self.report(&path, DELETED, 0);
+            self.report(&path, DELETED, 0, None);
             if is_dir {
                 self.forget_below(&path);
             }
+        }
+    }
+
+    /// A write fanotify reported: as inotify's `IN_MODIFY` and
+    /// `IN_CLOSE_WRITE`, with the writer.
+    fn handle_write(&mut self, w: fanotify::Write) {
+        if w.modified && self.matched(&w.path) {
+            let pending = self
+                .pending
+                .entry(w.path.clone())
+                .or_insert_with(|| (Instant::now(), None));
+            pending.1 = w.pid;
+        }
+        if w.closed {
+            self.pending.remove(&w.path);
+            self.report(&w.path, UPDATED, 0, w.pid);
         }
     }
 
@@ -797,17 +867,38 @@ impl Watcher {
             return;
         }
         let all = self.pending.len() > PENDING_MAX;
-        let mut due: Vec<(Instant, PathBuf)> = self
+        let mut due: Vec<(Instant, PathBuf, Option<i32>)> = self
             .pending
             .iter()
-            .filter(|(_, since)| all || since.elapsed() >= MODIFY_SETTLE)
-            .map(|(p, since)| (*since, p.clone()))
+            .filter(|(_, (since, _))| all || since.elapsed() >= MODIFY_SETTLE)
+            .map(|(p, (since, pid))| (*since, p.clone(), *pid))
             .collect();
         due.sort();
-        for (_, path) in due {
+        for (_, path, pid) in due {
             self.pending.remove(&path);
-            self.report(&path, UPDATED, 0);
+            self.report(&path, UPDATED, 0, pid);
         }
+    }
+
+    /// Reads fanotify's queue (up to about [`BATCH`] writes) into `batch`;
+    /// an overflow is logged and counted as lost.
+    fn read_writes(&mut self, batch: &mut Vec<fanotify::Write>) -> Result<(), String> {
+        let Some(w) = &self.writes else {
+            return Ok(());
+        };
+        let overflows = w.read(batch, BATCH)?;
+        if overflows > 0 {
+            self.lost(overflows);
+            if let Some(more) = self.fanotify_overflowed.due() {
+                warn!(
+                    source = NAME,
+                    overflows_since_last_warning = more,
+                    "the fanotify queue overflowed: file writes were lost \
+                     (sysctl fs.fanotify.max_queued_events)"
+                );
+            }
+        }
+        Ok(())
     }
 
     /// Reads what is queued (up to about [`BATCH`] events) into `batch`.
@@ -838,22 +929,37 @@ impl Watcher {
     fn run(mut self) {
         let mut buf = vec![MaybeUninit::<u8>::uninit(); 64 * 1024];
         let mut batch = Vec::new();
+        let mut writes = Vec::new();
         let timeout = Timespec::try_from(WAKE_EVERY).unwrap_or(Timespec {
             tv_sec: 0,
             tv_nsec: 500_000_000,
         });
         while !self.hub.stopping() {
-            let mut fds = [PollFd::new(&self.fd, PollFlags::IN)];
-            match poll(&mut fds, Some(&timeout)) {
+            let polled = {
+                let mut fds = vec![PollFd::new(&self.fd, PollFlags::IN)];
+                if let Some(w) = &self.writes {
+                    fds.push(PollFd::new(w, PollFlags::IN));
+                }
+                poll(&mut fds, Some(&timeout))
+            };
+            match polled {
                 Ok(_) => {}
                 Err(e) if e == Errno::INTR => {}
-                Err(e) => return self.fail(format!("polling inotify: {e}")),
+                Err(e) => return self.fail(format!("polling inotify and fanotify: {e}")),
             }
+            // The structure first: a file's CREATED before its UPDATED, a
+            // new directory marked before its writes are read.
             if let Err(e) = self.read(&mut buf, &mut batch) {
                 return self.fail(format!("reading inotify: {e}"));
             }
             for ev in batch.drain(..) {
                 self.handle(ev);
+            }
+            if let Err(e) = self.read_writes(&mut writes) {
+                return self.fail(format!("reading fanotify: {e}"));
+            }
+            for w in writes.drain(..) {
+                self.handle_write(w);
             }
             self.settle();
         }
@@ -870,94 +976,43 @@ mod tests {
     use super::*;
     use crate::config::EventsConfig;
     use crate::events::test_rows::{int, text};
+    use std::io::Write as _;
+    use std::process::{Command, Stdio};
     use tempfile::TempDir;
 
-    fn pattern(text: &str) -> Pattern {
-        Pattern::parse("c", text).unwrap()
-    }
-
-    fn hits(text: &str, paths: &[&str]) -> Vec<bool> {
-        let p = pattern(text);
-        paths
-            .iter()
-            .map(|path| p.matches(&components(Path::new(path))))
-            .collect()
-    }
-
-    #[test]
-    fn percent_matches_within_one_component() {
-        assert!(glob(b"%", b"anything"));
-        assert!(glob(b"%", b".hidden"));
-        assert!(glob(b"%.conf", b"sshd.conf"));
-        assert!(!glob(b"%.conf", b"sshd.conf.bak"));
-        assert!(glob(b"a%b%c", b"aXXbYYc"));
-        assert!(glob(b"a%b%c", b"abc"));
-        assert!(!glob(b"a%b%c", b"acb"));
-        assert!(glob(b"passwd", b"passwd"));
-        assert!(!glob(b"passwd", b"passwd-"));
-        assert!(glob(b"%%", b"x"));
-    }
-
-    #[test]
-    fn patterns_match_as_in_osquery() {
-        let paths = [
-            "/etc",
-            "/etc/passwd",
-            "/etc/ssh",
-            "/etc/ssh/sshd_config",
-            "/etc/ssh/keys/host_key",
-            "/home/alice/.ssh/authorized_keys",
-            "/home/alice/.ssh",
-            "/home/alice/.ssh/old/id_rsa",
-            "/home/alice/notes",
-            "/var/log/syslog",
-        ];
-        // %%: everything below, not the directory itself.
-        assert_eq!(
-            hits("/etc/%%", &paths),
-            [false, true, true, true, true, false, false, false, false, false]
-        );
-        // /%: the entries directly in the directory; a final / likewise.
-        let direct = [
-            false, false, false, true, false, false, false, false, false, false,
-        ];
-        assert_eq!(hits("/etc/ssh/%", &paths), direct);
-        assert_eq!(hits("/etc/ssh/", &paths), direct);
-        // A middle wildcard.
-        assert_eq!(
-            hits("/home/%/.ssh/%", &paths),
-            [false, false, false, false, false, true, false, false, false, false]
-        );
-        assert_eq!(
-            hits("/home/%/.ssh/%%", &paths),
-            [false, false, false, false, false, true, false, true, false, false]
-        );
-        // A plain path: that file or directory itself.
-        assert_eq!(
-            hits("/etc/passwd", &paths),
-            [false, true, false, false, false, false, false, false, false, false]
-        );
-        assert_eq!(
-            hits("/etc/ssh", &paths),
-            [false, false, true, false, false, false, false, false, false, false]
-        );
-        // % within a name.
-        assert_eq!(
-            hits("/var/log/sys%", &paths),
-            [false, false, false, false, false, false, false, false, false, true]
-        );
-        assert!(Pattern::parse("c", "etc/%%").is_err());
-        assert!(Pattern::parse("c", "/etc/../root/%").is_err());
-        assert!(Pattern::parse("c", "/").is_err());
-        let p = pattern("/home/%/.ssh/%");
-        assert_eq!(p.first_wild, 1);
-        assert!(p.leads_to(&components(Path::new("/home/bob"))));
-        assert!(!p.leads_to(&components(Path::new("/srv/bob"))));
-    }
+    /// What the tests ask for: fanotify when they may (they pass with
+    /// inotify alone too), and the test process's writes, which are the
+    /// agent's, reported.
+    const TESTS: Options = Options {
+        fanotify: true,
+        skip_own: false,
+    };
 
     /// A temporary directory (its real path) and a hub watching `patterns`
     /// under it, by category.
     fn watching(patterns: &[(&str, &str)]) -> (TempDir, PathBuf, Arc<Events>) {
+        let (tmp, root, hub, _) = watching_with(patterns, TESTS);
+        (tmp, root, hub)
+    }
+
+    /// [`watching`], asking for fanotify: fails when it is unavailable.
+    fn watching_fanotify(
+        patterns: &[(&str, &str)],
+        options: Options,
+    ) -> (TempDir, PathBuf, Arc<Events>) {
+        let (tmp, root, hub, by) = watching_with(patterns, options);
+        assert_eq!(
+            by,
+            WritesBy::Fanotify,
+            "this test needs fanotify: run it as root (CAP_SYS_ADMIN)"
+        );
+        (tmp, root, hub)
+    }
+
+    fn watching_with(
+        patterns: &[(&str, &str)],
+        options: Options,
+    ) -> (TempDir, PathBuf, Arc<Events>, WritesBy) {
         let tmp = TempDir::new().unwrap();
         let root = tmp.path().canonicalize().unwrap();
         fs::create_dir_all(root.join("watched")).unwrap();
@@ -970,9 +1025,35 @@ mod tests {
                 .or_default()
                 .push(format!("{}/{p}", root.display()));
         }
-        start(hub.clone(), &paths).unwrap();
+        let by = start_with(hub.clone(), &paths, options).unwrap();
         hub.set_state(NAME, State::Active);
-        (tmp, root, hub)
+        (tmp, root, hub, by)
+    }
+
+    /// Writes `content` to `file` from a child process (`tee`, which writes
+    /// itself: no shell forking between); its pid.
+    fn write_by_child(file: &Path, content: &[u8]) -> i64 {
+        let mut child = Command::new("tee")
+            .arg(file)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(content).unwrap();
+        assert!(child.wait().unwrap().success());
+        i64::from(child.id())
+    }
+
+    /// The rows of `path` with `action`.
+    fn count(hub: &Events, path: &Path, action: &str) -> usize {
+        let path = path.to_string_lossy();
+        rows(hub)
+            .iter()
+            .filter(|r| {
+                text(r, "target_path").as_deref() == Some(&*path)
+                    && text(r, "action").as_deref() == Some(action)
+            })
+            .count()
     }
 
     fn rows(hub: &Events) -> Vec<Row> {
@@ -1024,7 +1105,7 @@ mod tests {
 
     #[test]
     fn a_written_file_is_created_then_updated_with_its_hashes() {
-        let (_tmp, root, hub) = watching(&[("conf", "watched/%")]);
+        let (_tmp, root, hub, by) = watching_with(&[("conf", "watched/%")], TESTS);
         let file = root.join("watched/app.conf");
         let content = b"listen = 0.0.0.0:8080\n";
         fs::write(&file, content).unwrap();
@@ -1055,6 +1136,10 @@ mod tests {
         );
         assert_eq!(int(&updated, "uid"), Some(i64::from(meta.uid())));
         assert_eq!(int(&updated, "mtime"), Some(meta.mtime()));
+        // The writer is this process, named when fanotify reports writes.
+        let own = (by == WritesBy::Fanotify).then(|| i64::from(std::process::id()));
+        assert_eq!(int(&updated, "pid"), own);
+        assert_eq!(int(&created, "pid"), None);
         // One write and close: one UPDATED.
         let updates = rows(&hub)
             .iter()
@@ -1207,6 +1292,141 @@ mod tests {
                 .all(|r| text(r, "target_path") == Some(marker.to_string_lossy().into())),
             "{:#?}",
             describe(&all)
+        );
+        hub.stop();
+    }
+
+    #[test]
+    fn a_write_by_another_process_is_one_updated_row_with_its_pid() {
+        let (_tmp, root, hub) = watching_fanotify(&[("w", "watched/%")], Options::AGENT);
+        let file = root.join("watched/written");
+        let content = b"written by a child\n";
+        let pid = write_by_child(&file, content);
+        let updated = wait_until(&hub, &file, UPDATED, |r| int(r, "pid") == Some(pid));
+        assert_eq!(
+            text(&updated, "sha256"),
+            Some(hex::encode(Sha256::digest(content)))
+        );
+        assert_eq!(int(&updated, "hashed"), Some(1));
+        // A file written after it, seen by both queues: what they had on
+        // the first file was read before.
+        let marker = root.join("watched/marker");
+        let marker_pid = write_by_child(&marker, b"m");
+        wait_until(&hub, &marker, UPDATED, |r| {
+            int(r, "pid") == Some(marker_pid)
+        });
+        wait_for(&hub, &marker, CREATED);
+        assert_eq!(
+            count(&hub, &file, UPDATED),
+            1,
+            "{:#?}",
+            describe(&rows(&hub))
+        );
+        assert_eq!(int(&wait_for(&hub, &file, CREATED), "pid"), None);
+        hub.stop();
+    }
+
+    #[test]
+    fn a_file_kept_open_is_updated_after_settling_with_its_writers_pid() {
+        let (_tmp, root, hub) = watching_fanotify(&[("log", "watched/%")], Options::AGENT);
+        let file = root.join("watched/app.log");
+        let mut child = Command::new("tee")
+            .arg(&file)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
+        let pid = i64::from(child.id());
+        let mut stdin = child.stdin.take().unwrap();
+        stdin.write_all(b"line 1\n").unwrap();
+        // Reported after MODIFY_SETTLE while the file is still open.
+        let written = Instant::now();
+        let row = wait_until(&hub, &file, UPDATED, |r| int(r, "pid") == Some(pid));
+        assert!(written.elapsed() >= MODIFY_SETTLE - Duration::from_millis(500));
+        assert_eq!(int(&row, "size"), Some(7));
+        assert!(child.try_wait().unwrap().is_none(), "tee ended early");
+        // Closed: UPDATED again.
+        drop(stdin);
+        assert!(child.wait().unwrap().success());
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while count(&hub, &file, UPDATED) < 2 {
+            assert!(
+                Instant::now() < deadline,
+                "no UPDATED at the close: {:#?}",
+                describe(&rows(&hub))
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert!(rows(&hub)
+            .iter()
+            .filter(|r| text(r, "action").as_deref() == Some(UPDATED))
+            .all(|r| int(r, "pid") == Some(pid)));
+        hub.stop();
+    }
+
+    #[test]
+    fn a_directory_made_after_start_is_marked_for_fanotify() {
+        let (_tmp, root, hub) = watching_fanotify(&[("tree", "watched/%%")], Options::AGENT);
+        let sub = root.join("watched/new/deeper");
+        fs::create_dir_all(&sub).unwrap();
+        wait_for(&hub, &sub, CREATED);
+        let file = sub.join("f");
+        let pid = write_by_child(&file, b"x");
+        wait_until(&hub, &file, UPDATED, |r| int(r, "pid") == Some(pid));
+        // Renamed, it is reported under its new name.
+        let moved = root.join("watched/moved");
+        fs::rename(root.join("watched/new"), &moved).unwrap();
+        wait_for(&hub, &moved, MOVED_TO);
+        let file = moved.join("deeper/g");
+        let pid = write_by_child(&file, b"y");
+        wait_until(&hub, &file, UPDATED, |r| int(r, "pid") == Some(pid));
+        hub.stop();
+    }
+
+    #[test]
+    fn the_agents_own_writes_are_not_reported_by_fanotify() {
+        let (_tmp, root, hub) = watching_fanotify(&[("w", "watched/%")], Options::AGENT);
+        let own = root.join("watched/own");
+        fs::write(&own, b"agent").unwrap();
+        let marker = root.join("watched/marker");
+        let pid = write_by_child(&marker, b"m");
+        wait_until(&hub, &marker, UPDATED, |r| int(r, "pid") == Some(pid));
+        // Its creation still is (inotify's).
+        wait_for(&hub, &own, CREATED);
+        assert_eq!(
+            count(&hub, &own, UPDATED),
+            0,
+            "{:#?}",
+            describe(&rows(&hub))
+        );
+        hub.stop();
+    }
+
+    #[test]
+    fn without_fanotify_writes_come_from_inotify_without_a_pid() {
+        let inotify_only = Options {
+            fanotify: false,
+            skip_own: true,
+        };
+        let (_tmp, root, hub, by) = watching_with(&[("w", "watched/%")], inotify_only);
+        assert!(matches!(by, WritesBy::Inotify(_)), "{by:?}");
+        let file = root.join("watched/f");
+        write_by_child(&file, b"by a child");
+        let updated = wait_for(&hub, &file, UPDATED);
+        assert_eq!(int(&updated, "pid"), None);
+        assert_eq!(
+            text(&updated, "sha256"),
+            Some(hex::encode(Sha256::digest(b"by a child")))
+        );
+        // Nor is the agent's own write dropped: inotify cannot tell.
+        let own = root.join("watched/own");
+        fs::write(&own, b"agent").unwrap();
+        wait_for(&hub, &own, UPDATED);
+        assert_eq!(
+            count(&hub, &file, UPDATED),
+            1,
+            "{:#?}",
+            describe(&rows(&hub))
         );
         hub.stop();
     }

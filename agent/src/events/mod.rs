@@ -11,11 +11,16 @@
 //!   (netlink `cn_proc`): execs, forks and exits.
 //! - [`exec_scan`]: what an exec'd process is, read from /proc at once.
 //! - [`sock_destroy`]: `socket_events` from sock_diag's destroy notifications.
+//! - [`file_patterns`]: osquery's `file_paths` patterns.
 //! - [`file_watch`]: `file_events` from inotify on the configured paths.
+//! - [`fanotify`]: the writes of `file_events` with the acting pid, where
+//!   fanotify is permitted.
 //! - [`netlink`]: the netlink framing the sources share.
 
 pub mod buffer;
 pub mod exec_scan;
+pub mod fanotify;
+pub mod file_patterns;
 pub mod file_watch;
 pub mod netlink;
 pub mod proc_connector;

@@ -1,5 +1,7 @@
-//! `file_events`: Changes under the configured `[events] file_paths`, from inotify
-//! ([`crate::events::file_watch`]); `category` is the configuration's key.
+//! `file_events`: Changes under the configured `[events] file_paths`, from inotify,
+//! and fanotify for writes where permitted ([`crate::events::file_watch`]);
+//! `category` is the configuration's key, `pid` (sweep's own) the writing
+//! process where fanotify names it.
 //! A scheduled query reads the events since its last run, a hunt the whole
 //! buffer; when the source is not running the scan fails, saying why.
 

@@ -24,5 +24,8 @@ pub const TABLE: TableSchema = TableSchema {
         col!("hashed", Integer),
         col!("time", BigInt, Additional),
         col!("eid", Text, Hidden),
+        // sweep's own: the process that wrote (UPDATED), where fanotify
+        // names it; NULL from inotify (the other actions, or no fanotify).
+        col!("pid", BigInt),
     ],
 };
