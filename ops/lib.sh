@@ -3,6 +3,7 @@
 
 SWEEP_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 TANSU_VERSION=0.6.0
+CARGO_DEB_VERSION=3.8.0
 
 log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }
@@ -25,6 +26,9 @@ install_deps() {
   command -v pkg-config >/dev/null || pkgs+=(pkg-config)
   command -v curl >/dev/null || pkgs+=(curl)
   dpkg -s zlib1g-dev >/dev/null 2>&1 || pkgs+=(zlib1g-dev)
+  # ops/package: cargo-deb reads the packages' library dependencies with
+  # dpkg-shlibdeps and strips with binutils (both come with dpkg-dev).
+  command -v dpkg-shlibdeps >/dev/null || pkgs+=(dpkg-dev)
   # librdkafka links the system OpenSSL for Kafka TLS and SASL/SCRAM; the
   # end-to-end tests make their TLS certificates with the openssl command.
   dpkg -s libssl-dev >/dev/null 2>&1 || pkgs+=(libssl-dev)
@@ -39,6 +43,9 @@ install_deps() {
   command -v lsblk >/dev/null || pkgs+=(util-linux)
   command -v ssh-keygen >/dev/null || pkgs+=(openssh-client)
   command -v awk >/dev/null || pkgs+=(mawk)
+  # The console's browser test drives Debian's Chromium through chromedriver.
+  command -v chromium >/dev/null || pkgs+=(chromium)
+  command -v chromedriver >/dev/null || pkgs+=(chromium-driver)
   if [ ${#pkgs[@]} -gt 0 ]; then
     log "installing Debian packages: ${pkgs[*]}"
     as_root apt-get update -qq
@@ -57,6 +64,16 @@ install_deps() {
     cargo install tansu --version "$TANSU_VERSION" --locked --features dynostore,libsql
   fi
   command -v tansu >/dev/null || die "tansu is installed but not on PATH: add ~/.cargo/bin to PATH"
+  install_cargo_deb
+}
+
+# cargo-deb, which ops/package (and its end-to-end test) builds the .deb
+# packages with, at the pinned version.
+install_cargo_deb() {
+  if ! cargo deb --version 2>/dev/null | grep -qx "cargo-deb $CARGO_DEB_VERSION"; then
+    log "installing cargo-deb $CARGO_DEB_VERSION from crates.io (about 3 minutes)"
+    cargo install cargo-deb --version "$CARGO_DEB_VERSION" --locked
+  fi
 }
 
 # wait_port HOST PORT SECONDS

@@ -7,6 +7,8 @@
 //! - [`engine`]: the guarded, limited query runner every path goes through.
 //! - [`output`]: result formatting for `query` and the shell.
 //! - [`shell`]: the interactive console (`sweep-agent shell`).
+//! - [`cli`]: the command line, shared by the binary and the man page and
+//!   completion generator (`examples/sweep-agent-docs.rs`).
 //! - [`config`]: the daemon's TOML configuration.
 //! - [`daemon`]: the long-running agent: etcd heartbeat and hunt watch,
 //!   Kafka sink with disk spool, self-monitoring, `/metrics`.
@@ -14,6 +16,7 @@
 //!   code (`sweep-agent fleet`), to measure sweep at datacenter scale.
 #![deny(unsafe_code)]
 
+pub mod cli;
 pub mod config;
 pub mod daemon;
 pub mod engine;

@@ -1,69 +1,15 @@
 //! `sweep-agent`: parse the command line, set up logging, hand over to the library.
 #![forbid(unsafe_code)]
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use clap::{Parser, Subcommand};
+use clap::Parser;
+use sweep_agent::cli::{Cli, Command};
 use sweep_agent::fleet::FleetOptions;
 use sweep_agent::output::{self, Mode};
 use sweep_agent::tables::Registry;
 use sweep_agent::{Config, Engine, Limits};
-
-#[derive(Parser)]
-#[command(
-    name = "sweep-agent",
-    version,
-    about = "The operating system as SQL, answering sweep hunts"
-)]
-struct Cli {
-    #[command(subcommand)]
-    command: Command,
-}
-
-#[derive(Subcommand)]
-enum Command {
-    /// Run one query on this host and print the rows (no etcd, no Kafka).
-    Query {
-        /// The SQL text.
-        sql: String,
-        /// Print a JSON array of row objects.
-        #[arg(long)]
-        json: bool,
-        /// Output mode: table, line, json or csv.
-        #[arg(long, default_value = "table", conflicts_with = "json")]
-        mode: Mode,
-    },
-    /// An interactive SQL console over this host's tables (reads a pipe too).
-    Shell,
-    /// Run the agent daemon.
-    Run {
-        /// The TOML configuration file.
-        #[arg(long, short)]
-        config: PathBuf,
-    },
-    /// Run a fleet of virtual agents in this process (a simulator for scale
-    /// tests; query answers are memoised across agents).
-    Fleet {
-        /// The TOML configuration every virtual agent starts from (its
-        /// host_id is replaced, its state goes under state_dir/fleet/).
-        #[arg(long, short)]
-        config: PathBuf,
-        /// How many virtual agents.
-        #[arg(long, default_value_t = 100)]
-        agents: usize,
-        /// Host id prefix (followed by a five-digit number).
-        #[arg(long, default_value = "sim-")]
-        prefix: String,
-        /// Agents started per second.
-        #[arg(long, default_value_t = 500)]
-        ramp: u32,
-        /// Agents sharing one etcd connection.
-        #[arg(long, default_value_t = 100)]
-        per_connection: usize,
-    },
-}
 
 fn main() -> ExitCode {
     let cli = Cli::parse();

@@ -6,6 +6,8 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 use sweep_proto::{ProtoError, Targets};
 
+use crate::output::FormatArgs;
+
 #[derive(Parser, Debug)]
 #[command(name = "sweep", version, about = "Ask every host a question in SQL")]
 pub struct Cli {
@@ -41,7 +43,15 @@ pub struct ConnectionArgs {
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
+    /// Serve the web console: fleet, hunts, schedules and packs, matches.
+    Console(crate::console::ConsoleArgs),
     /// Broadcast a SQL hunt and collect every agent's answer.
+    ///
+    /// Exits 0 when every targeted agent answered without error, 1 when some
+    /// failed or did not answer, 2 when the guard refused the query (nothing
+    /// is sent). When the targets match no live agent and no host is
+    /// expected (--expect-file, --expect-seen), there is nobody to wait for:
+    /// it says so at once, exits 1, and the hunt is not sent.
     Hunt(HuntArgs),
     /// List live agents.
     Agents(AgentsArgs),
@@ -121,14 +131,17 @@ pub struct HuntArgs {
     pub targets: TargetArgs,
     #[command(flatten)]
     pub expect: ExpectArgs,
-    /// Print rows as NDJSON, one object per row.
-    #[arg(long)]
-    pub json: bool,
+    #[command(flatten)]
+    pub format: FormatArgs,
+    /// Write the rows to FILE instead of standard output, in the format its
+    /// name ends with: .csv, .json, .ndjson or .jsonl.
+    #[arg(long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
     /// Write every targeted host's outcome to FILE as NDJSON, one object per
     /// host: {"host_id", "outcome" (answered, failed, rejected, silent,
     /// skipped), "rows", "reason"}. The terminal shows a screenful.
     #[arg(long, value_name = "FILE")]
-    pub output: Option<PathBuf>,
+    pub outcomes: Option<PathBuf>,
 }
 
 /// Hosts to wait for besides the live ones, so a host that vanished (its
@@ -208,9 +221,10 @@ impl ExpectArgs {
 pub struct AgentsArgs {
     #[command(subcommand)]
     pub action: Option<AgentsCommand>,
-    /// Print NDJSON, one object per agent (with --summary: one object).
-    #[arg(long)]
-    pub json: bool,
+    // json and ndjson have each agent's whole heartbeat; with --summary,
+    // they are one object, and csv has every value.
+    #[command(flatten)]
+    pub format: FormatArgs,
     /// Only agents with these labels, e.g. role=web,dc=sh1.
     #[arg(long)]
     pub labels: Option<String>,
@@ -277,9 +291,9 @@ pub struct MatchesArgs {
     /// Keep reading new matches until interrupted.
     #[arg(long)]
     pub follow: bool,
-    /// Print NDJSON, one match per line.
-    #[arg(long)]
-    pub json: bool,
+    // json and ndjson have each match whole.
+    #[command(flatten)]
+    pub format: FormatArgs,
 }
 
 #[derive(Args, Debug)]
@@ -288,13 +302,16 @@ pub struct ResultsArgs {
     pub hunt_id: String,
     #[command(flatten)]
     pub expect: ExpectArgs,
-    /// Write every host's outcome to FILE as NDJSON, as `sweep hunt
+    #[command(flatten)]
+    pub format: FormatArgs,
+    /// Write the rows to FILE instead of standard output, as `sweep hunt
     /// --output` does.
     #[arg(long, value_name = "FILE")]
     pub output: Option<PathBuf>,
-    /// Print rows as NDJSON, one object per row.
-    #[arg(long)]
-    pub json: bool,
+    /// Write every host's outcome to FILE as NDJSON, as `sweep hunt
+    /// --outcomes` does.
+    #[arg(long, value_name = "FILE")]
+    pub outcomes: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]
@@ -369,9 +386,9 @@ pub struct PackAddArgs {
 
 #[derive(Args, Debug)]
 pub struct ListArgs {
-    /// Print NDJSON, one stored object per line.
-    #[arg(long)]
-    pub json: bool,
+    // json and ndjson have each stored object whole.
+    #[command(flatten)]
+    pub format: FormatArgs,
 }
 
 #[derive(Args, Debug)]
@@ -391,9 +408,9 @@ pub struct TailArgs {
     /// Keep reading new rows until interrupted.
     #[arg(long)]
     pub follow: bool,
-    /// Print each row as osquery's result-log JSON, one per line.
-    #[arg(long)]
-    pub json: bool,
+    // json and ndjson have each row as osquery's result-log JSON.
+    #[command(flatten)]
+    pub format: FormatArgs,
 }
 
 /// A schedule interval: plain seconds as osquery writes them, or a duration

@@ -14,6 +14,9 @@ async fn main() -> ExitCode {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
             eprintln!("Error: {}", sweep_proto::text::printable(&e.to_string()));
+            if let Some(hint) = e.hint() {
+                eprintln!("  {hint}");
+            }
             ExitCode::from(1)
         }
     }

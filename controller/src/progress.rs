@@ -9,7 +9,7 @@
 //! identical reason, and [`summary_lines`] shows the groups in at most a
 //! screenful, naming a few hosts per group. A group of a few hosts keeps one
 //! `HOST: reason` line per host. The full per-host report is NDJSON
-//! ([`HostOutcome::to_json`], `sweep hunt --output FILE`).
+//! ([`HostOutcome::to_line`], `sweep hunt --outcomes FILE`).
 
 use std::collections::BTreeMap;
 use std::io::IsTerminal;
@@ -192,7 +192,7 @@ pub struct HostOutcome {
 
 impl HostOutcome {
     /// `{"host_id", "outcome", "rows", "reason"}` in that order: one NDJSON
-    /// line of `sweep hunt --output`.
+    /// line of `sweep hunt --outcomes`.
     pub fn to_line(&self) -> String {
         serde_json::to_string(self).expect("an outcome always serializes")
     }
@@ -447,12 +447,12 @@ mod tests {
             .collect();
         let g = groups(&hosts);
         assert_eq!(g.len(), 10_000);
-        let lines = summary_lines(&g, Limits::default(), " (see --output)");
+        let lines = summary_lines(&g, Limits::default(), " (see --outcomes)");
         assert_eq!(lines.len(), 20, "{lines:#?}");
         assert_eq!(lines[0], "h00000: error 0");
         assert_eq!(
             lines[19],
-            "... and 9981 more group(s) of 9981 host(s) not shown (see --output)"
+            "... and 9981 more group(s) of 9981 host(s) not shown (see --outcomes)"
         );
         // A group too big for its own lines takes one; a last group that
         // fits needs no closing note.

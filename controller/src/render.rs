@@ -1,10 +1,45 @@
-//! Terminal output: aligned tables for people, NDJSON for programs.
+//! Text for people: tables (comfy-table), and cells: ages, sizes, targets,
+//! row summaries. [`crate::output`] picks between these and JSON or CSV.
 
 use std::collections::BTreeMap;
 
+use comfy_table::{ContentLineStyle, LineStyle, Table, TableStyle};
+use sweep_proto::text::printable;
 use sweep_proto::Targets;
 
-pub use sweep_proto::text::table;
+/// The table look sweep has always had (and the agent's shell has, as
+/// osqueryi): `+---+` rules, `|` between cells, no line between rows.
+const STYLE: TableStyle = TableStyle::new()
+    .top_border(LineStyle::new('+', '-', '+', '+'))
+    .header_lines(ContentLineStyle::new('|', '|', '|'))
+    .header_separator(LineStyle::new('+', '-', '+', '+'))
+    .content_lines(ContentLineStyle::new('|', '|', '|'))
+    .bottom_border(LineStyle::new('+', '-', '+', '+'));
+
+/// A text table of `columns` and `rows`, as wide as its cells (long free
+/// text is cut by the caller: see [`truncate`]); empty without columns.
+/// Every cell is made printable: a row from a hostile host is shown, never
+/// obeyed, by the terminal.
+pub fn table(columns: &[String], rows: &[Vec<String>]) -> String {
+    if columns.is_empty() {
+        return String::new();
+    }
+    let mut t = Table::new();
+    // Without rows, the rule under the header is the bottom border: drawn
+    // once, not twice.
+    t.load_style(if rows.is_empty() {
+        STYLE.header_separator(LineStyle::none())
+    } else {
+        STYLE
+    });
+    t.set_header(columns.iter().map(|c| printable(c).into_owned()));
+    for r in rows {
+        t.add_row(r.iter().map(|v| printable(v).into_owned()));
+    }
+    let mut text = t.to_string();
+    text.push('\n');
+    text
+}
 
 /// Longest cell of free text (a row's columns, a query) in a table.
 pub const CELL_WIDTH: usize = 80;
@@ -20,12 +55,15 @@ pub fn truncate(text: &str, max: usize) -> String {
 
 /// A row's columns as `k=v k=v`, cut to fit a table cell.
 pub fn row_summary(row: &BTreeMap<String, String>) -> String {
-    let text = row
-        .iter()
+    truncate(&pairs(row), CELL_WIDTH)
+}
+
+/// A row's columns as `k=v k=v`, whole.
+pub fn pairs(row: &BTreeMap<String, String>) -> String {
+    row.iter()
         .map(|(k, v)| format!("{k}={v}"))
         .collect::<Vec<_>>()
-        .join(" ");
-    truncate(&text, CELL_WIDTH)
+        .join(" ")
 }
 
 /// Whom a command targets: `all`, or its hosts and labels.
@@ -101,5 +139,11 @@ mod tests {
             t,
             "+-----+----+\n| a   | bb |\n+-----+----+\n| xyz | 1  |\n+-----+----+\n"
         );
+        // No rows: the header alone, closed.
+        let t = table(&["a".into()], &[]);
+        assert_eq!(t, "+---+\n| a |\n+---+\n");
+        assert_eq!(table(&[], &[]), "");
+        let t = table(&["x".into()], &[vec!["\u{1b}]0;owned\u{7}".into()]]);
+        assert!(!t.contains('\u{1b}') && !t.contains('\u{7}'), "{t:?}");
     }
 }

@@ -28,11 +28,14 @@
 //!   batch may store once they are out; [`settle`]: what follows when they
 //!   are (counts, suppression, checkpoint, offsets), and the drain before
 //!   partitions are revoked; [`sender`]: the producer.
-//! - [`config`]: the TOML configuration.
+//! - [`config`]: the TOML configuration; [`cli`]: the command line, shared
+//!   by the binary and the man page and completion generator
+//!   (`examples/sweep-rules-docs.rs`).
 //! - [`metrics`]: every metric, and the `/metrics` listener.
 #![forbid(unsafe_code)]
 
 pub mod checkpoint;
+pub mod cli;
 pub mod condition;
 pub mod config;
 pub mod consumer;

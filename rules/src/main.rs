@@ -2,41 +2,11 @@
 //! rules, run the consumer until SIGTERM or SIGINT.
 #![forbid(unsafe_code)]
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::Parser;
+use sweep_rules::cli::{Cli, Command};
 use sweep_rules::{examples, rule, Config, RuleSet};
-
-#[derive(Parser)]
-#[command(
-    name = "sweep-rules",
-    version,
-    about = "Evaluate detection rules on sweep's result rows"
-)]
-struct Cli {
-    /// The TOML configuration file.
-    #[arg(long, short)]
-    config: Option<PathBuf>,
-    /// Directory of rule files (overrides the config's rules_dir).
-    #[arg(long)]
-    rules: Option<PathBuf>,
-    /// Check the rules and exit.
-    #[arg(long)]
-    check: bool,
-    #[command(subcommand)]
-    command: Option<Command>,
-}
-
-#[derive(Subcommand)]
-enum Command {
-    /// Run the examples in a directory's rule files (`[[rule.example]]`):
-    /// exit 0 when every example raises the matches it says.
-    Test {
-        /// Directory of rule files.
-        dir: PathBuf,
-    },
-}
 
 /// `sweep-rules test DIR`.
 fn test(dir: &std::path::Path) -> ExitCode {

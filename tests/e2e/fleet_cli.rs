@@ -1,6 +1,6 @@
 //! The controller at fleet size, against real agents: `sweep agents`
 //! filters and summary, and a hunt's closing summary that groups who did not
-//! answer by reason, with the full per-host report in `--output FILE`.
+//! answer by reason, with the full per-host report in `--outcomes FILE`.
 
 use std::time::Duration;
 
@@ -89,7 +89,7 @@ fn agents_filter_and_summarise_and_hunts_group_the_silent() {
         "3s",
         "--expect-file",
         hosts.to_str().unwrap(),
-        "--output",
+        "--outcomes",
         report.to_str().unwrap(),
     ]);
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -136,8 +136,18 @@ fn agents_filter_and_summarise_and_hunts_group_the_silent() {
     let out = c.sweep(&[
         "hunt",
         "SELECT 1 AS one",
-        "--output",
+        "--outcomes",
         "/nonexistent-dir/report.ndjson",
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("--outcomes /nonexistent-dir"), "{stderr}");
+    // So does one for the rows (`--output`).
+    let out = c.sweep(&[
+        "hunt",
+        "SELECT 1 AS one",
+        "--output",
+        "/nonexistent-dir/rows.csv",
     ]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");

@@ -574,6 +574,12 @@ impl Cluster {
         cmd
     }
 
+    /// Starts a long-running command of this cluster (a console, a
+    /// webdriver) with its output in `<dir>/<name>.log`.
+    pub fn spawn(&self, name: &str, cmd: &mut Command) -> Result<Proc> {
+        spawn(name, cmd, self.dir.path())
+    }
+
     pub fn sweep(&self, args: &[&str]) -> Output {
         self.sweep_cmd(args).output().expect("running sweep")
     }
@@ -689,7 +695,7 @@ pub struct TlsFiles {
 }
 
 /// Makes a CA and a server certificate with the `openssl` command.
-fn make_tls(dir: &Path) -> Result<TlsFiles> {
+pub fn make_tls(dir: &Path) -> Result<TlsFiles> {
     let openssl = server("openssl", "apt-get install openssl");
     let tls = dir.join("tls");
     std::fs::create_dir_all(&tls)?;

@@ -17,6 +17,7 @@ use sweep_proto::time::{unix_now, unix_now_ms};
 use crate::cli::{AgentsArgs, AgentsCommand};
 use crate::config::Settings;
 use crate::identities::{self, Identities};
+use crate::output::{Format, RowWriter};
 use crate::{fleet, render, ControllerError};
 
 pub async fn run(settings: &Settings, args: AgentsArgs) -> Result<u8, ControllerError> {
@@ -56,28 +57,28 @@ pub async fn run(settings: &Settings, args: AgentsArgs) -> Result<u8, Controller
         .await?;
     let now = unix_now();
     let now_ms = unix_now_ms();
+    let format = args.format.format();
     let mut out = std::io::stdout().lock();
     if args.summary {
         let summary = Summary::of(&agents, |a| ids.standing(a).as_str());
-        if args.json {
-            writeln!(out, "{}", summary.to_json())?;
-        } else {
-            write!(out, "{}", summary.table(VALUES_SHOWN))?;
-            writeln!(out, "{} live agent(s)", agents.len())?;
+        match format {
+            // One object, not rows: the same for json and ndjson.
+            Format::Json | Format::Ndjson => writeln!(out, "{}", summary.to_json())?,
+            Format::Csv => {
+                let mut rows = RowWriter::new(out, format, &SUMMARY_COLUMNS)?;
+                for r in summary.rows(usize::MAX) {
+                    rows.row(r)?;
+                }
+                rows.finish()?;
+            }
+            Format::Table => {
+                write!(out, "{}", summary.table(VALUES_SHOWN))?;
+                writeln!(out, "{} live agent(s)", agents.len())?;
+            }
         }
         return Ok(0);
     }
-    if args.json {
-        for a in &agents {
-            let mut v = serde_json::to_value(a).expect("heartbeats serialize");
-            v["uptime_s"] = now.saturating_sub(a.started_at).into();
-            v["heartbeat_age_ms"] = now_ms.saturating_sub(a.sent_at_ms).into();
-            v["identity_status"] = ids.standing(a).as_str().into();
-            writeln!(out, "{v}")?;
-        }
-        return Ok(0);
-    }
-    let columns: Vec<String> = [
+    let columns = [
         "host_id",
         "labels",
         "version",
@@ -86,36 +87,41 @@ pub async fn run(settings: &Settings, args: AgentsArgs) -> Result<u8, Controller
         "rss",
         "last heartbeat",
         "identity",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    let rows: Vec<Vec<String>> = agents
-        .iter()
-        .map(|a| {
-            vec![
-                a.host_id.clone(),
-                a.labels
-                    .iter()
-                    .map(|(k, v)| format!("{k}={v}"))
-                    .collect::<Vec<_>>()
-                    .join(","),
-                a.version.clone(),
-                render::age(now.saturating_sub(a.started_at)),
-                format!("{:.1}", a.resources.cpu_percent),
-                render::bytes(a.resources.rss_bytes),
-                format!(
-                    "{:.1}s ago",
-                    now_ms.saturating_sub(a.sent_at_ms) as f64 / 1000.0
-                ),
-                ids.standing(a).as_str().to_string(),
-            ]
-        })
-        .collect();
-    write!(out, "{}", render::table(&columns, &rows))?;
-    writeln!(out, "{} live agent(s)", agents.len())?;
+    ];
+    let mut rows = RowWriter::new(out, format, &columns)?;
+    for a in &agents {
+        let cells = vec![
+            a.host_id.clone(),
+            a.labels
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>()
+                .join(","),
+            a.version.clone(),
+            render::age(now.saturating_sub(a.started_at)),
+            format!("{:.1}", a.resources.cpu_percent),
+            render::bytes(a.resources.rss_bytes),
+            format!(
+                "{:.1}s ago",
+                now_ms.saturating_sub(a.sent_at_ms) as f64 / 1000.0
+            ),
+            ids.standing(a).as_str().to_string(),
+        ];
+        // json and ndjson: the whole heartbeat, and what the table works out.
+        let mut v = serde_json::to_value(a).expect("heartbeats serialize");
+        v["uptime_s"] = now.saturating_sub(a.started_at).into();
+        v["heartbeat_age_ms"] = now_ms.saturating_sub(a.sent_at_ms).into();
+        v["identity_status"] = ids.standing(a).as_str().into();
+        rows.row_with(cells, v.to_string())?;
+    }
+    rows.finish()?;
+    if format == Format::Table {
+        writeln!(std::io::stdout().lock(), "{} live agent(s)", agents.len())?;
+    }
     Ok(0)
 }
+
+const SUMMARY_COLUMNS: [&str; 3] = ["by", "value", "agents"];
 
 /// Values of one kind shown in the summary table; the JSON has them all.
 const VALUES_SHOWN: usize = 10;
@@ -180,16 +186,26 @@ impl Summary {
     /// A table of `kind | value | agents`, the most common values first, at
     /// most `max` values per kind (the rest summed on one row).
     pub fn table(&self, max: usize) -> String {
+        let rows: Vec<Vec<String>> = self
+            .rows(max)
+            .into_iter()
+            .map(|mut r| {
+                r[1] = render::truncate(&r[1], render::CELL_WIDTH);
+                r
+            })
+            .collect();
+        render::table(&SUMMARY_COLUMNS.map(String::from), &rows)
+    }
+
+    /// Rows of `kind, value, agents` as [`table`](Self::table) shows them,
+    /// values whole.
+    pub fn rows(&self, max: usize) -> Vec<Vec<String>> {
         let mut rows: Vec<Vec<String>> = Vec::new();
         let mut add = |kind: &str, counts: &BTreeMap<String, usize>, missing: Option<usize>| {
             let mut counts: Vec<(&String, &usize)> = counts.iter().collect();
             counts.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
             for (value, n) in counts.iter().take(max) {
-                rows.push(vec![
-                    kind.to_string(),
-                    render::truncate(value, render::CELL_WIDTH),
-                    n.to_string(),
-                ]);
+                rows.push(vec![kind.to_string(), value.to_string(), n.to_string()]);
             }
             if counts.len() > max {
                 let rest = &counts[max..];
@@ -217,8 +233,7 @@ impl Summary {
                 self.without_label.get(key).copied(),
             );
         }
-        let columns = ["by", "value", "agents"].map(String::from);
-        render::table(&columns, &rows)
+        rows
     }
 }
 

@@ -11,17 +11,31 @@ use sweep_proto::{topics, MatchRecord};
 use crate::cli::MatchesArgs;
 use crate::config::Settings;
 use crate::kafka::TopicReader;
+use crate::output::{Format, RowWriter};
 use crate::{render, ControllerError};
 
+const COLUMNS: [&str; 6] = ["time", "severity", "rule", "host", "title", "row"];
+
 pub async fn run(settings: &Settings, args: MatchesArgs) -> Result<u8, ControllerError> {
+    let format = args.format.format();
+    if args.follow && !format.streams() {
+        return Err(ControllerError::Usage(
+            "--follow writes matches as they come, and a JSON array is only whole at its end: use --format ndjson".into(),
+        ));
+    }
     topics::ensure(&settings.kafka, &[topics::MATCHES]).await?;
     let reader = TopicReader::new(&settings.kafka, topics::MATCHES)?;
     let ends = reader.end_offsets()?;
     let starts: BTreeMap<i32, Offset> = ends.keys().map(|p| (*p, Offset::Beginning)).collect();
     reader.assign(&starts)?;
     let mut remaining: BTreeMap<i32, i64> = ends.into_iter().filter(|(_, end)| *end > 0).collect();
-    let mut shown = Vec::new();
-    let mut out = std::io::stdout().lock();
+    let out = std::io::stdout().lock();
+    let mut rows = if args.follow {
+        RowWriter::following(out, format, &COLUMNS)?
+    } else {
+        RowWriter::new(out, format, &COLUMNS)?
+    }
+    .clip(&["row"]);
     loop {
         if !args.follow && remaining.is_empty() {
             break;
@@ -41,31 +55,18 @@ pub async fn run(settings: &Settings, args: MatchesArgs) -> Result<u8, Controlle
                 continue;
             }
         };
-        if args.json {
-            writeln!(
-                out,
-                "{}",
-                serde_json::to_string(&m).expect("matches serialize")
-            )?;
-        } else if args.follow {
-            writeln!(out, "{}", line(&m))?;
-        } else {
-            shown.push(m);
-        }
-        out.flush()?;
+        let json = serde_json::to_string(&m).expect("matches serialize");
+        rows.row_with(cells(&m), json)?;
+        rows.flush()?;
     }
-    if !args.json {
-        let columns: Vec<String> = ["time", "severity", "rule", "host", "title", "row"]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
-        let rows: Vec<Vec<String>> = shown.iter().map(cells).collect();
-        write!(out, "{}", render::table(&columns, &rows))?;
-        writeln!(out, "{} match(es)", shown.len())?;
+    let n = rows.finish()?;
+    if format == Format::Table && !args.follow {
+        writeln!(std::io::stdout().lock(), "{n} match(es)")?;
     }
     Ok(0)
 }
 
+/// A match's cells, its row as `k=v` text whole (a table cuts it).
 fn cells(m: &MatchRecord) -> Vec<String> {
     vec![
         sweep_proto::time::calendar_time(m.last_seen),
@@ -73,10 +74,6 @@ fn cells(m: &MatchRecord) -> Vec<String> {
         m.rule_id.clone(),
         m.host.clone(),
         m.title.clone(),
-        render::row_summary(&m.row),
+        render::pairs(&m.row),
     ]
-}
-
-fn line(m: &MatchRecord) -> String {
-    cells(m).join("  ")
 }

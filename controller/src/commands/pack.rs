@@ -16,6 +16,7 @@ use sweep_proto::{Keyspace, Pack};
 
 use crate::cli::{ListArgs, PackAddArgs, PackCommand, RmArgs};
 use crate::config::Settings;
+use crate::output::{Format, RowWriter};
 use crate::{names, operator, packfile, render, ControllerError};
 
 pub async fn run(settings: &Settings, command: PackCommand) -> Result<u8, ControllerError> {
@@ -159,39 +160,32 @@ async fn list(settings: &Settings, args: ListArgs) -> Result<u8, ControllerError
         }
     }
     packs.sort_by(|a, b| a.name.cmp(&b.name));
-    let mut out = std::io::stdout().lock();
-    if args.json {
-        for p in &packs {
-            writeln!(out, "{}", p.to_json())?;
-        }
-        return Ok(0);
-    }
-    let columns: Vec<String> = [
+    let format = args.format.format();
+    let columns = [
         "name",
         "queries",
         "discovery",
         "targets",
         "platform",
         "issuer",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    let rows: Vec<Vec<String>> = packs
-        .iter()
-        .map(|p| {
-            vec![
-                p.name.clone(),
-                p.queries.len().to_string(),
-                p.discovery.len().to_string(),
-                render::targets(&p.targets),
-                p.platform.clone().unwrap_or_else(|| "all".into()),
-                p.issuer.clone(),
-            ]
-        })
-        .collect();
-    write!(out, "{}", render::table(&columns, &rows))?;
-    writeln!(out, "{} pack(s)", packs.len())?;
+    ];
+    let mut rows = RowWriter::new(std::io::stdout().lock(), format, &columns)?;
+    for p in &packs {
+        let cells = vec![
+            p.name.clone(),
+            p.queries.len().to_string(),
+            p.discovery.len().to_string(),
+            render::targets(&p.targets),
+            p.platform.clone().unwrap_or_else(|| "all".into()),
+            p.issuer.clone(),
+        ];
+        // json and ndjson: the pack as stored.
+        rows.row_with(cells, p.to_json())?;
+    }
+    rows.finish()?;
+    if format == Format::Table {
+        writeln!(std::io::stdout().lock(), "{} pack(s)", packs.len())?;
+    }
     Ok(0)
 }
 

@@ -11,9 +11,10 @@ use sweep_proto::signing::Signer;
 use sweep_proto::time::unix_now;
 use sweep_proto::{topics, Hunt};
 
-use super::hunt::{Answers, OutcomeFile};
+use super::hunt::Sinks;
 use crate::cli::ResultsArgs;
 use crate::config::Settings;
+use crate::hunting::Answers;
 use crate::identities::Identities;
 use crate::kafka::TopicReader;
 use crate::progress::Limits;
@@ -21,6 +22,12 @@ use crate::{fleet, operator, ControllerError};
 
 pub async fn run(settings: &Settings, args: ResultsArgs) -> Result<u8, ControllerError> {
     let started = Instant::now();
+    // A path that cannot be written fails before the topic is read.
+    let sinks = Sinks::open(
+        args.format.format(),
+        args.output.as_deref(),
+        args.outcomes.as_deref(),
+    )?;
     let keys = settings.etcd.keyspace();
     let mut client = settings.etcd.connect().await?;
     // A live hunt says whom it targets; an expired one is gone from etcd and
@@ -81,17 +88,6 @@ pub async fn run(settings: &Settings, args: ResultsArgs) -> Result<u8, Controlle
         }
         answers.absorb(&rec.payload);
     }
-    let output = args
-        .output
-        .as_deref()
-        .map(OutcomeFile::create)
-        .transpose()?;
-    answers.report_to(
-        &expected,
-        args.json,
-        None,
-        started.elapsed(),
-        output,
-        Limits::default(),
-    )
+    let finished = answers.finish(&expected, None, started.elapsed());
+    super::hunt::report(finished, sinks, Limits::default())
 }

@@ -15,6 +15,7 @@ use sweep_proto::{guard, Keyspace, ScheduledQuery};
 
 use crate::cli::{ListArgs, RmArgs, ScheduleAddArgs, ScheduleCommand};
 use crate::config::Settings;
+use crate::output::{Format, RowWriter};
 use crate::packfile::MAX_INTERVAL;
 use crate::{names, operator, render, ControllerError};
 
@@ -145,40 +146,33 @@ async fn list(settings: &Settings, args: ListArgs) -> Result<u8, ControllerError
         }
     }
     queries.sort_by(|a, b| a.name.cmp(&b.name));
-    let mut out = std::io::stdout().lock();
-    if args.json {
-        for q in &queries {
-            writeln!(out, "{}", q.to_json())?;
-        }
-        return Ok(0);
-    }
-    let columns: Vec<String> = [
+    let format = args.format.format();
+    let columns = [
         "name", "interval", "mode", "targets", "platform", "issuer", "sql",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    let rows: Vec<Vec<String>> = queries
-        .iter()
-        .map(|q| {
-            vec![
-                q.name.clone(),
-                humantime::format_duration(std::time::Duration::from_secs(q.interval)).to_string(),
-                mode(q).to_string(),
-                render::targets(&q.targets),
-                q.platform.clone().unwrap_or_else(|| "all".into()),
-                q.issuer.clone(),
-                render::truncate(&one_line(&q.sql), render::CELL_WIDTH),
-            ]
-        })
-        .collect();
-    write!(out, "{}", render::table(&columns, &rows))?;
-    writeln!(
-        out,
-        "{} scheduled quer{}",
-        queries.len(),
-        if queries.len() == 1 { "y" } else { "ies" }
-    )?;
+    ];
+    let mut rows = RowWriter::new(std::io::stdout().lock(), format, &columns)?.clip(&["sql"]);
+    for q in &queries {
+        let cells = vec![
+            q.name.clone(),
+            humantime::format_duration(std::time::Duration::from_secs(q.interval)).to_string(),
+            mode(q).to_string(),
+            render::targets(&q.targets),
+            q.platform.clone().unwrap_or_else(|| "all".into()),
+            q.issuer.clone(),
+            one_line(&q.sql),
+        ];
+        // json and ndjson: the query as stored.
+        rows.row_with(cells, q.to_json())?;
+    }
+    rows.finish()?;
+    if format == Format::Table {
+        writeln!(
+            std::io::stdout().lock(),
+            "{} scheduled quer{}",
+            queries.len(),
+            if queries.len() == 1 { "y" } else { "ies" }
+        )?;
+    }
     Ok(0)
 }
 

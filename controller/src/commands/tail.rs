@@ -13,7 +13,10 @@ use sweep_proto::{topics, ResultRow, ResultsRecord};
 use crate::cli::TailArgs;
 use crate::config::Settings;
 use crate::kafka::TopicReader;
+use crate::output::{Format, RowWriter};
 use crate::{names, render, ControllerError};
+
+const COLUMNS: [&str; 5] = ["time", "host", "name", "action", "columns"];
 
 /// How long the broker may stay silent before the end of the topic is
 /// reached (without `--follow`) before giving up.
@@ -28,6 +31,12 @@ pub async fn run(settings: &Settings, args: TailArgs) -> Result<u8, ControllerEr
 }
 
 async fn read(settings: &Settings, args: &TailArgs) -> Result<u8, ControllerError> {
+    let format = args.format.format();
+    if args.follow && !format.streams() {
+        return Err(ControllerError::Usage(
+            "--follow writes rows as they come, and a JSON array is only whole at its end: use --format ndjson".into(),
+        ));
+    }
     topics::ensure(&settings.kafka, &[topics::RESULTS, topics::HUNTS]).await?;
     let topic = match &args.query {
         Some(q) if q.starts_with("hunt:") => topics::HUNTS,
@@ -47,8 +56,17 @@ async fn read(settings: &Settings, args: &TailArgs) -> Result<u8, ControllerErro
         query: args.query.clone(),
         host: args.host.clone(),
     };
+    // A table is drawn once every row is in, in time order; the other
+    // formats, and --follow, write each row as it comes.
+    let sorted = format == Format::Table && !args.follow;
     let mut table: Vec<(u64, Vec<String>)> = Vec::new();
-    let mut out = std::io::stdout().lock();
+    let out = std::io::stdout().lock();
+    let mut rows = if args.follow {
+        RowWriter::following(out, format, &COLUMNS)?
+    } else {
+        RowWriter::new(out, format, &COLUMNS)?
+    }
+    .clip(&["columns"]);
     let mut last_heard = Instant::now();
     loop {
         if !args.follow && remaining.is_empty() {
@@ -81,31 +99,25 @@ async fn read(settings: &Settings, args: &TailArgs) -> Result<u8, ControllerErro
         if !filter.matches(&row) {
             continue;
         }
-        if args.json {
-            writeln!(
-                out,
-                "{}",
-                serde_json::to_string(&row).expect("rows serialize")
-            )?;
-        } else if args.follow {
-            writeln!(out, "{}", cells(&row).join("  "))?;
-        } else {
+        if sorted {
             table.push((row.unix_time, cells(&row)));
+            continue;
         }
+        // json and ndjson: osquery's result-log JSON.
+        let json = serde_json::to_string(&row).expect("rows serialize");
+        rows.row_with(cells(&row), json)?;
         if args.follow {
-            out.flush()?;
+            rows.flush()?;
         }
     }
-    if !args.json {
-        // Partitions interleave; people read rows in time order.
-        table.sort_by_key(|(t, _)| *t);
-        let columns: Vec<String> = ["time", "host", "name", "action", "columns"]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
-        let rows: Vec<Vec<String>> = table.into_iter().map(|(_, c)| c).collect();
-        write!(out, "{}", render::table(&columns, &rows))?;
-        writeln!(out, "{} row(s)", rows.len())?;
+    // Partitions interleave; people read rows in time order.
+    table.sort_by_key(|(t, _)| *t);
+    for (_, cells) in table {
+        rows.row(cells)?;
+    }
+    let n = rows.finish()?;
+    if sorted {
+        writeln!(std::io::stdout().lock(), "{n} row(s)")?;
     }
     Ok(0)
 }
@@ -128,6 +140,7 @@ impl Filter {
     }
 }
 
+/// A row's cells: its columns as `k=v` text, whole (a table cuts them).
 fn cells(row: &ResultRow) -> Vec<String> {
     vec![
         if row.calendar_time.is_empty() {
@@ -138,7 +151,7 @@ fn cells(row: &ResultRow) -> Vec<String> {
         row.host_identifier.clone(),
         row.name.clone(),
         row.action.clone(),
-        render::row_summary(&row.columns),
+        render::pairs(&row.columns),
     ]
 }
 

@@ -1,0 +1,11 @@
+//! Writes `sweep-rules`'s man pages and shell completions into OUTDIR (see
+//! ops/packaging/gen_docs.rs); `ops/package` runs it:
+//! `cargo run -p sweep-rules --example sweep-rules-docs -- OUTDIR`.
+#![forbid(unsafe_code)]
+
+#[path = "../../ops/packaging/gen_docs.rs"]
+mod gen_docs;
+
+fn main() -> std::process::ExitCode {
+    gen_docs::main_for(<sweep_rules::cli::Cli as clap::CommandFactory>::command())
+}
