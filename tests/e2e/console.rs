@@ -46,6 +46,36 @@ fn hash(c: &Cluster, secret: &str) -> String {
     String::from_utf8(out.stdout).unwrap().trim().to_string()
 }
 
+async fn click(browser: &fantoccini::Client, id: &str) {
+    browser
+        .find(Locator::Id(id))
+        .await
+        .unwrap_or_else(|e| panic!("#{id}: {e}"))
+        .click()
+        .await
+        .unwrap_or_else(|e| panic!("clicking #{id}: {e}"));
+}
+
+async fn type_into(browser: &fantoccini::Client, id: &str, text: &str) {
+    browser
+        .find(Locator::Id(id))
+        .await
+        .unwrap_or_else(|e| panic!("#{id}: {e}"))
+        .send_keys(text)
+        .await
+        .unwrap_or_else(|e| panic!("typing into #{id}: {e}"));
+}
+
+async fn text_of(browser: &fantoccini::Client, id: &str) -> String {
+    browser
+        .find(Locator::Id(id))
+        .await
+        .unwrap_or_else(|e| panic!("#{id}: {e}"))
+        .text()
+        .await
+        .unwrap_or_else(|e| panic!("reading #{id}: {e}"))
+}
+
 /// The text of element `id` once `ok` holds for it, read afresh each time
 /// (a form's post replaces the page under the test).
 async fn text_when(
@@ -163,54 +193,18 @@ condition = "marker = 'from-the-console'"
         .path()
         .ends_with("/login"));
     shot("login.png").await;
-    browser
-        .find(Locator::Id("user"))
-        .await
-        .unwrap()
-        .send_keys("alice")
-        .await
-        .unwrap();
-    browser
-        .find(Locator::Id("password"))
-        .await
-        .unwrap()
-        .send_keys("wrong")
-        .await
-        .unwrap();
-    browser
-        .find(Locator::Id("sign-in"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    type_into(&browser, "user", "alice").await;
+    type_into(&browser, "password", "wrong").await;
+    click(&browser, "sign-in").await;
     let refused = browser
         .wait()
         .for_element(Locator::Id("login-error"))
         .await
         .unwrap();
     assert!(refused.text().await.unwrap().contains("Wrong"));
-    browser
-        .find(Locator::Id("user"))
-        .await
-        .unwrap()
-        .send_keys("alice")
-        .await
-        .unwrap();
-    browser
-        .find(Locator::Id("password"))
-        .await
-        .unwrap()
-        .send_keys("correct horse battery")
-        .await
-        .unwrap();
-    browser
-        .find(Locator::Id("sign-in"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    type_into(&browser, "user", "alice").await;
+    type_into(&browser, "password", "correct horse battery").await;
+    click(&browser, "sign-in").await;
     let count = browser
         .wait()
         .for_element(Locator::Id("agent-count"))
@@ -221,13 +215,7 @@ condition = "marker = 'from-the-console'"
         "{}",
         logs()
     );
-    let fleet = browser
-        .find(Locator::Id("agents"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let fleet = text_of(&browser, "agents").await;
     for h in hosts {
         assert!(fleet.contains(h), "{fleet}");
     }
@@ -242,13 +230,7 @@ condition = "marker = 'from-the-console'"
         .unwrap();
     // The guard's refusal shows in the editor, at the table it names.
     sql.send_keys("SELECT pid FROM nosuchtable").await.unwrap();
-    browser
-        .find(Locator::Id("run-hunt"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&browser, "run-hunt").await;
     let refusal = browser
         .wait()
         .for_element(Locator::Css("#sql-error:not([hidden])"))
@@ -289,13 +271,7 @@ condition = "marker = 'from-the-console'"
         Some("SELECT 'from-the-console' AS marker, uid FROM users WHERE uid = 0")
     );
     shot("hunt-editor.png").await;
-    browser
-        .find(Locator::Id("run-hunt"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&browser, "run-hunt").await;
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let state = browser
@@ -316,26 +292,11 @@ condition = "marker = 'from-the-console'"
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    let rows = browser
-        .find(Locator::Id("rows"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let rows = text_of(&browser, "rows").await;
     for h in hosts {
         assert!(rows.contains(h), "no row from {h}:\n{rows}\n{}", logs());
     }
-    assert_eq!(
-        browser
-            .find(Locator::Id("row-count"))
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap(),
-        "3"
-    );
+    assert_eq!(text_of(&browser, "row-count").await, "3");
     shot("hunt-results.png").await;
     // The CSV download has the three rows.
     let href = browser
@@ -361,13 +322,7 @@ condition = "marker = 'from-the-console'"
 
     // The history lists it, issued by alice.
     browser.goto(&format!("{base}/hunts")).await.unwrap();
-    let history = browser
-        .find(Locator::Id("history"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let history = text_of(&browser, "history").await;
     assert!(history.contains("alice"), "{history}");
 
     // The rule's matches arrive in the live feed.
@@ -389,13 +344,7 @@ condition = "marker = 'from-the-console'"
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    let feed = browser
-        .find(Locator::Id("matches"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let feed = text_of(&browser, "matches").await;
     assert!(feed.contains("console_marker"), "{feed}");
     shot("matches.png").await;
 

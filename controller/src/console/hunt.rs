@@ -96,9 +96,20 @@ impl History {
         hunts.iter().find(|h| h.id == id).cloned()
     }
 
+    /// A hunt and a copy of what it has got, for a download.
+    fn rows(&self, id: &str) -> Option<(Arc<Entry>, Progress)> {
+        let h = self.get(id)?;
+        let p = h.state().clone();
+        Some((h, p))
+    }
+
     fn all(&self) -> Vec<Arc<Entry>> {
         self.hunts.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
+}
+
+fn no_such_hunt() -> Response {
+    (StatusCode::NOT_FOUND, "no such hunt here").into_response()
 }
 
 pub async fn editor(SignedIn(user): SignedIn) -> Response {
@@ -308,7 +319,7 @@ pub async fn events(
     Path(id): Path<String>,
 ) -> Response {
     let Some(h) = app.hunts.get(&id) else {
-        return (StatusCode::NOT_FOUND, "no such hunt").into_response();
+        return no_such_hunt();
     };
     Sse::new(follow(h))
         .keep_alive(KeepAlive::default())
@@ -420,10 +431,9 @@ pub async fn csv(
     SignedIn(_): SignedIn,
     Path(id): Path<String>,
 ) -> Response {
-    let Some(h) = app.hunts.get(&id) else {
-        return (StatusCode::NOT_FOUND, "no such hunt").into_response();
+    let Some((h, p)) = app.hunts.rows(&id) else {
+        return no_such_hunt();
     };
-    let p = h.state().clone();
     let columns = columns(&p.rows);
     let mut w = ::csv::Writer::from_writer(Vec::new());
     let mut header = vec!["host".to_string()];
@@ -453,10 +463,9 @@ pub async fn json(
     SignedIn(_): SignedIn,
     Path(id): Path<String>,
 ) -> Response {
-    let Some(h) = app.hunts.get(&id) else {
-        return (StatusCode::NOT_FOUND, "no such hunt").into_response();
+    let Some((h, p)) = app.hunts.rows(&id) else {
+        return no_such_hunt();
     };
-    let p = h.state().clone();
     let rows: Vec<serde_json::Value> = p
         .rows
         .iter()
