@@ -45,20 +45,9 @@ pub async fn run(
     rules: RuleSet,
     shutdown: watch::Receiver<bool>,
 ) -> Result<(), RulesError> {
-    topics::ensure(
-        &config.kafka,
-        &[topics::RESULTS, topics::HUNTS, topics::MATCHES],
-    )
-    .await?;
-    let mut pcfg = config.kafka.client_config();
-    pcfg.set("enable.idempotence", "true")
-        .set("acks", "all")
-        .set("linger.ms", "5");
-    for (k, v) in &config.kafka.properties {
-        pcfg.set(k, v);
-    }
-    let sender = Arc::new(Sender::new(&pcfg, topics::MATCHES)?);
     let metrics = Metrics::new()?;
+    // /live and /metrics answer from the start, also while the broker is
+    // waited for.
     if !config.metrics_listen.is_empty() {
         let listener = tokio::net::TcpListener::bind(&config.metrics_listen)
             .await
@@ -68,6 +57,17 @@ pub async fn run(
             })?;
         tokio::spawn(metrics.clone().serve(listener, shutdown.clone()));
     }
+    if !broker_ready(&config, shutdown.clone()).await? {
+        return Ok(()); // stopped while waiting
+    }
+    let mut pcfg = config.kafka.client_config();
+    pcfg.set("enable.idempotence", "true")
+        .set("acks", "all")
+        .set("linger.ms", "5");
+    for (k, v) in &config.kafka.properties {
+        pcfg.set(k, v);
+    }
+    let sender = Arc::new(Sender::new(&pcfg, topics::MATCHES)?);
     let checking = Checking::start(&config, shutdown.clone())?.map(Arc::new);
     let workers = config.workers();
     info!(rules = rules.len(), group = %config.group_id, workers, "evaluating rules");
@@ -125,6 +125,36 @@ pub async fn run(
     .await
     .ok();
     Ok(())
+}
+
+/// Makes sure sweep's topics exist, waiting for a broker that does not
+/// answer yet (started at the same time, restarting) with a growing pause:
+/// the daemon comes up with the broker instead of exiting. False when
+/// shutdown came first; other errors (a refused topic) are returned.
+async fn broker_ready(
+    config: &Config,
+    mut shutdown: watch::Receiver<bool>,
+) -> Result<bool, RulesError> {
+    let mut pause = Duration::from_millis(500);
+    loop {
+        let tried = topics::ensure(
+            &config.kafka,
+            &[topics::RESULTS, topics::HUNTS, topics::MATCHES],
+        )
+        .await;
+        match tried {
+            Ok(()) => return Ok(true),
+            Err(e @ sweep_proto::ProtoError::Unreachable { .. }) => {
+                warn!(error = %e, retry_in = ?pause, "the broker does not answer yet");
+            }
+            Err(e) => return Err(e.into()),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(pause) => {}
+            _ = shutdown.wait_for(|stop| *stop) => return Ok(false),
+        }
+        pause = (pause * 2).min(Duration::from_secs(10));
+    }
 }
 
 /// One group member's consumer, subscribed to scheduled rows and hunts'

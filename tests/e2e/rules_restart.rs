@@ -159,3 +159,43 @@ condition = "kind = 'each'"
         rules.log_text()
     );
 }
+
+#[test]
+fn sweep_rules_started_before_the_broker_waits_for_it() {
+    let mut c = Cluster::start().unwrap();
+    let dir = c.rules_dir(
+        r#"
+[[rule]]
+id = "each"
+title = "Every marked row"
+severity = "low"
+query = "burst"
+condition = "kind = 'each'"
+"#,
+    );
+    c.stop_broker();
+    let mut rules = c.rules(&dir).unwrap();
+    // Up and saying why it waits, its metrics served, not gone.
+    let addr = eventually(Duration::from_secs(20), || rules.admin_addr())
+        .unwrap_or_else(|| panic!("no admin address\n{}", rules.log_text()));
+    eventually(Duration::from_secs(30), || {
+        rules
+            .log_text()
+            .contains("the broker does not answer yet")
+            .then_some(())
+    })
+    .unwrap_or_else(|| panic!("no word of the broker\n{}", rules.log_text()));
+    assert!(http_get(&addr, "/metrics").contains("sweep_rules_"));
+    assert!(
+        !rules.wait_exit(Duration::ZERO),
+        "sweep-rules exited without a broker\n{}",
+        rules.log_text()
+    );
+    c.start_broker().unwrap();
+    produce(&c, 0..ROWS);
+    assert!(
+        every_row_matched(&c),
+        "matches missing once the broker came\n{}",
+        rules.log_text()
+    );
+}
