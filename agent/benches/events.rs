@@ -88,6 +88,8 @@ fn run(events: &Events, n: usize, tag: &str, at_once: bool) {
     let mut last = caught(events, &pids, tag);
     let mut still = 0;
     while last.2 < n && still < 5 && Instant::now() < deadline {
+        // A lost event never arrives, so "nothing more came for a second"
+        // is the measurement's end: the pause is what is waited for.
         std::thread::sleep(Duration::from_millis(200));
         let now = caught(events, &pids, tag);
         still = if now == last { still + 1 } else { 0 };

@@ -8,7 +8,7 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use fantoccini::{ClientBuilder, Locator};
 use serde_json::json;
@@ -76,25 +76,18 @@ async fn text_of(browser: &fantoccini::Client, id: &str) -> String {
         .unwrap_or_else(|e| panic!("reading #{id}: {e}"))
 }
 
-/// The text of element `id` once `ok` holds for it, read afresh each time
-/// (a form's post replaces the page under the test).
-async fn text_when(
+/// Waits (up to 30 s, polled by the webdriver client) for an element the
+/// locator finds; the locators below say the condition waited for, so a
+/// page a form post replaces is read afresh.
+async fn appears(
     browser: &fantoccini::Client,
-    id: &'static str,
-    ok: impl Fn(&str) -> bool,
-) -> String {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let text = match browser.find(Locator::Id(id)).await {
-            Ok(e) => e.text().await.unwrap_or_default(),
-            Err(_) => String::new(),
-        };
-        if ok(&text) {
-            return text;
-        }
-        assert!(Instant::now() < deadline, "#{id} never got there: {text}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    locator: Locator<'_>,
+) -> Result<fantoccini::elements::Element, fantoccini::error::CmdError> {
+    browser
+        .wait()
+        .at_most(Duration::from_secs(30))
+        .for_element(locator)
+        .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -272,25 +265,15 @@ condition = "marker = 'from-the-console'"
     );
     shot("hunt-editor.png").await;
     click(&browser, "run-hunt").await;
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let state = browser
-            .wait()
-            .for_element(Locator::Id("hunt-state"))
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        if state.starts_with("done") {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "hunt not done: {state}\n{}",
-            logs()
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
+    if appears(
+        &browser,
+        Locator::XPath("//*[@id='hunt-state'][starts-with(normalize-space(.), 'done')]"),
+    )
+    .await
+    .is_err()
+    {
+        let state = text_of(&browser, "hunt-state").await;
+        panic!("hunt not done: {state}\n{}", logs());
     }
     let rows = text_of(&browser, "rows").await;
     for h in hosts {
@@ -327,23 +310,13 @@ condition = "marker = 'from-the-console'"
 
     // The rule's matches arrive in the live feed.
     browser.goto(&format!("{base}/matches")).await.unwrap();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let n = browser
-            .find_all(Locator::Css("#matches tr.match"))
-            .await
-            .unwrap()
-            .len();
-        if n >= 3 {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{n} matches in the feed\n{}",
-            logs()
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    // Rows come in at the top: a third row means three matches.
+    appears(
+        &browser,
+        Locator::Css("#matches tbody tr.match:nth-child(3)"),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("fewer than 3 matches in the feed ({e})\n{}", logs()));
     let feed = text_of(&browser, "matches").await;
     assert!(feed.contains("console_marker"), "{feed}");
     shot("matches.png").await;
@@ -374,7 +347,13 @@ condition = "marker = 'from-the-console'"
         .click()
         .await
         .unwrap();
-    let listed = text_when(&browser, "schedules", |t| t.contains("console_tick")).await;
+    appears(
+        &browser,
+        Locator::XPath("//table[@id='schedules']//button[@data-name='console_tick']"),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("console_tick not listed ({e})\n{}", logs()));
+    let listed = text_of(&browser, "schedules").await;
     assert!(listed.contains("alice"), "{listed}\n{}", logs());
     let stored = c.sweep(&["schedule", "list", "--json"]);
     assert!(String::from_utf8_lossy(&stored.stdout).contains("console_tick"));
@@ -387,23 +366,24 @@ condition = "marker = 'from-the-console'"
         .send_keys(pack.canonicalize().unwrap().to_str().unwrap())
         .await
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while browser
-        .find(Locator::Id("pack-name"))
-        .await
-        .unwrap()
-        .prop("value")
-        .await
-        .unwrap()
-        .as_deref()
-        != Some("detection")
-    {
-        assert!(
-            Instant::now() < deadline,
-            "the pack file was not read into the form"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    appears(
+        &browser,
+        Locator::XPath("//*[@id='pack-file-status'][contains(., 'detection.conf')]"),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("the pack file was not read into the form ({e})"));
+    assert_eq!(
+        browser
+            .find(Locator::Id("pack-name"))
+            .await
+            .unwrap()
+            .prop("value")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("detection"),
+        "the pack file was not read into the form"
+    );
     browser
         .find(Locator::Css("#pack-form button"))
         .await
@@ -411,7 +391,12 @@ condition = "marker = 'from-the-console'"
         .click()
         .await
         .unwrap();
-    text_when(&browser, "packs", |t| t.contains("detection")).await;
+    appears(
+        &browser,
+        Locator::XPath("//table[@id='packs']//button[@data-name='detection']"),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("the pack is not listed ({e})\n{}", logs()));
     shot("schedules.png").await;
     browser
         .find(Locator::Css("button.remove[data-name='console_tick']"))
@@ -420,10 +405,13 @@ condition = "marker = 'from-the-console'"
         .click()
         .await
         .unwrap();
-    text_when(&browser, "schedules", |t| {
-        t.contains("interval") && !t.contains("console_tick")
-    })
-    .await;
+    // The list comes back without it (the old page still has it).
+    appears(
+        &browser,
+        Locator::XPath("//table[@id='schedules'][not(.//button[@data-name='console_tick'])]"),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("console_tick still listed ({e})"));
 
     browser.close().await.unwrap();
     drop(agents);

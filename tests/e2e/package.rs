@@ -105,20 +105,22 @@ fn package(args: &[&str], timeout: Duration) -> Vec<PathBuf> {
         .process_group(0)
         .spawn()
         .expect("start ops/package");
-    let deadline = Instant::now() + timeout;
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("wait for ops/package") {
-            break Some(status);
-        }
-        if Instant::now() >= deadline {
+    // Waited for on a thread, so the wait has a deadline without polling.
+    let pid = child.id();
+    let (done, finished) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = done.send(child.wait());
+    });
+    let status = match finished.recv_timeout(timeout) {
+        Ok(status) => Some(status.expect("wait for ops/package")),
+        Err(_) => {
             // kill(1) on the group keeps this crate free of FFI.
             let _ = Command::new("kill")
-                .args(["-KILL", "--", &format!("-{}", child.id())])
+                .args(["-KILL", "--", &format!("-{pid}")])
                 .status();
-            let _ = child.wait();
-            break None;
+            let _ = finished.recv();
+            None
         }
-        std::thread::sleep(Duration::from_millis(200));
     };
     let (out, err) = (
         fs::read_to_string(&out_path).unwrap_or_default(),

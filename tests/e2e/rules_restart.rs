@@ -66,6 +66,20 @@ fn reading(rules: &Proc, addr: &str) {
     .unwrap_or_else(|| panic!("nothing read\n{}", rules.log_text()));
 }
 
+/// A rule matching every marked row, unsuppressed.
+fn each_rule(c: &Cluster) -> std::path::PathBuf {
+    c.rules_dir(
+        r#"
+[[rule]]
+id = "each"
+title = "Every marked row"
+severity = "low"
+query = "burst"
+condition = "kind = 'each'"
+"#,
+    )
+}
+
 /// Whether every row's `each` match arrives (within a deadline).
 fn every_row_matched(c: &Cluster) -> bool {
     let all: BTreeSet<String> = (0..ROWS).map(|i| i.to_string()).collect();
@@ -131,16 +145,7 @@ suppress_for = "1h"
 #[test]
 fn a_broker_outage_mid_stream_loses_no_match() {
     let mut c = Cluster::start().unwrap();
-    let dir = c.rules_dir(
-        r#"
-[[rule]]
-id = "each"
-title = "Every marked row"
-severity = "low"
-query = "burst"
-condition = "kind = 'each'"
-"#,
-    );
+    let dir = each_rule(&c);
     let mut rules = c.rules(&dir).unwrap();
     let addr = ready(&rules);
     produce(&c, 0..ROWS / 2);
@@ -163,16 +168,7 @@ condition = "kind = 'each'"
 #[test]
 fn sweep_rules_started_before_the_broker_waits_for_it() {
     let mut c = Cluster::start().unwrap();
-    let dir = c.rules_dir(
-        r#"
-[[rule]]
-id = "each"
-title = "Every marked row"
-severity = "low"
-query = "burst"
-condition = "kind = 'each'"
-"#,
-    );
+    let dir = each_rule(&c);
     c.stop_broker();
     let mut rules = c.rules(&dir).unwrap();
     // Up and saying why it waits, its metrics served, not gone.

@@ -377,7 +377,7 @@ impl Scheduler {
         // A query over an event table reads only new events: each run's rows
         // are new, not a state to compare with the last (osquery logs them
         // all as added).
-        let evented = !window.tables().is_empty();
+        let evented = window.read_any();
         let (mut records, diff) = if snapshot {
             let records: Vec<_> = rows.into_iter().map(|r| row("snapshot", 0, 0, r)).collect();
             (records, None)

@@ -105,9 +105,9 @@ impl Window {
         })
     }
 
-    /// The event tables this run read.
-    pub fn tables(&self) -> Vec<&'static str> {
-        lock(&self.read).keys().copied().collect()
+    /// Whether this run read an event table.
+    pub fn read_any(&self) -> bool {
+        !lock(&self.read).is_empty()
     }
 }
 

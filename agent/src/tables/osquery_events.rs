@@ -22,30 +22,45 @@ impl Table for OsqueryEvents {
             return Ok(());
         };
         for s in events.stats() {
-            let active = i64::from(s.state == State::Active);
-            let mut publisher = ctx.row();
-            publisher
-                .set("name", s.source)
-                .set("publisher", s.source)
-                .set("type", "publisher")
-                .set("subscriptions", 1)
-                .set("events", s.received as i64)
-                .set("refreshes", 0)
-                .set("active", active);
-            out.push(publisher);
-            let mut subscriber = ctx.row();
-            subscriber
-                .set("name", s.table)
-                .set("publisher", s.source)
-                .set("type", "subscriber")
-                .set("subscriptions", 1)
-                .set("events", s.buffered as i64)
-                .set("refreshes", 0)
-                .set("active", active);
-            out.push(subscriber);
+            let active = s.state == State::Active;
+            out.push(row(
+                ctx,
+                s.source,
+                s.source,
+                "publisher",
+                s.received,
+                active,
+            ));
+            out.push(row(
+                ctx,
+                s.table,
+                s.source,
+                "subscriber",
+                s.buffered,
+                active,
+            ));
         }
         Ok(())
     }
+}
+
+fn row(
+    ctx: &ScanContext<'_>,
+    name: &str,
+    publisher: &str,
+    kind: &str,
+    events: u64,
+    active: bool,
+) -> Row {
+    let mut row = ctx.row();
+    row.set("name", name)
+        .set("publisher", publisher)
+        .set("type", kind)
+        .set("subscriptions", 1)
+        .set("events", events as i64)
+        .set("refreshes", 0)
+        .set("active", i64::from(active));
+    row
 }
 
 #[cfg(test)]

@@ -16,7 +16,7 @@ use axum::http::{header, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use futures::Stream;
+use futures::{Stream, StreamExt};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use sweep_proto::{guard, Targets};
@@ -27,6 +27,7 @@ use super::page::{esc, layout, table};
 use super::App;
 use crate::cli::ExpectArgs;
 use crate::hunting::{self, HuntEvent, HuntRequest};
+use crate::output::{self, Format};
 use crate::progress::{Counts, HostOutcome, Outcome};
 
 /// Rows kept per hunt; past it the hunt goes on and the page says so.
@@ -424,38 +425,12 @@ impl Cursor {
     }
 }
 
-use futures::StreamExt;
-
 pub async fn csv(
     State(app): State<App>,
     SignedIn(_): SignedIn,
     Path(id): Path<String>,
 ) -> Response {
-    let Some((h, p)) = app.hunts.rows(&id) else {
-        return no_such_hunt();
-    };
-    let columns = columns(&p.rows);
-    let mut w = ::csv::Writer::from_writer(Vec::new());
-    let mut header = vec!["host".to_string()];
-    header.extend(columns.iter().cloned());
-    let mut out = w.write_record(&header);
-    for (host, row) in &p.rows {
-        if out.is_err() {
-            break;
-        }
-        let mut record = vec![host.clone()];
-        record.extend(
-            columns
-                .iter()
-                .map(|c| row.get(c).cloned().unwrap_or_default()),
-        );
-        out = w.write_record(&record);
-    }
-    let bytes = match (out, w.into_inner()) {
-        (Ok(()), Ok(b)) => b,
-        _ => return (StatusCode::INTERNAL_SERVER_ERROR, "CSV writing failed").into_response(),
-    };
-    download(&h.id, "csv", "text/csv", bytes)
+    rows_as(&app, &id, Format::Csv, "csv", "text/csv")
 }
 
 pub async fn json(
@@ -463,24 +438,37 @@ pub async fn json(
     SignedIn(_): SignedIn,
     Path(id): Path<String>,
 ) -> Response {
-    let Some((h, p)) = app.hunts.rows(&id) else {
+    rows_as(&app, &id, Format::Json, "json", "application/json")
+}
+
+/// A hunt's rows as a file to download, host first, written as the CLI's
+/// `--output` writes them.
+fn rows_as(app: &App, id: &str, format: Format, ext: &str, kind: &'static str) -> Response {
+    let Some((h, p)) = app.hunts.rows(id) else {
         return no_such_hunt();
     };
-    let rows: Vec<serde_json::Value> = p
-        .rows
-        .iter()
-        .map(|(host, row)| {
-            let mut v = serde_json::to_value(row).expect("strings serialize");
-            v["host"] = host.clone().into();
-            v
-        })
+    let columns = columns(&p.rows);
+    let header: Vec<&str> = std::iter::once("host")
+        .chain(columns.iter().map(String::as_str))
         .collect();
-    download(
-        &h.id,
-        "json",
-        "application/json",
-        serde_json::to_vec(&rows).expect("json"),
-    )
+    let cells = p.rows.iter().map(|(host, row)| {
+        std::iter::once(host.clone())
+            .chain(
+                columns
+                    .iter()
+                    .map(|c| row.get(c).cloned().unwrap_or_default()),
+            )
+            .collect()
+    });
+    let mut bytes = Vec::new();
+    if let Err(e) = output::write_rows(&mut bytes, format, &header, cells) {
+        return (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("writing the rows: {e}"),
+        )
+            .into_response();
+    }
+    download(&h.id, ext, kind, bytes)
 }
 
 fn download(id: &str, ext: &str, kind: &'static str, bytes: Vec<u8>) -> Response {

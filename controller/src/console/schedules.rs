@@ -124,7 +124,7 @@ async fn render_page(
 <table id="packs" class="data"><thead><tr><th>name</th><th>queries</th><th>discovery</th><th>targets</th><th>issuer</th><th></th></tr></thead><tbody>{pack_rows}</tbody></table>
 <form method="post" action="/packs/add" class="add" id="pack-form">
 <label>Name <input name="name" id="pack-name" required></label>
-<label>Pack file (osquery's format) <input type="file" id="pack-file" accept=".conf,.json"></label>
+<label>Pack file (osquery's format) <input type="file" id="pack-file" accept=".conf,.json"></label><span class="status" id="pack-file-status"></span>
 <textarea name="text" id="pack-text" rows="6" placeholder="or paste the pack here"></textarea>
 <button type="submit">Add pack</button></form>
 {notes}"#

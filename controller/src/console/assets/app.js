@@ -45,9 +45,11 @@ document.addEventListener('DOMContentLoaded', () => {
     packFile.addEventListener('change', async () => {
       const f = packFile.files[0];
       if (!f) return;
-      document.getElementById('pack-text').value = await f.text();
+      const text = await f.text();
+      document.getElementById('pack-text').value = text;
       const name = document.getElementById('pack-name');
       if (!name.value) name.value = f.name.replace(/\.[^.]*$/, '');
+      document.getElementById('pack-file-status').textContent = 'read ' + f.name + ' (' + text.length + ' characters)';
     });
   }
   if (document.getElementById('sql')) editor();
