@@ -21,11 +21,41 @@ pub const MATCHES: &str = "sweep.matches";
 /// and replication. Creation is idempotent: a topic that already exists is
 /// not an error, so every component may call this at start-up and the first
 /// one wins.
+/// Whether any of the bootstrap `brokers` (`host:port,…`, maybe with a
+/// `scheme://`) accepts a TCP connection within two seconds; true when none
+/// can be parsed, so the client's own error is the one shown.
+async fn any_listening(brokers: &str) -> bool {
+    let addrs: Vec<&str> = brokers
+        .split(',')
+        .map(|b| b.trim())
+        .map(|b| b.rsplit_once("://").map_or(b, |(_, a)| a))
+        .filter(|a| !a.is_empty())
+        .collect();
+    if addrs.is_empty() {
+        return true;
+    }
+    for a in addrs {
+        let connect = tokio::net::TcpStream::connect(a);
+        if let Ok(Ok(_)) = tokio::time::timeout(Duration::from_secs(2), connect).await {
+            return true;
+        }
+    }
+    false
+}
+
 pub async fn ensure(kafka: &KafkaSettings, topics: &[&str]) -> Result<(), ProtoError> {
     let admin: AdminClient<DefaultClientContext> = kafka.client_config().create()?;
-    // A short metadata round trip first: an unreachable broker then fails in
-    // seconds with its address, not after the admin call's minute-long timeout.
-    let probe = admin.inner().fetch_metadata(None, Duration::from_secs(5));
+    // Nothing listening fails at once, with the address; a broker that
+    // listens gets a longer first metadata round trip (a broker just
+    // started, or busy, can take seconds) before the admin call's minute.
+    if !any_listening(&kafka.brokers).await {
+        return Err(ProtoError::Unreachable {
+            what: "Kafka",
+            addr: kafka.brokers.clone(),
+            reason: "nothing accepts connections there".into(),
+        });
+    }
+    let probe = admin.inner().fetch_metadata(None, Duration::from_secs(20));
     if let Err(e) = probe {
         return Err(ProtoError::Unreachable {
             what: "Kafka",
