@@ -4,6 +4,11 @@
 SWEEP_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 TANSU_VERSION=0.6.0
 CARGO_DEB_VERSION=3.8.0
+# Debian's ZooKeeper (the zookeeper package), and what its jar's manifest
+# leaves out: the SLF4J binding and log4j it logs through (without them it
+# logs nothing) and the Netty codec its TLS port needs.
+ZOOKEEPER_JAR=/usr/share/java/zookeeper.jar
+ZOOKEEPER_CLASSPATH="$ZOOKEEPER_JAR:/usr/share/java/slf4j-log4j12.jar:/usr/share/java/log4j-1.2.jar:/usr/share/java/netty-codec.jar:/usr/share/java/netty-resolver.jar"
 
 log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }
@@ -13,13 +18,16 @@ as_root() {
 }
 
 # Installs what building and running sweep needs, when it is missing:
-# Debian packages (etcd, protoc, a C toolchain and OpenSSL for librdkafka and
-# SQLite) and
+# Debian packages (etcd, ZooKeeper, protoc, a C toolchain and OpenSSL for
+# librdkafka and SQLite) and
 # the Tansu broker from crates.io.
 install_deps() {
   local pkgs=()
   command -v etcd >/dev/null || pkgs+=(etcd-server)
   command -v etcdctl >/dev/null || pkgs+=(etcd-client)
+  # ZooKeeper, the other coordination backend (start_zookeeper); the package
+  # brings a JRE and runs no server of its own (that is zookeeperd).
+  [ -f "$ZOOKEEPER_JAR" ] || pkgs+=(zookeeper)
   command -v protoc >/dev/null || pkgs+=(protobuf-compiler)
   command -v cc >/dev/null || pkgs+=(build-essential)
   command -v make >/dev/null || pkgs+=(make)
@@ -104,5 +112,32 @@ start_broker() {
   (cd "$dir" && exec tansu broker --listener-url "tcp://127.0.0.1:$port" \
     --advertised-listener-url "tcp://127.0.0.1:$port" \
     --storage-engine "sqlite://tansu.db") >"$logf" 2>&1 &
+  echo $!
+}
+
+# start_zookeeper DATA_DIR PORT LOG — a standalone ZooKeeper (Debian's
+# package) on 127.0.0.1:PORT: its zoo.cfg and log4j.properties in
+# DATA_DIR/conf, its snapshots and transaction log in DATA_DIR/data. Short
+# ticks so that sessions may be as short as 1 s (2 ticks); up to 60 s.
+start_zookeeper() {
+  local dir=$1 port=$2 logf=$3
+  mkdir -p "$dir/conf" "$dir/data"
+  cat >"$dir/conf/zoo.cfg" <<CFG
+tickTime=500
+dataDir=$dir/data
+clientPort=$port
+clientPortAddress=127.0.0.1
+admin.enableServer=false
+maxSessionTimeout=60000
+4lw.commands.whitelist=ruok,srvr
+CFG
+  cat >"$dir/conf/log4j.properties" <<'LOG4J'
+log4j.rootLogger=${zookeeper.root.logger}
+log4j.appender.CONSOLE=org.apache.log4j.ConsoleAppender
+log4j.appender.CONSOLE.layout=org.apache.log4j.PatternLayout
+log4j.appender.CONSOLE.layout.ConversionPattern=%d{ISO8601} - %-5p [%t:%C{1}@%L] - %m%n
+LOG4J
+  java -cp "$dir/conf:$ZOOKEEPER_CLASSPATH" -Dzookeeper.log.dir="$dir" -Dzookeeper.root.logger=INFO,CONSOLE \
+    org.apache.zookeeper.server.ZooKeeperServerMain "$dir/conf/zoo.cfg" >"$logf" 2>&1 &
   echo $!
 }

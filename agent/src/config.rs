@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use sweep_proto::settings::humantime_serde_compat as dur;
-use sweep_proto::{EtcdSettings, KafkaSettings};
+use sweep_proto::{
+    Coordination, CoordinationSettings, EtcdSettings, KafkaSettings, ZooKeeperSettings,
+};
 
 use crate::engine::Limits;
 use crate::error::AgentError;
@@ -15,14 +17,22 @@ use crate::error::AgentError;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
-    /// This host's id in etcd and on every result; defaults to the hostname.
+    /// This host's id in the coordination store and on every result;
+    /// defaults to the hostname.
     pub host_id: Option<String>,
     /// Labels hunts can target (`role = "web"`, `dc = "sh1"`).
     pub labels: BTreeMap<String, String>,
     /// Where the agent keeps state across restarts: the ledger of hunts it ran
     /// and the result spool.
     pub state_dir: PathBuf,
+    /// Which coordination store hunts, schedules and liveness go through:
+    /// `backend = "etcd"` (the default, `[etcd]`) or `"zookeeper"`
+    /// (`[zookeeper]`).
+    pub coordination: CoordinationSettings,
     pub etcd: EtcdSettings,
+    /// ZooKeeper's servers, chroot, prefix, TLS and digest login; the
+    /// agent's session timeout is its `[heartbeat] ttl`.
+    pub zookeeper: ZooKeeperSettings,
     pub kafka: KafkaSettings,
     pub heartbeat: HeartbeatConfig,
     pub limits: Limits,
@@ -44,7 +54,9 @@ impl Default for Config {
             host_id: None,
             labels: BTreeMap::new(),
             state_dir: PathBuf::from("/var/lib/sweep-agent"),
+            coordination: CoordinationSettings::default(),
             etcd: EtcdSettings::default(),
+            zookeeper: ZooKeeperSettings::default(),
             kafka: KafkaSettings::default(),
             heartbeat: HeartbeatConfig::default(),
             limits: Limits::default(),
@@ -60,7 +72,8 @@ impl Default for Config {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct HeartbeatConfig {
-    /// Lease TTL: an agent that stops heartbeating vanishes from etcd after this.
+    /// Lease TTL (ZooKeeper: the session timeout): an agent that stops
+    /// heartbeating vanishes from the fleet after this.
     #[serde(with = "dur")]
     pub ttl: Duration,
     /// How often the heartbeat value (resources, counters) is rewritten; it
@@ -178,6 +191,16 @@ impl Default for EventsConfig {
 }
 
 impl Config {
+    /// The coordination store in use, with its settings.
+    pub fn coordination(&self) -> Coordination {
+        Coordination::choose(self.coordination.backend, &self.etcd, &self.zookeeper)
+    }
+
+    /// The keyspace of the store in use.
+    pub fn keyspace(&self) -> sweep_proto::Keyspace {
+        self.coordination().keyspace()
+    }
+
     pub fn load(path: &Path) -> Result<Self, AgentError> {
         let text = std::fs::read_to_string(path).map_err(|e| AgentError::Config {
             path: path.display().to_string(),

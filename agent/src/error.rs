@@ -17,11 +17,10 @@ pub enum AgentError {
     Table { table: &'static str, reason: String },
     #[error("config {path}: {reason}")]
     Config { path: String, reason: String },
-    /// etcd dropped the agent's lease (it missed keep-alives for a TTL).
-    #[error("etcd lease {0} expired")]
-    LeaseExpired(i64),
-    #[error("etcd: {0}")]
-    Etcd(#[from] etcd_client::Error),
+    /// The coordination store dropped the agent's registration (an etcd
+    /// lease or a ZooKeeper session not renewed for a TTL).
+    #[error("registration ({0}) lost")]
+    LeaseExpired(String),
     #[error("kafka: {0}")]
     Kafka(#[from] rdkafka::error::KafkaError),
     #[error("spool {path}: {source}")]

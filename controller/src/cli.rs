@@ -17,17 +17,30 @@ pub struct Cli {
     pub command: Command,
 }
 
-/// Where etcd and Kafka are. Each flag also reads an environment variable; a
-/// config file gives the rest; defaults reach the quickstart cluster.
+/// Where the coordination store (etcd or ZooKeeper) and Kafka are. Each flag
+/// also reads an environment variable; a config file gives the rest;
+/// defaults reach the quickstart cluster.
 #[derive(Args, Debug, Default, Clone)]
 pub struct ConnectionArgs {
-    /// TOML file with [etcd] and [kafka] sections.
+    /// TOML file with [coordination], [etcd] or [zookeeper], [kafka] and [signing] sections.
     #[arg(long, global = true, env = "SWEEP_CONFIG")]
     pub config: Option<PathBuf>,
+    /// The coordination store: etcd or zookeeper (by default the one whose
+    /// endpoints are given, else the config file's, else etcd).
+    #[arg(
+        long,
+        global = true,
+        env = "SWEEP_COORDINATION",
+        value_name = "BACKEND"
+    )]
+    pub coordination: Option<sweep_proto::Backend>,
     /// etcd endpoints, comma-separated.
     #[arg(long, global = true, env = "SWEEP_ETCD", value_delimiter = ',')]
     pub etcd: Option<Vec<String>>,
-    /// etcd key prefix.
+    /// ZooKeeper servers, comma-separated host:port.
+    #[arg(long, global = true, env = "SWEEP_ZOOKEEPER", value_delimiter = ',')]
+    pub zookeeper: Option<Vec<String>>,
+    /// Key prefix in the coordination store.
     #[arg(long, global = true, env = "SWEEP_PREFIX")]
     pub prefix: Option<String>,
     /// Kafka bootstrap servers.

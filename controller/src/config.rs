@@ -4,7 +4,10 @@
 use std::path::PathBuf;
 
 use serde::Deserialize;
-use sweep_proto::{EtcdSettings, KafkaSettings};
+use sweep_proto::{
+    Backend, Coordination, CoordinationSettings, EtcdSettings, KafkaSettings, Keyspace, Store,
+    ZooKeeperSettings,
+};
 
 use crate::cli::ConnectionArgs;
 use crate::ControllerError;
@@ -13,7 +16,10 @@ use crate::ControllerError;
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct FileConfig {
+    /// `backend = "etcd"` (the default) or `"zookeeper"`.
+    pub coordination: CoordinationSettings,
     pub etcd: EtcdSettings,
+    pub zookeeper: ZooKeeperSettings,
     pub kafka: KafkaSettings,
     pub signing: SigningConfig,
 }
@@ -27,7 +33,8 @@ pub struct SigningConfig {
 
 #[derive(Debug, Clone)]
 pub struct Settings {
-    pub etcd: EtcdSettings,
+    /// The coordination store (etcd or ZooKeeper) and its settings.
+    pub coordination: Coordination,
     pub kafka: KafkaSettings,
     pub signing_key: Option<PathBuf>,
 }
@@ -48,12 +55,25 @@ impl Settings {
             None => FileConfig::default(),
         };
         let mut etcd = file.etcd;
+        let mut zookeeper = file.zookeeper;
         let mut kafka = file.kafka;
+        // An explicit --coordination wins; else the one store whose
+        // endpoints were given; else the file's choice.
+        let backend = match (args.coordination, &args.etcd, &args.zookeeper) {
+            (Some(b), _, _) => b,
+            (None, None, Some(_)) => Backend::ZooKeeper,
+            (None, Some(_), None) => Backend::Etcd,
+            _ => file.coordination.backend,
+        };
         if let Some(endpoints) = &args.etcd {
             etcd.endpoints = endpoints.clone();
         }
+        if let Some(endpoints) = &args.zookeeper {
+            zookeeper.endpoints = endpoints.clone();
+        }
         if let Some(prefix) = &args.prefix {
             etcd.prefix = prefix.clone();
+            zookeeper.prefix = prefix.clone();
         }
         if let Some(brokers) = &args.kafka {
             kafka.brokers = brokers.clone();
@@ -61,9 +81,21 @@ impl Settings {
         kafka.add_properties(args.kafka_properties.iter().map(String::as_str))?;
         let signing_key = args.signing_key.clone().or(file.signing.key);
         Ok(Self {
-            etcd,
+            coordination: Coordination::choose(backend, &etcd, &zookeeper),
             kafka,
             signing_key,
         })
+    }
+}
+
+impl Settings {
+    /// The keyspace of the store in use.
+    pub fn keyspace(&self) -> Keyspace {
+        self.coordination.keyspace()
+    }
+
+    /// Connects to the store in use.
+    pub async fn store(&self) -> Result<Store, ControllerError> {
+        Ok(Store::connect(&self.coordination, None).await?)
     }
 }

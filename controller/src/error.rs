@@ -1,5 +1,5 @@
 use rdkafka::error::KafkaError;
-use sweep_proto::ProtoError;
+use sweep_proto::{Backend, ProtoError};
 use thiserror::Error;
 
 use crate::config::Settings;
@@ -18,9 +18,14 @@ pub enum ControllerError {
     Config { path: String, reason: String },
     #[error("{0}")]
     Usage(String),
-    /// No etcd endpoint answered (see [`explained`](Self::explained)).
-    #[error("cannot reach etcd at {endpoints}: {reason}")]
-    EtcdUnreachable { endpoints: String, reason: String },
+    /// No endpoint of the coordination store (etcd or ZooKeeper) answered
+    /// (see [`explained`](Self::explained)).
+    #[error("cannot reach {store} at {endpoints}: {reason}")]
+    StoreUnreachable {
+        store: &'static str,
+        endpoints: String,
+        reason: String,
+    },
     /// No Kafka broker answered.
     #[error("cannot reach the Kafka broker at {brokers}: {reason}")]
     KafkaUnreachable { brokers: String, reason: String },
@@ -39,7 +44,7 @@ pub enum ControllerError {
     },
     #[error("output: {0}")]
     Io(#[from] std::io::Error),
-    /// A schedule or pack name that cannot be an etcd key segment.
+    /// A schedule or pack name that cannot be a key segment.
     #[error("invalid {what} name `{name}`: {reason}")]
     InvalidName {
         what: &'static str,
@@ -73,13 +78,17 @@ const GRPC_DEADLINE_EXCEEDED: i32 = 4;
 const GRPC_UNAVAILABLE: i32 = 14;
 
 impl ControllerError {
-    /// The error with what it lacks to be acted on: an unreachable etcd or
+    /// The error with what it lacks to be acted on: an unreachable store or
     /// broker named with the addresses tried and the cause in one line
     /// (instead of a gRPC or librdkafka dump), which [`hint`](Self::hint)
     /// then says what to do about.
     pub fn explained(self, settings: &Settings) -> Self {
-        let etcd = |reason: String| Self::EtcdUnreachable {
-            endpoints: settings.etcd.endpoints.join(", "),
+        let store = |reason: String| Self::StoreUnreachable {
+            store: match settings.coordination.backend() {
+                Backend::Etcd => "etcd",
+                Backend::ZooKeeper => "ZooKeeper",
+            },
+            endpoints: settings.coordination.endpoints(),
             reason,
         };
         let kafka = |reason: String| Self::KafkaUnreachable {
@@ -88,14 +97,19 @@ impl ControllerError {
         };
         match self {
             Self::Etcd(e) | Self::Proto(ProtoError::Etcd(e)) => match etcd_unreachable(&e) {
-                Some(reason) => etcd(reason),
+                Some(reason) => store(reason),
                 None => Self::Etcd(e),
             },
+            Self::Proto(ProtoError::ZooKeeper(
+                e @ (zookeeper_client::Error::ConnectionLoss
+                | zookeeper_client::Error::Timeout
+                | zookeeper_client::Error::NoHosts),
+            )) => store(e.to_string()),
             Self::Proto(ProtoError::Unreachable {
-                what: "etcd",
+                what: "etcd" | "ZooKeeper",
                 reason,
                 ..
-            }) => etcd(reason),
+            }) => store(reason),
             Self::Proto(ProtoError::Unreachable {
                 what: "Kafka",
                 reason,
@@ -111,11 +125,17 @@ impl ControllerError {
     /// What to do about this error, when there is more to say than it does.
     pub fn hint(&self) -> Option<String> {
         match self {
-            Self::EtcdUnreachable { .. } => Some(format!(
+            Self::StoreUnreachable { store: "etcd", .. } => Some(format!(
                 "is etcd running there? `ops/quickstart` starts one at {} (the default); \
                  to use another, pass --etcd URL[,URL...], set SWEEP_ETCD, or set endpoints \
                  under [etcd] in the --config file",
                 sweep_proto::settings::DEFAULT_ETCD
+            )),
+            Self::StoreUnreachable { .. } => Some(format!(
+                "is ZooKeeper running there? `ops/quickstart --zookeeper` starts one at {}; \
+                 to use another, pass --zookeeper HOST:PORT[,...], set SWEEP_ZOOKEEPER, or set \
+                 endpoints under [zookeeper] in the --config file",
+                sweep_proto::coordination::zookeeper::DEFAULT_ZOOKEEPER
             )),
             Self::KafkaUnreachable { .. } => Some(format!(
                 "is the broker running there? `ops/quickstart` starts one at {} (the default); \

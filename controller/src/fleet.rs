@@ -1,32 +1,30 @@
-//! Live agents, as their heartbeats in etcd say.
+//! Live agents, as their heartbeats in the coordination store say.
 
-use etcd_client::Client;
-use sweep_proto::{Heartbeat, Keyspace, Targets};
+use sweep_proto::{Heartbeat, Keyspace, Store, Targets};
 use tracing::warn;
 
 use crate::ControllerError;
 
 /// Every agent with a live lease, sorted by host id.
 pub async fn live_agents(
-    client: &mut Client,
+    store: &Store,
     keys: &Keyspace,
 ) -> Result<Vec<Heartbeat>, ControllerError> {
     let dir = keys.agents();
-    let (_, kvs) = sweep_proto::etcd::get_prefix(client, &dir).await?;
     let mut agents = Vec::new();
-    for kv in &kvs {
-        let key = String::from_utf8_lossy(kv.key());
-        let shown = sweep_proto::text::printable(&key).into_owned();
-        let Some(leaf) = Keyspace::leaf(&dir, &key) else {
+    for entry in store.list(&dir).await? {
+        let key = entry.key.as_str();
+        let shown = sweep_proto::text::printable(key).into_owned();
+        let Some(leaf) = Keyspace::leaf(&dir, key) else {
             continue;
         };
-        // An agent's heartbeat lives on its lease; a key written without one
-        // would be "live" for ever, so it is no agent.
-        if kv.lease() == 0 {
+        // An agent's heartbeat lives on its lease (or session); a key
+        // written without one would be "live" for ever, so it is no agent.
+        if !entry.held {
             warn!(key = %shown, "skipping a heartbeat with no lease");
             continue;
         }
-        match Heartbeat::from_json(kv.value()) {
+        match Heartbeat::from_json(&entry.value) {
             // The key names the host: a heartbeat claiming another host's id
             // is forged, or misfiled.
             Ok(hb) if hb.host_id != leaf => {
@@ -42,11 +40,11 @@ pub async fn live_agents(
 
 /// The live agents a hunt with these targets is for.
 pub async fn targeted(
-    client: &mut Client,
+    store: &Store,
     keys: &Keyspace,
     targets: &Targets,
 ) -> Result<Vec<Heartbeat>, ControllerError> {
-    Ok(live_agents(client, keys)
+    Ok(live_agents(store, keys)
         .await?
         .into_iter()
         .filter(|a| targets.matches(&a.host_id, &a.labels))

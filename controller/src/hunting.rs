@@ -13,14 +13,13 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::time::{Duration, Instant};
 
-use etcd_client::PutOptions;
 use rdkafka::Offset;
 use sweep_proto::identity::{Forgery, RowDigest};
 use sweep_proto::record::StatusBody;
-use sweep_proto::signing::{Kind, Signer};
+use sweep_proto::signing::{Envelope, Kind, Signer};
 use sweep_proto::text::printable;
 use sweep_proto::time::unix_now;
-use sweep_proto::{guard, topics, Hunt, HuntStatus, Keyspace, ResultsRecord, Targets};
+use sweep_proto::{guard, topics, Hunt, HuntStatus, Keyspace, ResultsRecord, Store, Targets};
 use tracing::warn;
 
 use crate::cli::ExpectArgs;
@@ -142,23 +141,23 @@ async fn issue(settings: &Settings, request: HuntRequest) -> Result<HuntRun, Con
     // Load the key before anything is read or written: a bad key path fails
     // early.
     let signer = operator::signer(settings, "hunt")?;
-    let keys = settings.etcd.keyspace();
-    let mut client = settings.etcd.connect().await?;
+    let keys = settings.keyspace();
+    let store = settings.store().await?;
     let targets = request.targets;
     let now = unix_now();
 
     // Whom to wait for, before the hunt exists: with nobody, it is not sent.
     let read = Instant::now();
-    let all = fleet::live_agents(&mut client, &keys).await?;
+    let all = fleet::live_agents(&store, &keys).await?;
     let refresh_every = refresh_after(read.elapsed());
     let live_count = all.len();
     let live: Vec<_> = all
         .into_iter()
         .filter(|a| targets.matches(&a.host_id, &a.labels))
         .collect();
-    let mut identities = Identities::load(&mut client, &keys, signer.as_ref()).await?;
+    let mut identities = Identities::load(&store, &keys, signer.as_ref()).await?;
     identities
-        .observe(&mut client, &keys, signer.as_ref(), &live)
+        .observe(&store, &keys, signer.as_ref(), &live)
         .await?;
     let mut expected: BTreeSet<String> = live.into_iter().map(|a| a.host_id).collect();
     expected.extend(request.expect.hosts(&identities, &targets, now)?);
@@ -191,20 +190,20 @@ async fn issue(settings: &Settings, request: HuntRequest) -> Result<HuntRun, Con
         partition: Some(partition),
     };
     let stored = operator::seal(signer.as_ref(), Kind::Hunt, hunt.to_json());
-    let lease = client.lease_grant(expiry as i64, None).await?.id();
-    client
-        .put(
-            keys.hunt(&hunt.id),
-            stored.to_json(),
-            Some(PutOptions::new().with_lease(lease)),
+    store
+        .put_expiring(
+            &keys.hunt(&hunt.id),
+            stored.to_json().as_bytes(),
+            Duration::from_secs(expiry),
         )
         .await?;
+    remove_expired_hunts(&store, &keys, now).await;
     let started = Instant::now();
     Ok(HuntRun {
         answers: Answers::new(&hunt.id, identities),
         id: hunt.id,
         partition,
-        client,
+        store,
         keys,
         targets,
         signer,
@@ -221,11 +220,36 @@ async fn issue(settings: &Settings, request: HuntRequest) -> Result<HuntRun, Con
     })
 }
 
+/// Deletes the hunts whose time is up. etcd's leases remove them by
+/// themselves; ZooKeeper keeps them until someone does (agents ignore an
+/// expired hunt either way). A failure here costs nothing but a stale key.
+async fn remove_expired_hunts(store: &Store, keys: &Keyspace, now: u64) {
+    let dir = keys.hunts();
+    let hunts = match store.list(&dir).await {
+        Ok(h) => h,
+        Err(e) => {
+            warn!(error = %e, "could not list hunts to remove the expired ones");
+            return;
+        }
+    };
+    for entry in hunts {
+        let expired = Envelope::from_json(&entry.value)
+            .ok()
+            .and_then(|env| Hunt::from_json(env.body.as_bytes()).ok())
+            .is_some_and(|h| h.expires_at < now);
+        if expired {
+            if let Err(e) = store.delete(&entry.key).await {
+                warn!(key = %printable(&entry.key), error = %e, "could not remove an expired hunt");
+            }
+        }
+    }
+}
+
 /// A hunt that was sent, and the answers coming back.
 pub struct HuntRun {
     id: String,
     partition: i32,
-    client: etcd_client::Client,
+    store: Store,
     keys: Keyspace,
     targets: Targets,
     signer: Option<Signer>,
@@ -322,11 +346,11 @@ impl HuntRun {
     /// having answered.
     async fn refresh(&mut self) -> Result<(), ControllerError> {
         let read = Instant::now();
-        let live = fleet::targeted(&mut self.client, &self.keys, &self.targets).await?;
+        let live = fleet::targeted(&self.store, &self.keys, &self.targets).await?;
         self.refresh_every = refresh_after(read.elapsed());
         self.answers
             .identities
-            .observe(&mut self.client, &self.keys, self.signer.as_ref(), &live)
+            .observe(&self.store, &self.keys, self.signer.as_ref(), &live)
             .await?;
         self.expected.extend(live.into_iter().map(|a| a.host_id));
         self.last_refresh = Instant::now();

@@ -11,20 +11,19 @@
 
 use std::collections::BTreeMap;
 
-use etcd_client::{Client, Compare, CompareOp, Txn, TxnOp};
 use futures::StreamExt as _;
 use sweep_proto::identity::{AgentPublicKey, Pin};
 use sweep_proto::signing::{Kind, Signer, TrustedKeys};
 use sweep_proto::text::printable;
 use sweep_proto::time::unix_now;
-use sweep_proto::{Heartbeat, Keyspace};
+use sweep_proto::{Heartbeat, Keyspace, Store};
 use tracing::warn;
 
 use crate::{operator, ControllerError};
 
 /// A pin's `last_seen` is rewritten at most this often (seconds): "seen in
 /// the last N hours" needs no finer grain, and a fleet of 10,000 must not
-/// cost etcd a write per host per command.
+/// cost the store a write per host per command.
 const SEEN_REFRESH: u64 = 3600;
 
 /// Pin writes in flight at once.
@@ -69,7 +68,7 @@ impl Identities {
     /// Reads every pin. With a signing key, a pin must be signed by it; a
     /// pin that is not is ignored with a warning (someone else wrote it).
     pub async fn load(
-        client: &mut Client,
+        store: &Store,
         keys: &Keyspace,
         signer: Option<&Signer>,
     ) -> Result<Self, ControllerError> {
@@ -77,21 +76,20 @@ impl Identities {
             .map(|s| TrustedKeys::parse([s.public_hex().as_str()]))
             .transpose()?;
         let dir = keys.identities();
-        let (_, kvs) = sweep_proto::etcd::get_prefix(client, &dir).await?;
         let mut pins = BTreeMap::new();
-        for kv in &kvs {
-            let key = String::from_utf8_lossy(kv.key());
-            let Some(host) = Keyspace::leaf(&dir, &key) else {
+        for entry in store.list(&dir).await? {
+            let key = entry.key.as_str();
+            let Some(host) = Keyspace::leaf(&dir, key) else {
                 continue;
             };
-            match Pin::read_stored(kv.value(), trusted.as_ref()) {
+            match Pin::read_stored(&entry.value, trusted.as_ref()) {
                 Ok(pin) if pin.host_id == host => {
                     pins.insert(host.to_string(), pin);
                 }
                 Ok(_) => {
-                    warn!(key = %printable(&key), "ignoring a pin filed under another host id")
+                    warn!(key = %printable(key), "ignoring a pin filed under another host id")
                 }
-                Err(e) => warn!(key = %printable(&key), error = %e, "ignoring a pin"),
+                Err(e) => warn!(key = %printable(key), error = %e, "ignoring a pin"),
             }
         }
         Ok(Self {
@@ -104,7 +102,7 @@ impl Identities {
     /// signing key), refreshes `last_seen`, and notes changed keys.
     pub async fn observe(
         &mut self,
-        client: &mut Client,
+        store: &Store,
         keys: &Keyspace,
         signer: Option<&Signer>,
         agents: &[Heartbeat],
@@ -165,12 +163,9 @@ impl Identities {
         // Many at a time: a fleet of 10,000 seen for the first time is
         // 10,000 writes, which one after another would take minutes.
         let written: Vec<Result<(Pin, bool), ControllerError>> =
-            futures::stream::iter(writes.into_iter().map(|(pin, only_new)| {
-                let mut client = client.clone();
-                async move {
-                    let done = put_pin(&mut client, keys, signer, &pin, only_new).await?;
-                    Ok((pin, done))
-                }
+            futures::stream::iter(writes.into_iter().map(|(pin, only_new)| async move {
+                let done = put_pin(store, keys, signer, &pin, only_new).await?;
+                Ok((pin, done))
             }))
             .buffer_unordered(PIN_WRITES_AT_ONCE)
             .collect()
@@ -186,7 +181,7 @@ impl Identities {
         }
         if raced {
             // Another controller pinned some first: theirs hold.
-            let fresh = Self::load(client, keys, Some(signer)).await?;
+            let fresh = Self::load(store, keys, Some(signer)).await?;
             for (host, pin) in fresh.pins {
                 self.pins.entry(host).or_insert(pin);
             }
@@ -222,7 +217,7 @@ impl Identities {
         }
     }
 
-    /// Identities known otherwise than from etcd: `(host, hex key)`, used
+    /// Identities known otherwise than from the store: `(host, hex key)`, used
     /// as unpinned keys are.
     pub fn from_keys<'a>(keys: impl IntoIterator<Item = (&'a str, String)>) -> Self {
         Self {
@@ -240,7 +235,7 @@ impl Identities {
 /// Writes `pin`, signed. With `only_new`, only when the host has no pin yet;
 /// returns whether it was written.
 async fn put_pin(
-    client: &mut Client,
+    store: &Store,
     keys: &Keyspace,
     signer: &Signer,
     pin: &Pin,
@@ -249,20 +244,17 @@ async fn put_pin(
     let key = keys.identity(&pin.host_id);
     let value = signer.seal(Kind::Identity, pin.to_json()).to_json();
     if !only_new {
-        client.put(key, value, None).await?;
+        store.put(&key, value.as_bytes()).await?;
         return Ok(true);
     }
-    let txn = Txn::new()
-        .when([Compare::create_revision(key.as_str(), CompareOp::Equal, 0)])
-        .and_then([TxnOp::put(key.as_str(), value, None)]);
-    Ok(client.txn(txn).await?.succeeded())
+    Ok(store.create(&key, value.as_bytes()).await?)
 }
 
 /// `sweep agents trust`: pins `host` to `key` (or, with none given, to the
 /// key its live heartbeat shows). A host pinned to another key is re-pinned
 /// only with `replace`.
 pub async fn trust(
-    client: &mut Client,
+    store: &Store,
     keys: &Keyspace,
     signer: &Signer,
     host: &str,
@@ -270,8 +262,8 @@ pub async fn trust(
     replace: bool,
 ) -> Result<Pin, ControllerError> {
     Keyspace::check_host_id(host).map_err(ControllerError::Usage)?;
-    let ids = Identities::load(client, keys, Some(signer)).await?;
-    let live = crate::fleet::live_agents(client, keys)
+    let ids = Identities::load(store, keys, Some(signer)).await?;
+    let live = crate::fleet::live_agents(store, keys)
         .await?
         .into_iter()
         .find(|a| a.host_id == host);
@@ -312,6 +304,6 @@ pub async fn trust(
             .or_else(|| old.map(|p| p.labels.clone()))
             .unwrap_or_default(),
     };
-    put_pin(client, keys, signer, &pin, false).await?;
+    put_pin(store, keys, signer, &pin, false).await?;
     Ok(pin)
 }

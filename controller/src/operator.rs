@@ -2,6 +2,7 @@
 //! subcommand that writes a command to etcd (`hunt`, `schedule`, `pack`).
 
 use sweep_proto::signing::{Envelope, Kind, Signer};
+use sweep_proto::Store;
 
 use crate::config::Settings;
 use crate::ControllerError;
@@ -40,7 +41,7 @@ pub fn seal(signer: Option<&Signer>, kind: Kind, body: String) -> Envelope {
     }
 }
 
-/// The command JSON inside a value read from etcd.
+/// The command JSON inside a value read from the store.
 pub fn body(value: &[u8]) -> Result<String, ControllerError> {
     Ok(Envelope::from_json(value)?.body)
 }
@@ -48,19 +49,15 @@ pub fn body(value: &[u8]) -> Result<String, ControllerError> {
 /// The version a new write of the command stored at `key` gets: later than
 /// the one stored there now (read as `{"version": N}` from the envelope's
 /// body), so agents take it as newer.
-pub async fn next_version(
-    client: &mut etcd_client::Client,
-    key: &str,
-) -> Result<u64, ControllerError> {
+pub async fn next_version(store: &Store, key: &str) -> Result<u64, ControllerError> {
     #[derive(serde::Deserialize)]
     struct Versioned {
         version: u64,
     }
-    let previous = client.get(key, None).await?;
+    let previous = store.get(key).await?;
     let last = previous
-        .kvs()
-        .first()
-        .and_then(|kv| body(kv.value()).ok())
+        .as_deref()
+        .and_then(|value| body(value).ok())
         .and_then(|b| serde_json::from_str::<Versioned>(&b).ok())
         .map(|v| v.version);
     Ok(sweep_proto::schedule::next_version(

@@ -22,6 +22,8 @@ pub enum ProtoError {
     },
     #[error("etcd: {0}")]
     Etcd(#[from] etcd_client::Error),
+    #[error("ZooKeeper: {0}")]
+    ZooKeeper(#[from] zookeeper_client::Error),
     #[error("kafka: {0}")]
     Kafka(#[from] rdkafka::error::KafkaError),
     #[error("cannot reach {what} at {addr}: {reason}")]

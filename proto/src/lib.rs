@@ -17,15 +17,16 @@
 //!   definition for agent and controller; [`functions`]: osquery's SQL
 //!   functions, registered wherever a query is prepared.
 //! - [`runtime`]: logging set-up and the shutdown signal for the binaries.
-//! - [`settings`]: etcd and Kafka connection settings shared by all binaries;
-//!   [`etcd`]: reading a whole prefix in pages, at any fleet size.
+//! - [`settings`]: etcd and Kafka connection settings shared by all binaries.
+//! - [`coordination`]: the coordination store (etcd or ZooKeeper) behind one
+//!   interface: keys, prefixes followed without missing a change, liveness.
 //! - [`time`]: osquery's time formats.
 //! - [`text`]: plain-text result tables for terminals.
 #![forbid(unsafe_code)]
 
 pub mod command;
+pub mod coordination;
 pub mod error;
-pub mod etcd;
 pub mod functions;
 pub mod guard;
 pub mod heartbeat;
@@ -42,6 +43,7 @@ pub mod time;
 pub mod topics;
 
 pub use command::{Hunt, Targets};
+pub use coordination::{Backend, Coordination, CoordinationSettings, Store, ZooKeeperSettings};
 pub use error::ProtoError;
 pub use heartbeat::{Heartbeat, Resources};
 pub use keys::Keyspace;

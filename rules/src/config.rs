@@ -5,7 +5,9 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use sweep_proto::settings::humantime_serde_compat;
-use sweep_proto::{EtcdSettings, KafkaSettings};
+use sweep_proto::{
+    Coordination, CoordinationSettings, EtcdSettings, KafkaSettings, ZooKeeperSettings,
+};
 
 use crate::RulesError;
 
@@ -34,7 +36,8 @@ pub struct Config {
 }
 
 /// Each agent seals every scheduled run with its identity key; sweep-rules
-/// checks the seals against the keys the controller pinned in etcd and
+/// checks the seals against the keys the controller pinned in the
+/// coordination store (etcd or ZooKeeper) and
 /// raises a `sweep-forged-results` match (severity critical) for rows that
 /// are not the named agent's.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -44,8 +47,12 @@ pub struct IntegrityConfig {
     /// the pins: the same keys agents have in `[trust] public_keys`. Empty
     /// turns checking off (with a warning at start).
     pub public_keys: Vec<String>,
-    /// Where the pins are (`<prefix>identities/`).
+    /// Which store the pins (`<prefix>identities/`) are in: `backend =
+    /// "etcd"` (the default, `[integrity.etcd]`) or `"zookeeper"`
+    /// (`[integrity.zookeeper]`).
+    pub coordination: CoordinationSettings,
     pub etcd: EtcdSettings,
+    pub zookeeper: ZooKeeperSettings,
     /// How often the pins are re-read.
     #[serde(with = "humantime_serde_compat")]
     pub refresh: Duration,
@@ -55,11 +62,20 @@ pub struct IntegrityConfig {
     pub seal_timeout: Duration,
 }
 
+impl IntegrityConfig {
+    /// The store the pins are in, with its settings.
+    pub fn coordination(&self) -> Coordination {
+        Coordination::choose(self.coordination.backend, &self.etcd, &self.zookeeper)
+    }
+}
+
 impl Default for IntegrityConfig {
     fn default() -> Self {
         Self {
             public_keys: Vec::new(),
+            coordination: CoordinationSettings::default(),
             etcd: EtcdSettings::default(),
+            zookeeper: ZooKeeperSettings::default(),
             refresh: Duration::from_secs(10),
             seal_timeout: Duration::from_secs(60),
         }

@@ -495,12 +495,12 @@ impl Checking {
             );
             return Ok(None);
         }
-        cfg.etcd.validate()?;
+        cfg.coordination().validate()?;
         let trusted = TrustedKeys::parse(cfg.public_keys.iter().map(String::as_str))?;
         let keys = pins::Shared::default();
         let poke = Arc::new(Notify::new());
         tokio::spawn(pins::refresh(
-            cfg.etcd.clone(),
+            cfg.coordination(),
             trusted,
             cfg.refresh,
             keys.clone(),

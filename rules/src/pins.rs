@@ -8,7 +8,7 @@ use std::time::Duration;
 use sweep_proto::identity::{AgentPublicKey, Pin};
 use sweep_proto::signing::TrustedKeys;
 use sweep_proto::text::printable;
-use sweep_proto::{EtcdSettings, Keyspace};
+use sweep_proto::{Coordination, Keyspace, ProtoError, Store};
 use tokio::sync::{watch, Notify};
 use tracing::{info, warn};
 
@@ -21,7 +21,7 @@ pub type Shared = Arc<RwLock<Option<Keys>>>;
 /// Reads the pins every `every`, and soon after `poke` (a host without a
 /// pin was seen: the controller may just have pinned it), until shutdown.
 pub async fn refresh(
-    etcd: EtcdSettings,
+    coordination: Coordination,
     trusted: TrustedKeys,
     every: Duration,
     keys: Shared,
@@ -31,13 +31,17 @@ pub async fn refresh(
     let mut client = None;
     loop {
         if client.is_none() {
-            match etcd.connect().await {
+            match Store::connect(&coordination, None).await {
                 Ok(c) => client = Some(c),
-                Err(e) => warn!(error = %e, "etcd unreachable; identity pins not refreshed"),
+                Err(e) => warn!(
+                    error = %e,
+                    backend = coordination.backend().name(),
+                    "coordination store unreachable; identity pins not refreshed"
+                ),
             }
         }
-        if let Some(c) = client.as_mut() {
-            match read(c, &etcd.keyspace(), &trusted).await {
+        if let Some(c) = client.as_ref() {
+            match read(c, &coordination.keyspace(), &trusted).await {
                 Ok(read) => {
                     let mut k = keys.write().expect("the pins lock is never poisoned");
                     if k.as_ref().map(|k| k.len()) != Some(read.len()) {
@@ -66,26 +70,25 @@ pub async fn refresh(
 }
 
 async fn read(
-    client: &mut etcd_client::Client,
+    store: &Store,
     keyspace: &Keyspace,
     trusted: &TrustedKeys,
-) -> Result<Keys, etcd_client::Error> {
+) -> Result<Keys, ProtoError> {
     let dir = keyspace.identities();
-    let (_, kvs) = sweep_proto::etcd::get_prefix(client, &dir).await?;
     let mut keys = Keys::new();
-    for kv in &kvs {
-        let key = String::from_utf8_lossy(kv.key());
-        let Some(host) = Keyspace::leaf(&dir, &key) else {
+    for entry in store.list(&dir).await? {
+        let key = entry.key.as_str();
+        let Some(host) = Keyspace::leaf(&dir, key) else {
             continue;
         };
-        let pin = Pin::read_stored(kv.value(), Some(trusted))
+        let pin = Pin::read_stored(&entry.value, Some(trusted))
             .and_then(|pin| AgentPublicKey::parse(&pin.public_key).map(|k| (pin, k)));
         match pin {
             Ok((pin, k)) if pin.host_id == host => {
                 keys.insert(pin.host_id, k);
             }
-            Ok(_) => warn!(key = %printable(&key), "ignoring a pin filed under another host id"),
-            Err(e) => warn!(key = %printable(&key), error = %e, "ignoring a pin"),
+            Ok(_) => warn!(key = %printable(key), "ignoring a pin filed under another host id"),
+            Err(e) => warn!(key = %printable(key), error = %e, "ignoring a pin"),
         }
     }
     Ok(keys)

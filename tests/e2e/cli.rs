@@ -1,5 +1,5 @@
 //! The controller's command-line habits: errors that name what failed and
-//! what to do (an unreachable etcd or broker, a hunt that targets nobody),
+//! what to do (an unreachable etcd, ZooKeeper or broker, a hunt that targets nobody),
 //! said at once; a hunt's rows in the format asked for, to standard output
 //! or to `--output FILE` in the format its name says.
 
@@ -72,6 +72,43 @@ fn an_unreachable_etcd_or_broker_is_named_with_what_to_do() {
         stderr.contains("--kafka HOST:PORT") && stderr.contains("SWEEP_KAFKA"),
         "{stderr}"
     );
+}
+
+#[test]
+fn an_unreachable_zookeeper_is_named_with_what_to_do() {
+    let zk = format!("127.0.0.1:{}", free_port());
+    let kafka = format!("127.0.0.1:{}", free_port());
+    for args in [&["agents"][..], &["hunt", "SELECT 1"], &["pack", "list"]] {
+        let started = Instant::now();
+        let out = Command::new(bin("sweep"))
+            .args(args)
+            .env("SWEEP_ZOOKEEPER", &zk)
+            .env("SWEEP_KAFKA", &kafka)
+            .env_remove("SWEEP_ETCD")
+            .env_remove("SWEEP_COORDINATION")
+            .env_remove("SWEEP_CONFIG")
+            .env_remove("SWEEP_SIGNING_KEY")
+            .stdin(Stdio::null())
+            .output()
+            .expect("running sweep");
+        let took = started.elapsed();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {stderr}");
+        assert!(took < Duration::from_secs(10), "{args:?} took {took:?}");
+        // Giving ZooKeeper's servers chose it: no word of etcd.
+        assert!(
+            stderr.contains(&format!("Error: cannot reach ZooKeeper at {zk}: ")),
+            "{stderr}"
+        );
+        assert!(stderr.contains("Connection refused"), "{stderr}");
+        assert!(
+            stderr.contains("is ZooKeeper running there? `ops/quickstart --zookeeper` starts one")
+                && stderr.contains("--zookeeper HOST:PORT")
+                && stderr.contains("SWEEP_ZOOKEEPER"),
+            "{stderr}"
+        );
+        assert!(!stderr.contains("etcd"), "{stderr}");
+    }
 }
 
 #[test]

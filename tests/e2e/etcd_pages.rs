@@ -22,7 +22,7 @@ fn a_prefix_of_many_pages_is_read_whole_and_at_one_revision() {
         }
         client.put("/sweep/agents0", "outside", None).await.unwrap();
         client.put("/sweep/agent", "outside", None).await.unwrap();
-        let (rev, kvs) = sweep_proto::etcd::get_prefix(&mut client, "/sweep/agents/")
+        let (rev, kvs) = sweep_proto::coordination::etcd::get_prefix(&mut client, "/sweep/agents/")
             .await
             .unwrap();
         assert_eq!(kvs.len(), 1_234);
@@ -38,9 +38,10 @@ fn a_prefix_of_many_pages_is_read_whole_and_at_one_revision() {
         // A write after the read is not in it; the revision says where to
         // watch from.
         client.put("/sweep/agents/late", "x", None).await.unwrap();
-        let (later, again) = sweep_proto::etcd::get_prefix(&mut client, "/sweep/agents/")
-            .await
-            .unwrap();
+        let (later, again) =
+            sweep_proto::coordination::etcd::get_prefix(&mut client, "/sweep/agents/")
+                .await
+                .unwrap();
         assert_eq!(again.len(), 1_235);
         assert!(later > rev);
     });

@@ -1,11 +1,12 @@
-//! The loop, end to end: hunts through real etcd to real agents, rows through
-//! a real broker, rules to matches, liveness by lease.
+//! The loop, end to end: hunts through a real coordination store (etcd and
+//! ZooKeeper, each test on both) to real agents, rows through a real broker,
+//! rules to matches, liveness by lease or session.
 
 use std::net::TcpListener;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use sweep_e2e::{agent_query, eventually, ndjson, Cluster};
+use sweep_e2e::{agent_query, eventually, ndjson, Backend, Cluster};
 
 fn three_agents(c: &Cluster) -> Vec<sweep_e2e::Proc> {
     let agents = vec![
@@ -26,9 +27,8 @@ fn own_comm() -> String {
         .to_string()
 }
 
-#[test]
-fn hunt_returns_true_rows_from_every_agent() {
-    let c = Cluster::start().unwrap();
+fn hunt_returns_true_rows_from_every_agent(backend: Backend) {
+    let c = Cluster::start_on(backend).unwrap();
     let _agents = three_agents(&c);
     let me = std::process::id();
     let parent = std::os::unix::process::parent_id();
@@ -58,9 +58,8 @@ fn hunt_returns_true_rows_from_every_agent() {
     eprintln!("hunt over three agents took {took:?} from issue to last answer (CLI wall time)");
 }
 
-#[test]
-fn agent_started_after_the_hunt_answers_it() {
-    let c = Cluster::start().unwrap();
+fn agent_started_after_the_hunt_answers_it(backend: Backend) {
+    let c = Cluster::start_on(backend).unwrap();
     let _a = c.agent("early-1", &[]).unwrap();
     let _b = c.agent("early-2", &[]).unwrap();
     c.wait_agents(&["early-1", "early-2"], Duration::from_secs(20))
@@ -111,9 +110,8 @@ fn agent_started_after_the_hunt_answers_it() {
     }
 }
 
-#[test]
-fn dead_agents_leave_the_fleet() {
-    let c = Cluster::start().unwrap();
+fn dead_agents_leave_the_fleet(backend: Backend) {
+    let c = Cluster::start_on(backend).unwrap();
     let killed = c.agent("killed", &[]).unwrap();
     let mut stopped = c.agent("stopped", &[]).unwrap();
     let _stays = c.agent("stays", &[]).unwrap();
@@ -145,9 +143,8 @@ fn dead_agents_leave_the_fleet() {
     );
 }
 
-#[test]
-fn a_rule_fires_on_a_hunt_row() {
-    let c = Cluster::start().unwrap();
+fn a_rule_fires_on_a_hunt_row(backend: Backend) {
+    let c = Cluster::start_on(backend).unwrap();
     let rules = c.rules_dir(
         r#"
 [[rule]]
@@ -193,9 +190,8 @@ condition = "name = 'sleep' AND cmdline LIKE '%4242.5%'"
     );
 }
 
-#[test]
-fn the_guard_refuses_before_anything_runs() {
-    let c = Cluster::start().unwrap();
+fn the_guard_refuses_before_anything_runs(backend: Backend) {
+    let c = Cluster::start_on(backend).unwrap();
     let _agent = c.agent("web-1", &[]).unwrap();
     c.wait_agents(&["web-1"], Duration::from_secs(20)).unwrap();
     for (sql, why) in [
@@ -217,24 +213,7 @@ fn the_guard_refuses_before_anything_runs() {
             .all(|b| b.is_ascii_whitespace() || *b == b'[' || *b == b']'));
     }
     // Nothing was written for agents to run.
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let hunts = rt.block_on(async {
-        let mut client = etcd_client::Client::connect([c.etcd_url.as_str()], None)
-            .await
-            .unwrap();
-        let opts = etcd_client::GetOptions::new()
-            .with_prefix()
-            .with_count_only();
-        client
-            .get("/sweep/hunts/", Some(opts))
-            .await
-            .unwrap()
-            .count()
-    });
-    assert_eq!(hunts, 0);
+    assert_eq!(c.keys_under("/sweep/hunts/"), Vec::<String>::new());
 }
 
 #[test]
@@ -275,9 +254,8 @@ fn table_values_match_the_host() {
     drop(listener);
 }
 
-#[test]
-fn discovery_queries_narrow_a_hunt() {
-    let c = Cluster::start().unwrap();
+fn discovery_queries_narrow_a_hunt(backend: Backend) {
+    let c = Cluster::start_on(backend).unwrap();
     let _a = c.agent("web-1", &[]).unwrap();
     let _b = c.agent("web-2", &[]).unwrap();
     c.wait_agents(&["web-1", "web-2"], Duration::from_secs(20))
@@ -308,9 +286,8 @@ fn discovery_queries_narrow_a_hunt() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("discovery query"));
 }
 
-#[test]
-fn repeated_matches_are_summarised_with_a_count() {
-    let c = Cluster::start().unwrap();
+fn repeated_matches_are_summarised_with_a_count(backend: Backend) {
+    let c = Cluster::start_on(backend).unwrap();
     let rules = c.rules_dir(
         r#"
 [[rule]]
@@ -350,3 +327,13 @@ suppress_for = "4s"
     assert!(all[1]["first_seen"].as_u64() <= all[1]["last_seen"].as_u64());
     assert_eq!(all[1]["host"], "web-1");
 }
+
+sweep_e2e::on_each_backend!(
+    hunt_returns_true_rows_from_every_agent,
+    agent_started_after_the_hunt_answers_it,
+    dead_agents_leave_the_fleet,
+    a_rule_fires_on_a_hunt_row,
+    the_guard_refuses_before_anything_runs,
+    discovery_queries_narrow_a_hunt,
+    repeated_matches_are_summarised_with_a_count,
+);

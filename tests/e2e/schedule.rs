@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use serde_json::Value;
-use sweep_e2e::{eventually, ndjson, Cluster};
+use sweep_e2e::{eventually, ndjson, Backend, Cluster};
 
 fn tail(c: &Cluster, query: &str) -> Vec<Value> {
     let out = c.sweep(&["tail", "--query", query, "--json"]);
@@ -25,9 +25,8 @@ fn ok(out: std::process::Output) {
     );
 }
 
-#[test]
-fn differential_and_snapshot_queries_run_on_their_interval() {
-    let c = Cluster::start().unwrap();
+fn differential_and_snapshot_queries_run_on_their_interval(backend: Backend) {
+    let c = Cluster::start_on(backend).unwrap();
     let agent = c.agent("web-1", &[]).unwrap();
     c.wait_agents(&["web-1"], Duration::from_secs(20)).unwrap();
     let watched = tempfile::tempdir().unwrap();
@@ -117,9 +116,8 @@ fn differential_and_snapshot_queries_run_on_their_interval() {
     );
 }
 
-#[test]
-fn packs_run_only_where_discovery_finds_something() {
-    let c = Cluster::start().unwrap();
+fn packs_run_only_where_discovery_finds_something(backend: Backend) {
+    let c = Cluster::start_on(backend).unwrap();
     let agent = c.agent("web-1", &[]).unwrap();
     c.wait_agents(&["web-1"], Duration::from_secs(20)).unwrap();
     let me = std::process::id();
@@ -172,9 +170,8 @@ fn packs_run_only_where_discovery_finds_something() {
     ok(c.sweep(&["pack", "rm", "found"]));
 }
 
-#[test]
-fn a_scheduled_query_stopped_by_a_limit_is_deny_listed() {
-    let c = Cluster::start().unwrap();
+fn a_scheduled_query_stopped_by_a_limit_is_deny_listed(backend: Backend) {
+    let c = Cluster::start_on(backend).unwrap();
     let agent = c.agent("web-1", &[]).unwrap();
     c.wait_agents(&["web-1"], Duration::from_secs(20)).unwrap();
     // Never ends: the agents' 2 s wall-time limit stops it.
@@ -215,3 +212,9 @@ fn a_scheduled_query_stopped_by_a_limit_is_deny_listed() {
     });
     assert!(fixed.is_some(), "{}", agent.log_text());
 }
+
+sweep_e2e::on_each_backend!(
+    differential_and_snapshot_queries_run_on_their_interval,
+    packs_run_only_where_discovery_finds_something,
+    a_scheduled_query_stopped_by_a_limit_is_deny_listed,
+);

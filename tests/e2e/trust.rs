@@ -3,13 +3,12 @@
 
 use std::time::Duration;
 
-use sweep_e2e::{eventually, hunt, Cluster};
+use sweep_e2e::{eventually, hunt, Backend, Cluster};
 use sweep_proto::signing::{Kind, Signer};
 use sweep_proto::Keyspace;
 
-#[test]
-fn unsigned_and_foreign_hunts_are_rejected_and_reported() {
-    let c = Cluster::start().unwrap();
+fn unsigned_and_foreign_hunts_are_rejected_and_reported(backend: Backend) {
+    let c = Cluster::start_on(backend).unwrap();
     let agent = c.agent("web-1", &[]).unwrap();
     c.wait_agents(&["web-1"], Duration::from_secs(20)).unwrap();
 
@@ -61,9 +60,8 @@ fn unsigned_and_foreign_hunts_are_rejected_and_reported() {
     );
 }
 
-#[test]
-fn the_controller_refuses_a_bad_signing_key() {
-    let c = Cluster::start().unwrap();
+fn the_controller_refuses_a_bad_signing_key(backend: Backend) {
+    let c = Cluster::start_on(backend).unwrap();
     let bad = c.dir.path().join("bad.key");
     std::fs::write(&bad, "not a key").unwrap();
     let out = c
@@ -105,9 +103,8 @@ fn the_controller_refuses_a_bad_signing_key() {
     assert!(stderr.contains("empty host id"), "{stderr}");
 }
 
-#[test]
-fn a_replayed_schedule_and_a_moved_signature_are_rejected() {
-    let c = Cluster::start().unwrap();
+fn a_replayed_schedule_and_a_moved_signature_are_rejected(backend: Backend) {
+    let c = Cluster::start_on(backend).unwrap();
     let agent = c.agent("web-1", &[]).unwrap();
     c.wait_agents(&["web-1"], Duration::from_secs(20)).unwrap();
     let key = Keyspace::default().schedule("q");
@@ -143,7 +140,7 @@ fn a_replayed_schedule_and_a_moved_signature_are_rejected() {
     })
     .unwrap_or_else(|| panic!("version 2 never ran\n{}", agent.log_text()));
 
-    // Someone with etcd write access puts the older signed version back.
+    // Someone with write access to the store puts the older signed version back.
     c.put_value(&key, std::str::from_utf8(&v1).unwrap(), None);
     eventually(Duration::from_secs(20), || {
         agent
@@ -199,3 +196,9 @@ fn values_named(c: &Cluster, query: &str) -> bool {
     let out = c.sweep(&["tail", "--query", query, "--json"]);
     !sweep_e2e::ndjson(&out.stdout).is_empty()
 }
+
+sweep_e2e::on_each_backend!(
+    unsigned_and_foreign_hunts_are_rejected_and_reported,
+    the_controller_refuses_a_bad_signing_key,
+    a_replayed_schedule_and_a_moved_signature_are_rejected,
+);

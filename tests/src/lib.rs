@@ -1,6 +1,7 @@
-//! The end-to-end harness: a real etcd and a real Kafka-protocol broker (Tansu)
-//! on free loopback ports with temporary data directories, sweep's own
-//! binaries started as separate processes, and everything stopped on drop.
+//! The end-to-end harness: a real coordination store (etcd, or ZooKeeper with
+//! [`Cluster::start_on`]) and a real Kafka-protocol broker (Tansu) on free
+//! loopback ports with temporary data directories, sweep's own binaries
+//! started as separate processes, and everything stopped on drop.
 //!
 //! A missing server binary fails the test with the command that installs it.
 #![forbid(unsafe_code)]
@@ -13,7 +14,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use sweep_proto::signing::{Envelope, Kind, Signer};
-use sweep_proto::{Hunt, Keyspace, Targets};
+pub use sweep_proto::Backend;
+use sweep_proto::{Coordination, EtcdSettings, Hunt, Keyspace, Store, Targets, ZooKeeperSettings};
 
 /// sweep's binaries, next to the test executable (target/debug).
 pub fn bin(name: &str) -> PathBuf {
@@ -26,6 +28,58 @@ pub fn bin(name: &str) -> PathBuf {
         path.display()
     );
     path
+}
+
+/// A chroot and digest login for every binary of a ZooKeeper cluster.
+struct ZooKeeperLogin {
+    chroot: String,
+    user: String,
+    password: String,
+}
+
+/// How to get ZooKeeper.
+const ZOOKEEPER_INSTALL: &str = "apt-get install zookeeper";
+
+/// The class path of Debian's ZooKeeper with the logging it needs, or a
+/// failure that says how to install it.
+fn zookeeper_classpath() -> String {
+    // Debian's zookeeper.jar names most of its libraries in its manifest,
+    // but not the logging binding nor the Netty codec its TLS needs.
+    let jars = [
+        "/usr/share/java/zookeeper.jar",
+        "/usr/share/java/slf4j-log4j12.jar",
+        "/usr/share/java/log4j-1.2.jar",
+        "/usr/share/java/netty-codec.jar",
+        "/usr/share/java/netty-resolver.jar",
+    ];
+    for jar in jars {
+        assert!(
+            Path::new(jar).is_file(),
+            "{jar} not found: ZooKeeper is not installed. Install it with: {ZOOKEEPER_INSTALL}   (or run ops/install-deps)"
+        );
+    }
+    server("java", ZOOKEEPER_INSTALL);
+    jars.join(":")
+}
+
+/// Runs each named test, a `fn(Backend)` of the calling file, once per
+/// coordination store: as `etcd::NAME` and `zookeeper::NAME`.
+#[macro_export]
+macro_rules! on_each_backend {
+    ($($name:ident),* $(,)?) => {
+        mod etcd {
+            $(#[test]
+            fn $name() {
+                super::$name($crate::Backend::Etcd)
+            })*
+        }
+        mod zookeeper {
+            $(#[test]
+            fn $name() {
+                super::$name($crate::Backend::ZooKeeper)
+            })*
+        }
+    };
 }
 
 /// A server binary from PATH, or a failure that says how to install it.
@@ -153,36 +207,64 @@ impl rdkafka::producer::ProducerContext for Failures {
     }
 }
 
-/// etcd and the broker, on free ports, in a temporary directory.
+/// The coordination store and the broker, on free ports, in a temporary
+/// directory.
 pub struct Cluster {
+    /// Which store this cluster coordinates through.
+    pub backend: Backend,
+    /// etcd's client URL (etcd clusters).
     pub etcd_url: String,
+    /// ZooKeeper's `host:port` (ZooKeeper clusters).
+    pub zookeeper_addr: String,
+    zookeeper_port: u16,
+    /// A chroot and a digest login every binary is given (ZooKeeper).
+    zookeeper_login: Option<ZooKeeperLogin>,
     pub kafka: String,
     kafka_port: u16,
     etcd_ports: (u16, u16),
-    /// The test CA and etcd's certificate, when etcd speaks TLS.
-    etcd_tls: Option<TlsFiles>,
+    /// The test CA and the store's certificate, when the store speaks TLS.
+    store_tls: Option<TlsFiles>,
     signer: Signer,
     key_file: PathBuf,
     // Fields drop in order: the servers stop before their directory goes.
     broker: Option<Proc>,
     etcd: Option<Proc>,
+    zookeeper: Option<Proc>,
     pub dir: tempfile::TempDir,
 }
 
 impl Cluster {
+    /// A cluster coordinated through etcd.
     pub fn start() -> Result<Self> {
-        Self::start_with(false)
+        Self::start_with(Backend::Etcd, false)
+    }
+
+    /// A cluster coordinated through `backend`.
+    pub fn start_on(backend: Backend) -> Result<Self> {
+        Self::start_with(backend, false)
     }
 
     /// A cluster whose etcd speaks only TLS, with a CA made for the test;
     /// agents and the controller are configured with it.
     pub fn start_tls() -> Result<Self> {
-        Self::start_with(true)
+        Self::start_with(Backend::Etcd, true)
     }
 
-    fn start_with(tls: bool) -> Result<Self> {
+    /// A cluster whose store (etcd or ZooKeeper) speaks only TLS.
+    pub fn start_tls_on(backend: Backend) -> Result<Self> {
+        Self::start_with(backend, true)
+    }
+
+    fn start_with(backend: Backend, tls: bool) -> Result<Self> {
         // Fail early, with the install hint, before anything starts.
-        server("etcd", "apt-get install etcd-server");
+        match backend {
+            Backend::Etcd => {
+                server("etcd", "apt-get install etcd-server");
+            }
+            Backend::ZooKeeper => {
+                zookeeper_classpath();
+            }
+        }
         server(
             "tansu",
             "cargo install tansu --version 0.6.0 --locked --features dynostore,libsql",
@@ -193,27 +275,160 @@ impl Cluster {
         let signer = Signer::generate()?;
         let key_file = dir.path().join("sweep.key");
         std::fs::write(&key_file, signer.secret_hex())?;
-        let etcd_tls = if tls {
+        let store_tls = if tls {
             Some(make_tls(dir.path())?)
         } else {
             None
         };
         let scheme = if tls { "https" } else { "http" };
+        let zookeeper_port = free_port();
         let mut cluster = Self {
+            backend,
+            zookeeper_addr: format!("127.0.0.1:{zookeeper_port}"),
+            zookeeper_port,
+            zookeeper_login: None,
             signer,
             key_file,
-            etcd_tls,
+            store_tls,
             etcd_url: format!("{scheme}://127.0.0.1:{client}"),
             etcd_ports: (client, peer),
             kafka: format!("127.0.0.1:{kport}"),
             kafka_port: kport,
             dir,
             etcd: None,
+            zookeeper: None,
             broker: None,
         };
-        cluster.start_etcd()?;
+        match backend {
+            Backend::Etcd => cluster.start_etcd()?,
+            Backend::ZooKeeper => cluster.start_zookeeper()?,
+        }
         cluster.start_broker()?;
         Ok(cluster)
+    }
+
+    /// Starts ZooKeeper (again) on the cluster's port and data directory:
+    /// Debian's package, standalone, with short ticks so that sessions can
+    /// be as short as the agents' 3 s heartbeat TTL.
+    pub fn start_zookeeper(&mut self) -> Result<()> {
+        let classpath = zookeeper_classpath();
+        let dir = self.dir.path().join("zookeeper");
+        let conf = dir.join("conf");
+        std::fs::create_dir_all(&conf)?;
+        let mut cfg = format!(
+            "tickTime=500\ndataDir={}\nadmin.enableServer=false\nmaxSessionTimeout=60000\nmaxClientCnxns=0\n",
+            dir.join("data").display(),
+        );
+        match &self.store_tls {
+            None => cfg.push_str(&format!(
+                "clientPort={}\nclientPortAddress=127.0.0.1\n",
+                self.zookeeper_port
+            )),
+            Some(tls) => {
+                // Netty serves TLS; the key store is the key and its
+                // certificate in one PEM file.
+                let keystore = dir.join("server-keystore.pem");
+                let mut pem = std::fs::read(&tls.key)?;
+                pem.extend(std::fs::read(&tls.cert)?);
+                std::fs::write(&keystore, pem)?;
+                cfg.push_str(&format!(
+                    "serverCnxnFactory=org.apache.zookeeper.server.NettyServerCnxnFactory\nsecureClientPort={}\nsecureClientPortAddress=127.0.0.1\nssl.keyStore.location={}\nssl.keyStore.type=PEM\nssl.trustStore.location={}\nssl.trustStore.type=PEM\nssl.clientAuth=none\n",
+                    self.zookeeper_port,
+                    keystore.display(),
+                    tls.ca.display()
+                ));
+            }
+        }
+        std::fs::write(conf.join("zoo.cfg"), cfg)?;
+        std::fs::write(
+            conf.join("log4j.properties"),
+            "log4j.rootLogger=INFO,CONSOLE\nlog4j.appender.CONSOLE=org.apache.log4j.ConsoleAppender\nlog4j.appender.CONSOLE.layout=org.apache.log4j.PatternLayout\nlog4j.appender.CONSOLE.layout.ConversionPattern=%d{ISO8601} %-5p %m%n\n",
+        )?;
+        let zookeeper = spawn(
+            "zookeeper",
+            Command::new(server("java", ZOOKEEPER_INSTALL))
+                // A small, quick JVM: tests start many.
+                .args(["-Xmx256m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1"])
+                .arg("-cp")
+                .arg(format!("{}:{classpath}", conf.display()))
+                .arg("org.apache.zookeeper.server.ZooKeeperServerMain")
+                .arg(conf.join("zoo.cfg")),
+            self.dir.path(),
+        )?;
+        self.zookeeper = Some(zookeeper);
+        wait_port(self.zookeeper_port, Duration::from_secs(30)).context("zookeeper")
+    }
+
+    /// Kills ZooKeeper, as a crash or network loss would look to clients.
+    pub fn stop_zookeeper(&mut self) {
+        self.zookeeper = None;
+    }
+
+    /// Kills the coordination store (etcd or ZooKeeper).
+    pub fn stop_store(&mut self) {
+        match self.backend {
+            Backend::Etcd => self.stop_etcd(),
+            Backend::ZooKeeper => self.stop_zookeeper(),
+        }
+    }
+
+    /// Starts the coordination store again on its port and data.
+    pub fn start_store(&mut self) -> Result<()> {
+        match self.backend {
+            Backend::Etcd => self.start_etcd(),
+            Backend::ZooKeeper => self.start_zookeeper(),
+        }
+    }
+
+    /// From now on every binary (and this harness) works under `chroot`
+    /// and logs in to ZooKeeper as `user`.
+    pub fn zookeeper_login(&mut self, chroot: &str, user: &str, password: &str) {
+        assert_eq!(self.backend, Backend::ZooKeeper);
+        self.zookeeper_login = Some(ZooKeeperLogin {
+            chroot: chroot.into(),
+            user: user.into(),
+            password: password.into(),
+        });
+    }
+
+    /// `[zookeeper]` lines of the login, if any.
+    fn zookeeper_lines(&self) -> String {
+        // JSON strings are TOML basic strings.
+        let quote = |s: &str| serde_json::Value::from(s).to_string();
+        match &self.zookeeper_login {
+            Some(l) => format!(
+                "chroot = {}\nusername = {}\npassword = {}\n",
+                quote(&l.chroot),
+                quote(&l.user),
+                quote(&l.password)
+            ),
+            None => String::new(),
+        }
+    }
+
+    /// The coordination store's settings, as every sweep binary of this
+    /// cluster is given them.
+    pub fn coordination(&self) -> Coordination {
+        match self.backend {
+            Backend::Etcd => Coordination::Etcd(EtcdSettings {
+                endpoints: vec![self.etcd_url.clone()],
+                ca_file: self.store_tls.as_ref().map(|t| t.ca.clone()),
+                ..EtcdSettings::default()
+            }),
+            Backend::ZooKeeper => {
+                let mut zk = ZooKeeperSettings {
+                    endpoints: vec![self.zookeeper_addr.clone()],
+                    ca_file: self.store_tls.as_ref().map(|t| t.ca.clone()),
+                    ..ZooKeeperSettings::default()
+                };
+                if let Some(l) = &self.zookeeper_login {
+                    zk.chroot = l.chroot.clone();
+                    zk.username = Some(l.user.clone());
+                    zk.password = Some(l.password.clone());
+                }
+                Coordination::ZooKeeper(zk)
+            }
+        }
     }
 
     /// Starts etcd (again) on the cluster's ports and data directory.
@@ -222,7 +437,7 @@ impl Cluster {
         let (client, peer) = self.etcd_ports;
         let peer_url = format!("http://127.0.0.1:{peer}");
         let mut cmd = Command::new(etcd_bin);
-        if let Some(tls) = &self.etcd_tls {
+        if let Some(tls) = &self.store_tls {
             cmd.arg(format!("--cert-file={}", tls.cert.display()))
                 .arg(format!("--key-file={}", tls.key.display()));
         }
@@ -259,51 +474,36 @@ impl Cluster {
         );
     }
 
-    /// Writes `value` under `key` in etcd, on a lease of `lease_secs` if given.
+    /// Writes `value` under `key` in the store, expiring after
+    /// `lease_secs` if given.
     pub fn put_value(&self, key: &str, value: &str, lease_secs: Option<i64>) {
-        self.etcd_client(|mut client| async move {
-            let opts = match lease_secs {
-                Some(ttl) => {
-                    let lease = client.lease_grant(ttl, None).await.expect("lease").id();
-                    Some(etcd_client::PutOptions::new().with_lease(lease))
+        self.with_store(|store| async move {
+            match lease_secs {
+                Some(ttl) => store
+                    .put_expiring(key, value.as_bytes(), Duration::from_secs(ttl as u64))
+                    .await
+                    .expect("put"),
+                None => {
+                    store.put(key, value.as_bytes()).await.expect("put");
                 }
-                None => None,
-            };
-            client.put(key, value, opts).await.expect("put");
+            }
         });
     }
 
-    /// The value under `key` in etcd.
     /// The keys under `prefix` now.
     pub fn keys_under(&self, prefix: &str) -> Vec<String> {
-        let prefix = prefix.to_string();
-        self.etcd_client(|mut c| async move {
-            let resp = c
-                .get(
-                    prefix,
-                    Some(
-                        etcd_client::GetOptions::new()
-                            .with_prefix()
-                            .with_keys_only(),
-                    ),
-                )
-                .await
-                .expect("etcd get");
-            resp.kvs()
-                .iter()
-                .map(|kv| String::from_utf8_lossy(kv.key()).into_owned())
-                .collect()
+        self.with_store(|store| async move {
+            let entries = store.list(prefix).await.expect("list");
+            entries.into_iter().map(|e| e.key).collect()
         })
     }
 
+    /// The value under `key` in the store.
     pub fn get_value(&self, key: &str) -> Option<Vec<u8>> {
-        self.etcd_client(|mut client| async move {
-            let resp = client.get(key, None).await.expect("get");
-            resp.kvs().first().map(|kv| kv.value().to_vec())
-        })
+        self.with_store(|store| async move { store.get(key).await.expect("get") })
     }
 
-    fn etcd_client<F, T>(&self, f: impl FnOnce(etcd_client::Client) -> F) -> T
+    fn with_store<F, T>(&self, f: impl FnOnce(Store) -> F) -> T
     where
         F: std::future::Future<Output = T>,
     {
@@ -312,10 +512,10 @@ impl Cluster {
             .build()
             .unwrap();
         rt.block_on(async {
-            let client = etcd_client::Client::connect([self.etcd_url.as_str()], None)
+            let store = Store::connect(&self.coordination(), None)
                 .await
-                .expect("etcd");
-            f(client).await
+                .expect("the coordination store");
+            f(store).await
         })
     }
 
@@ -499,10 +699,9 @@ impl Cluster {
         for (k, v) in &labels {
             cfg.push_str(&format!("{k} = \"{v}\"\n"));
         }
+        cfg.push_str(&self.coordination_tables("", etcd));
         cfg.push_str(&format!(
-            "[etcd]\n{}{etcd}endpoints = [\"{}\"]\n[kafka]\nbrokers = \"{}\"\n[heartbeat]\nttl = \"3s\"\nreport_every = \"1s\"\n[spool]\ndelivery_timeout = \"3s\"\n[limits]\n{limits}[metrics]\nlisten = \"127.0.0.1:{}\"\n[trust]\npublic_keys = [\"{}\"]\n",
-            self.etcd_ca_line(),
-            self.etcd_url,
+            "[kafka]\nbrokers = \"{}\"\n[heartbeat]\nttl = \"3s\"\nreport_every = \"1s\"\n[spool]\ndelivery_timeout = \"3s\"\n[limits]\n{limits}[metrics]\nlisten = \"127.0.0.1:{}\"\n[trust]\npublic_keys = [\"{}\"]\n",
             self.kafka,
             free_port(),
             self.signer.public_hex()
@@ -526,15 +725,14 @@ impl Cluster {
     /// against the identities pinned in this cluster's etcd.
     pub fn rules(&self, rules_dir: &Path) -> Result<Proc> {
         let cfg = format!(
-            "rules_dir = \"{}\"\ngroup_id = \"e2e-rules\"\nmetrics_listen = \"127.0.0.1:{}\"\nstate_dir = \"{}\"\n[kafka]\nbrokers = \"{}\"\n{}\n[integrity]\npublic_keys = [\"{}\"]\nrefresh = \"1s\"\n[integrity.etcd]\n{}endpoints = [\"{}\"]\n",
+            "rules_dir = \"{}\"\ngroup_id = \"e2e-rules\"\nmetrics_listen = \"127.0.0.1:{}\"\nstate_dir = \"{}\"\n[kafka]\nbrokers = \"{}\"\n{}\n[integrity]\npublic_keys = [\"{}\"]\nrefresh = \"1s\"\n{}",
             rules_dir.display(),
             free_port(),
             self.dir.path().join("rules-state").display(),
             self.kafka,
             Self::kafka_properties(),
             self.signer.public_hex(),
-            self.etcd_ca_line(),
-            self.etcd_url,
+            self.coordination_tables("integrity.", ""),
         );
         let path = self.dir.path().join("rules.toml");
         std::fs::write(&path, cfg)?;
@@ -548,9 +746,28 @@ impl Cluster {
         )
     }
 
-    /// `ca_file = "…"` for an `[etcd]` section, when etcd speaks TLS.
-    fn etcd_ca_line(&self) -> String {
-        match &self.etcd_tls {
+    /// The TOML tables that point a binary at this cluster's store, under
+    /// `parent` (`""`, or `"integrity."` for sweep-rules); `etcd_lines` go
+    /// into an `[etcd]` table.
+    fn coordination_tables(&self, parent: &str, etcd_lines: &str) -> String {
+        match self.backend {
+            Backend::Etcd => format!(
+                "[{parent}etcd]\n{}{etcd_lines}endpoints = [\"{}\"]\n",
+                self.store_ca_line(),
+                self.etcd_url
+            ),
+            Backend::ZooKeeper => format!(
+                "[{parent}coordination]\nbackend = \"zookeeper\"\n[{parent}zookeeper]\n{}{}endpoints = [\"{}\"]\n",
+                self.store_ca_line(),
+                self.zookeeper_lines(),
+                self.zookeeper_addr
+            ),
+        }
+    }
+
+    /// `ca_file = "…"` for the store's section, when it speaks TLS.
+    fn store_ca_line(&self) -> String {
+        match &self.store_tls {
             Some(tls) => format!("ca_file = \"{}\"\n", tls.ca.display()),
             None => String::new(),
         }
@@ -559,16 +776,37 @@ impl Cluster {
     /// The controller, pointed at this cluster.
     pub fn sweep_cmd(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new(bin("sweep"));
+        match self.backend {
+            Backend::Etcd => cmd
+                .env("SWEEP_ETCD", &self.etcd_url)
+                .env_remove("SWEEP_COORDINATION")
+                .env_remove("SWEEP_ZOOKEEPER"),
+            Backend::ZooKeeper => cmd
+                .env("SWEEP_COORDINATION", "zookeeper")
+                .env("SWEEP_ZOOKEEPER", &self.zookeeper_addr)
+                .env_remove("SWEEP_ETCD"),
+        };
         cmd.args(args)
-            .env("SWEEP_ETCD", &self.etcd_url)
             .env("SWEEP_KAFKA", &self.kafka)
             .env("SWEEP_SIGNING_KEY", &self.key_file)
             .env_remove("SWEEP_CONFIG")
             .stdin(Stdio::null());
-        if self.etcd_tls.is_some() {
-            // The CA reaches the controller through its config file.
+        if self.zookeeper_login.is_some() || self.store_tls.is_some() {
+            // The CA, chroot and login reach the controller through its
+            // config file.
+            let table = match self.backend {
+                Backend::Etcd => "etcd",
+                Backend::ZooKeeper => "zookeeper",
+            };
             let path = self.dir.path().join("controller.toml");
-            let _ = std::fs::write(&path, format!("[etcd]\n{}", self.etcd_ca_line()));
+            let _ = std::fs::write(
+                &path,
+                format!(
+                    "[{table}]\n{}{}",
+                    self.store_ca_line(),
+                    self.zookeeper_lines()
+                ),
+            );
             cmd.env("SWEEP_CONFIG", path);
         }
         cmd

@@ -1,17 +1,18 @@
-//! Liveness: a lease-bound key under `/sweep/agents/<host_id>`. The lease is
-//! kept alive at a third of its TTL (no raft write); the value, with fresh
-//! resource figures, is rewritten every `report_every` and whenever the
-//! agent's state changes. If the agent dies the lease lapses and the key
-//! vanishes within one TTL; on a clean stop the lease is revoked so it
-//! vanishes at once.
+//! Liveness: a key under `/sweep/agents/<host_id>` held while the agent
+//! lives (etcd: bound to a lease; ZooKeeper: an ephemeral node of the
+//! agent's session). The hold is renewed at a third of its TTL (no write);
+//! the value, with fresh resource figures, is rewritten every
+//! `report_every` and whenever the agent's state changes. If the agent dies
+//! the key vanishes within one TTL; on a clean stop it goes at once.
 
 use std::time::Duration;
 
 use std::sync::atomic::Ordering;
 
-use etcd_client::{Client, PutOptions};
+use sweep_proto::coordination::Renewal;
 use sweep_proto::heartbeat::Counters;
 use sweep_proto::time::unix_now_ms;
+use sweep_proto::Store;
 use sweep_proto::{Heartbeat, Resources};
 use tokio::sync::watch;
 use tracing::{info, warn};
@@ -20,12 +21,12 @@ use super::selfstat::SelfStat;
 use super::Shared;
 use crate::error::AgentError;
 
-pub async fn run(shared: Shared, client: Client, mut shutdown: watch::Receiver<bool>) {
+pub async fn run(shared: Shared, store: Store, mut shutdown: watch::Receiver<bool>) {
     let mut selfstat = SelfStat::new();
     let mut backoff = Duration::from_millis(500);
     let mut attempt = 0u64;
     loop {
-        match hold(&shared, client.clone(), &mut selfstat, &mut shutdown).await {
+        match hold(&shared, &store, &mut selfstat, &mut shutdown).await {
             Ok(()) => return,
             Err(e) => {
                 shared
@@ -37,7 +38,7 @@ pub async fn run(shared: Shared, client: Client, mut shutdown: watch::Receiver<b
             }
         }
         // Up to as much again, different on every host: a fleet that lost
-        // etcd together does not come back in one burst of lease grants.
+        // its store together does not come back in one burst of registrations.
         attempt += 1;
         let wait = backoff + jitter(&shared.host_id, attempt, backoff);
         tokio::select! {
@@ -48,84 +49,54 @@ pub async fn run(shared: Shared, client: Client, mut shutdown: watch::Receiver<b
     }
 }
 
-/// Holds one lease until shutdown (Ok) or an etcd failure (Err).
+/// Holds one registration until shutdown (Ok) or its loss (Err).
 async fn hold(
     shared: &Shared,
-    mut client: Client,
+    store: &Store,
     selfstat: &mut SelfStat,
     shutdown: &mut watch::Receiver<bool>,
 ) -> Result<(), AgentError> {
     let cfg = &shared.config.heartbeat;
-    let ttl = cfg.ttl.as_secs().max(2) as i64;
-    let lease = client.lease_grant(ttl, None).await?.id();
-    let key = shared.config.etcd.keyspace().agent(&shared.host_id);
-    let kv = client.clone();
-    let put = |value: String| {
-        let mut client = kv.clone();
-        let key = key.clone();
-        async move {
-            client
-                .put(key, value, Some(PutOptions::new().with_lease(lease)))
-                .await
-        }
-    };
-    put(heartbeat(shared, selfstat.sample()).to_json()).await?;
-    info!(host_id = %shared.host_id, lease, ttl, "registered");
-    let mut stream = Some(client.lease_keep_alive(lease).await?);
+    let ttl = cfg.ttl.max(Duration::from_secs(2));
+    let key = shared.config.keyspace().agent(&shared.host_id);
+    let first = heartbeat(shared, selfstat.sample()).to_json();
+    let mut held = store.register(&key, first.as_bytes(), ttl).await?;
+    info!(host_id = %shared.host_id, held = %held.id(), ttl = ?ttl, "registered");
     let mut renewed_at = tokio::time::Instant::now();
-    // Keep-alives at a third of the TTL survive one lost round trip.
-    // Both ticks start one period from now: the lease was just granted and the
-    // first value just written, and a CPU sample over a few milliseconds is noise.
-    let keep_every = Duration::from_secs((ttl as u64 / 3).max(1));
+    // Renewals at a third of the TTL survive one lost round trip.
+    // Both ticks start one period from now: the key was just written, and a
+    // CPU sample over a few milliseconds is noise.
+    let keep_every = (ttl / 3).max(Duration::from_secs(1));
     let beat_every = cfg.report_every.max(Duration::from_millis(200));
     let mut reported = state(shared);
     let start = tokio::time::Instant::now();
     let mut keep_tick = tokio::time::interval_at(start + keep_every, keep_every);
     let mut beat_tick = tokio::time::interval_at(start + beat_every, beat_every);
-    // A slow etcd (a lost round trip, a write that times out while it
-    // catches up) must not make the agent give up its lease: granting a new
-    // one and writing again is two more raft writes, and a fleet doing that
-    // at once is a storm. Only a lease that is gone is re-registered.
+    // A slow store (a lost round trip, a write that times out while it
+    // catches up) must not make the agent give up its registration:
+    // registering again is more writes, and a fleet doing that at once is a
+    // storm. Only a registration that is gone is made anew.
     let failed = |e: &dyn std::fmt::Display, what: &str| {
         shared
             .metrics
             .etcd_errors
             .with_label_values(&["heartbeat"])
             .inc();
-        warn!(error = %e, what, "heartbeat write failed; the lease holds, retrying");
+        warn!(error = %e, what, "heartbeat write failed; the registration holds, retrying");
     };
     loop {
         tokio::select! {
             _ = keep_tick.tick() => {
-                let renewed = match stream.as_mut() {
-                    Some((keeper, responses)) => match keeper.keep_alive().await {
-                        Ok(()) => responses.message().await,
-                        Err(e) => Err(e),
-                    },
-                    // The stream broke last time: a new one, for the same lease.
-                    None => match client.lease_keep_alive(lease).await {
-                        Ok((mut keeper, mut responses)) => {
-                            let r = match keeper.keep_alive().await {
-                                Ok(()) => responses.message().await,
-                                Err(e) => Err(e),
-                            };
-                            stream = Some((keeper, responses));
-                            r
-                        }
-                        Err(e) => Err(e),
-                    },
-                };
-                match renewed {
-                    Ok(Some(r)) if r.ttl() > 0 => renewed_at = tokio::time::Instant::now(),
-                    Ok(Some(_)) => return Err(AgentError::LeaseExpired(lease)),
-                    Ok(None) | Err(_) => {
-                        stream = None;
-                        failed(&"keep-alive not answered", "keep-alive");
-                        // Past the TTL since the last renewal the lease is
-                        // surely gone: register anew. Until then keep trying
-                        // to renew this one.
-                        if renewed_at.elapsed() >= Duration::from_secs(ttl as u64) {
-                            return Err(AgentError::LeaseExpired(lease));
+                match held.renew().await {
+                    Ok(Renewal::Held) => renewed_at = tokio::time::Instant::now(),
+                    Ok(Renewal::Lost) => return Err(AgentError::LeaseExpired(held.id())),
+                    Err(e) => {
+                        failed(&e, "renew");
+                        // Past the TTL since the last renewal the
+                        // registration is surely gone: register anew. Until
+                        // then keep trying to renew this one.
+                        if renewed_at.elapsed() >= ttl {
+                            return Err(AgentError::LeaseExpired(held.id()));
                         }
                         continue;
                     }
@@ -136,8 +107,8 @@ async fn hold(
                     info!(state = %now.as_deref().unwrap_or("ready"), "agent state changed");
                     let res = selfstat.sample();
                     record_resources(shared, &res);
-                    match put(heartbeat(shared, res).to_json()).await {
-                        Ok(_) => {
+                    match held.update(heartbeat(shared, res).to_json().as_bytes()).await {
+                        Ok(()) => {
                             reported = now;
                             beat_tick.reset();
                         }
@@ -148,16 +119,17 @@ async fn hold(
             _ = beat_tick.tick() => {
                 let res = selfstat.sample();
                 record_resources(shared, &res);
-                match put(heartbeat(shared, res).to_json()).await {
-                    Ok(_) => reported = state(shared),
+                match held.update(heartbeat(shared, res).to_json().as_bytes()).await {
+                    Ok(()) => reported = state(shared),
                     Err(e) => failed(&e, "put"),
                 }
             }
             _ = shutdown.changed() => {
-                if let Err(e) = client.lease_revoke(lease).await {
-                    warn!(error = %e, "could not revoke the lease; it will lapse within its TTL");
+                let id = held.id();
+                if let Err(e) = held.revoke().await {
+                    warn!(error = %e, "could not let go of the registration; it will lapse within its TTL");
                 } else {
-                    info!(host_id = %shared.host_id, "lease revoked");
+                    info!(host_id = %shared.host_id, held = %id, "registration revoked");
                 }
                 return Ok(());
             }

@@ -47,7 +47,7 @@ impl HuntRunner {
     /// bounds), then run unless it ran already, expired, or is not for this
     /// host. A rejection is reported back under the key's id.
     pub async fn offer(&mut self, shared: &Shared, key: &str, value: &[u8]) {
-        let dir = shared.config.etcd.keyspace().hunts();
+        let dir = shared.config.keyspace().hunts();
         let Some(id) = Keyspace::leaf(&dir, key).filter(|id| id.len() <= MAX_HUNT_ID) else {
             shared
                 .metrics

@@ -1,7 +1,8 @@
 //! The long-running agent (`sweep-agent run`).
 //!
 //! - [`heartbeat`]: the lease-bound liveness key with resource figures.
-//! - [`watcher`]: watching an etcd prefix without missing a change.
+//! - [`watcher`]: following a prefix of the coordination store (etcd or
+//!   ZooKeeper, [`sweep_proto::coordination`]) without missing a change.
 //! - [`executor`]: the one loop that runs queries: hunts first, then
 //!   scheduled work. A hunt flows one way: [`watcher`] → [`executor`] →
 //!   [`hunts`] → [`trust`] → targeting → [`queries`] (the engine) →
@@ -17,7 +18,7 @@
 //!   sent to Kafka in order; [`quarantine`]: records the broker refuses for
 //!   good.
 //! - [`state_file`]: crash-safe writes of the small state files.
-//! - [`trust`]: which commands from etcd run: signatures, keys, versions.
+//! - [`trust`]: which commands from the store run: signatures, keys, versions.
 //! - [`metrics`]: Prometheus metrics; [`admin`]: `/metrics`, `/live` and
 //!   `/ready` ([`health`]).
 //! - [`selfstat`]: the agent's own CPU and memory.
@@ -52,7 +53,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use sweep_proto::time::unix_now;
-use sweep_proto::topics;
+use sweep_proto::{topics, Store};
 use tokio::sync::{mpsc, watch};
 use tracing::{info, warn};
 
@@ -257,12 +258,12 @@ pub fn agent(config: Config, started_at: u64, process: &Process) -> Result<Share
     })
 }
 
-/// Starts one agent's tasks on `client`: its heartbeat lease, its watches
-/// of hunts, schedules and packs, and its executor. They stop when
+/// Starts one agent's tasks on `store`: its liveness registration, its
+/// watches of hunts, schedules and packs, and its executor. They stop when
 /// `shutdown` turns true.
 pub fn spawn_agent(
     shared: &Shared,
-    client: &etcd_client::Client,
+    store: &Store,
     shutdown: &watch::Receiver<bool>,
 ) -> Vec<tokio::task::JoinHandle<()>> {
     let mut tasks = Vec::new();
@@ -277,10 +278,10 @@ pub fn spawn_agent(
     let (changes_tx, changes_rx) = mpsc::channel(1024);
     tasks.push(tokio::spawn(heartbeat::run(
         shared.clone(),
-        client.clone(),
+        store.clone(),
         shutdown.clone(),
     )));
-    let keys = shared.config.etcd.keyspace();
+    let keys = shared.config.keyspace();
     for (source, prefix) in [
         (watcher::Source::Hunts, keys.hunts()),
         (watcher::Source::Schedules, keys.schedules()),
@@ -288,7 +289,7 @@ pub fn spawn_agent(
     ] {
         tasks.push(tokio::spawn(watcher::watch_prefix(
             shared.clone(),
-            client.clone(),
+            store.clone(),
             source,
             prefix,
             changes_tx.clone(),
@@ -306,7 +307,7 @@ pub fn spawn_agent(
 /// Starts every task; they stop when `shutdown` turns true.
 pub async fn start(config: Config, shutdown: watch::Receiver<bool>) -> Result<Running, AgentError> {
     let host_id = config.host_id();
-    config.etcd.validate()?;
+    config.coordination().validate()?;
     let started_at = unix_now();
     let process = Process::new(&config, &host_id, started_at)?;
     let shared = agent(config.clone(), started_at, &process)?;
@@ -326,7 +327,7 @@ pub async fn start(config: Config, shutdown: watch::Receiver<bool>) -> Result<Ru
             events.stop();
         });
     }
-    // The admin endpoint first: `/live` answers while etcd is still away.
+    // The admin endpoint first: `/live` answers while the store is still away.
     let mut tasks = Vec::new();
     if let Some(listener) = admin::bind(&config.metrics.listen).await? {
         tasks.push(tokio::spawn(admin::serve(
@@ -335,8 +336,8 @@ pub async fn start(config: Config, shutdown: watch::Receiver<bool>) -> Result<Ru
             shutdown.clone(),
         )));
     }
-    let client = connect_etcd(&config, shutdown.clone()).await?;
-    tasks.extend(spawn_agent(&shared, &client, &shutdown));
+    let store = connect_store(&config, shutdown.clone()).await?;
+    tasks.extend(spawn_agent(&shared, &store, &shutdown));
     // Queries stop and the lease goes at once; the spool gets what is left
     // of the stop's time, less a margin for the rest.
     let grace = config
@@ -347,18 +348,27 @@ pub async fn start(config: Config, shutdown: watch::Receiver<bool>) -> Result<Ru
     Ok(Running { tasks, shared })
 }
 
-/// Connects to etcd, retrying until it answers or shutdown: an agent that
-/// boots before etcd must still come up.
-pub async fn connect_etcd(
+/// Connects to the coordination store, retrying until it answers or
+/// shutdown: an agent that boots before etcd or ZooKeeper must still come
+/// up. A ZooKeeper session lasts the heartbeat's TTL, so the liveness node
+/// goes that long after the agent dies.
+pub async fn connect_store(
     config: &Config,
     mut shutdown: watch::Receiver<bool>,
-) -> Result<etcd_client::Client, AgentError> {
+) -> Result<Store, AgentError> {
+    let coordination = config.coordination();
     let mut backoff = Duration::from_millis(500);
     loop {
-        match config.etcd.connect().await {
+        match Store::connect(&coordination, Some(config.heartbeat.ttl)).await {
             Ok(c) => return Ok(c),
             Err(e) => {
-                warn!(error = %e, endpoints = ?config.etcd.endpoints, retry_in = ?backoff, "etcd unreachable")
+                warn!(
+                    error = %e,
+                    backend = coordination.backend().name(),
+                    endpoints = %coordination.endpoints(),
+                    retry_in = ?backoff,
+                    "coordination store unreachable"
+                )
             }
         }
         tokio::select! {

@@ -106,7 +106,7 @@ impl Scheduler {
             Change::Put { key, value } => {
                 // Verified before anything is replaced: a bad value put over
                 // a good command leaves the good one running.
-                let keys = shared.config.etcd.keyspace();
+                let keys = shared.config.keyspace();
                 let (kind, dir) = match source {
                     Source::Schedules => ("schedule", keys.schedules()),
                     Source::Packs => ("pack", keys.packs()),
@@ -509,7 +509,7 @@ mod tests {
         let shared = shared(dir.path());
         let diffs = DiffStore::open(&dir.path().join("differential")).unwrap();
         let mut scheduler = Scheduler::new(diffs, shared.schedule.clone());
-        let keys = shared.config.etcd.keyspace();
+        let keys = shared.config.keyspace();
         let q = ScheduledQuery {
             name: "ticks".into(),
             sql: "select 1 as one, 'abc' as two".into(),

@@ -4,10 +4,11 @@
 //! Each virtual agent runs the daemon's own code ([`crate::daemon::agent`]
 //! and [`crate::daemon::spawn_agent`]): its own host id and labels, identity
 //! key, trust state and hunt ledger (under `state_dir/fleet/<host_id>/`), its
-//! own etcd lease, keep-alive, heartbeat key and watches, the real
-//! targeting, discovery and signature checks, and its own executor. What the
-//! process shares: one Kafka producer behind one spool (librdkafka costs
-//! several threads per producer), a few etcd connections, the metrics, and
+//! own registration (an etcd lease, or on ZooKeeper its own session and
+//! ephemeral node), heartbeat key and watches, the real targeting, discovery
+//! and signature checks, and its own executor. What the process shares: one
+//! Kafka producer behind one spool (librdkafka costs several threads per
+//! producer), a few etcd connections, the metrics, and
 //! query answers ([`crate::daemon::memo`]: each query runs once and its rows
 //! are sent under every virtual host id).
 //!
@@ -29,6 +30,7 @@ use crate::config::Config;
 use crate::daemon::{self, memo::Memo, Process, Shared};
 use crate::error::AgentError;
 use sweep_proto::time::unix_now;
+use sweep_proto::Backend;
 
 /// How the fleet is made.
 #[derive(Debug, Clone)]
@@ -39,7 +41,9 @@ pub struct FleetOptions {
     pub prefix: String,
     /// Agents started per second: a fleet ramps up without a lease storm.
     pub ramp_per_s: u32,
-    /// Agents per etcd connection.
+    /// Agents per etcd connection. On ZooKeeper every agent has a session
+    /// of its own: liveness is per session there, and a killed agent's must
+    /// end with it.
     pub per_connection: usize,
     /// How long a query's answer is reused by other agents.
     pub memo_ttl: Duration,
@@ -88,7 +92,7 @@ pub async fn run(
     opts: FleetOptions,
     shutdown: watch::Receiver<bool>,
 ) -> Result<(), AgentError> {
-    config.etcd.validate()?;
+    config.coordination().validate()?;
     let started_at = unix_now();
     let mut process = Process::new(&config, "fleet", started_at)?;
     let memo = Arc::new(Memo::new(opts.memo_ttl));
@@ -107,10 +111,17 @@ pub async fn run(
             shutdown.clone(),
         )));
     }
-    let connections = opts.agents.div_ceil(opts.per_connection.max(1)).max(1);
-    let mut clients = Vec::with_capacity(connections);
-    for _ in 0..connections {
-        clients.push(daemon::connect_etcd(&config, shutdown.clone()).await?);
+    let own_sessions = config.coordination().backend() == Backend::ZooKeeper;
+    let connections = if own_sessions {
+        opts.agents
+    } else {
+        opts.agents.div_ceil(opts.per_connection.max(1)).max(1)
+    };
+    let mut clients = Vec::new();
+    if !own_sessions {
+        for _ in 0..connections {
+            clients.push(daemon::connect_store(&config, shutdown.clone()).await?);
+        }
     }
     let grace = config
         .shutdown_timeout
@@ -139,7 +150,12 @@ pub async fn run(
         cfg.labels
             .insert("fleet_group".into(), (i % 10).to_string());
         let shared = daemon::agent(cfg, started_at, &process)?;
-        let agent_tasks = daemon::spawn_agent(&shared, &clients[i % connections], &shutdown);
+        // Held only by the agent's tasks: killed, its session ends too.
+        let store = match own_sessions {
+            true => daemon::connect_store(&config, shutdown.clone()).await?,
+            false => clients[i % connections].clone(),
+        };
+        let agent_tasks = daemon::spawn_agent(&shared, &store, &shutdown);
         fleet
             .agents
             .lock()

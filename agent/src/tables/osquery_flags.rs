@@ -5,9 +5,9 @@
 //! force (the file's, else the default), `default_value` the default, both
 //! as text (durations as `30s`, lists and tables as compact JSON, an unset
 //! optional value as ""). `host_id`'s value is the id in force (the hostname
-//! when the file names none). Secrets are never shown: `etcd.password` and
-//! Kafka properties that hold passwords, keys or tokens read `********` when
-//! set. `shell_only` is 0: no setting is only for the shell.
+//! when the file names none). Secrets are never shown: `etcd.password`,
+//! `zookeeper.password` and Kafka properties that hold passwords, keys or
+//! tokens read `********` when set. `shell_only` is 0: no setting is only for the shell.
 //!
 //! Names and values come from the configuration itself (serialised), so a
 //! new setting appears here at once; types and descriptions come from
@@ -25,9 +25,10 @@ pub struct OsqueryFlags;
 
 /// Every setting: its name, type and description.
 pub const FLAGS: &[(&str, &str, &str)] = &[
-    ("host_id", "string", "This host's id in etcd and on every result (empty: the hostname)"),
+    ("host_id", "string", "This host's id in the coordination store and on every result (empty: the hostname)"),
     ("labels", "map", "Labels hunts can target (role = \"web\", dc = \"sh1\")"),
     ("state_dir", "string", "Where the agent keeps state across restarts: the ledger of hunts it ran and the result spool"),
+    ("coordination.backend", "string", "The coordination store: etcd or zookeeper"),
     ("etcd.endpoints", "list", "Client URLs of the etcd cluster"),
     ("etcd.prefix", "string", "Root of sweep's keys in etcd"),
     ("etcd.username", "string", "etcd user, when authentication is on"),
@@ -36,11 +37,21 @@ pub const FLAGS: &[(&str, &str, &str)] = &[
     ("etcd.ca_file", "string", "PEM file of the CA that signed etcd's certificate; turns TLS on"),
     ("etcd.cert_file", "string", "PEM client certificate, when etcd asks clients for one"),
     ("etcd.key_file", "string", "PEM client key, when etcd asks clients for one"),
+    ("zookeeper.endpoints", "list", "host:port of each ZooKeeper server"),
+    ("zookeeper.chroot", "string", "The znode all of sweep's paths are under (empty: the root)"),
+    ("zookeeper.prefix", "string", "Root of sweep's keys under the chroot"),
+    ("zookeeper.session_timeout", "duration", "Session timeout asked for (the agent asks for its heartbeat TTL)"),
+    ("zookeeper.connect_timeout", "duration", "How long to wait for a connection to one ZooKeeper server"),
+    ("zookeeper.username", "string", "Digest login user, when ZooKeeper authentication is used"),
+    ("zookeeper.password", "string", "Digest login password (not shown)"),
+    ("zookeeper.ca_file", "string", "PEM file of the CA that signed the servers' certificates; turns TLS on"),
+    ("zookeeper.cert_file", "string", "PEM client certificate, when the servers ask for one"),
+    ("zookeeper.key_file", "string", "PEM client key, when the servers ask for one"),
     ("kafka.brokers", "string", "Kafka bootstrap servers, comma-separated host:port"),
     ("kafka.properties", "map", "Extra librdkafka properties, passed through unchanged (secrets not shown)"),
     ("kafka.topic_partitions", "int32", "Partitions of the topics sweep creates when they are missing"),
     ("kafka.topic_replication", "int32", "Replication factor of the topics sweep creates; -1 is the broker's default"),
-    ("heartbeat.ttl", "duration", "Lease TTL: an agent that stops heartbeating vanishes from etcd after this"),
+    ("heartbeat.ttl", "duration", "Lease TTL (ZooKeeper: session timeout): an agent that stops heartbeating vanishes from the fleet after this"),
     ("heartbeat.report_every", "duration", "How often the heartbeat value (resources, counters) is rewritten"),
     ("limits.wall_time", "duration", "Wall time a query may take, from start to last row"),
     ("limits.max_rows", "uint64", "Rows a query may return"),
@@ -170,7 +181,7 @@ fn flatten(
 fn redacted(name: &str, value: &Json) -> String {
     match (name, value) {
         (_, Json::Null) => String::new(),
-        ("etcd.password", _) => HIDDEN.to_string(),
+        ("etcd.password" | "zookeeper.password", _) => HIDDEN.to_string(),
         ("kafka.properties", Json::Object(props)) => {
             let shown: serde_json::Map<String, Json> = props
                 .iter()
@@ -213,6 +224,12 @@ endpoints = ["https://etcd-1:2379", "https://etcd-2:2379"]
 username = "agent"
 password = "hunter2"
 ca_file = "/etc/sweep/ca.pem"
+[coordination]
+backend = "zookeeper"
+[zookeeper]
+endpoints = ["zk-1:2181"]
+username = "sweep"
+password = "hunter3"
 [kafka]
 brokers = "k1:9093"
 topic_replication = 3
@@ -273,6 +290,15 @@ allow_unsigned = true
         check("etcd.password", "string", "", "********");
         check("etcd.ca_file", "string", "", "/etc/sweep/ca.pem");
         check("etcd.connect_timeout", "duration", "5s", "5s");
+        check("coordination.backend", "string", "etcd", "zookeeper");
+        check(
+            "zookeeper.endpoints",
+            "list",
+            r#"["127.0.0.1:12181"]"#,
+            r#"["zk-1:2181"]"#,
+        );
+        check("zookeeper.password", "string", "", "********");
+        check("zookeeper.session_timeout", "duration", "10s", "10s");
         check("kafka.brokers", "string", "127.0.0.1:19092", "k1:9093");
         check(
             "kafka.properties",

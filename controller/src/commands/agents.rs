@@ -21,8 +21,8 @@ use crate::output::{Format, RowWriter};
 use crate::{fleet, render, ControllerError};
 
 pub async fn run(settings: &Settings, args: AgentsArgs) -> Result<u8, ControllerError> {
-    let mut client = settings.etcd.connect().await?;
-    let keys = settings.etcd.keyspace();
+    let store = settings.store().await?;
+    let keys = settings.keyspace();
     let signer = settings
         .signing_key
         .as_deref()
@@ -34,27 +34,19 @@ pub async fn run(settings: &Settings, args: AgentsArgs) -> Result<u8, Controller
                 "pinning a key needs the signing key (--signing-key, SWEEP_SIGNING_KEY)".into(),
             )
         })?;
-        let pin = identities::trust(
-            &mut client,
-            &keys,
-            &signer,
-            &t.host,
-            t.key.as_deref(),
-            t.replace,
-        )
-        .await?;
+        let pin =
+            identities::trust(&store, &keys, &signer, &t.host, t.key.as_deref(), t.replace).await?;
         println!("{}: pinned to {}", printable(&pin.host_id), pin.public_key);
         return Ok(0);
     }
     let keep = args.filter()?;
-    let agents: Vec<Heartbeat> = fleet::live_agents(&mut client, &keys)
+    let agents: Vec<Heartbeat> = fleet::live_agents(&store, &keys)
         .await?
         .into_iter()
         .filter(|a| keep(a))
         .collect();
-    let mut ids = Identities::load(&mut client, &keys, signer.as_ref()).await?;
-    ids.observe(&mut client, &keys, signer.as_ref(), &agents)
-        .await?;
+    let mut ids = Identities::load(&store, &keys, signer.as_ref()).await?;
+    ids.observe(&store, &keys, signer.as_ref(), &agents).await?;
     let now = unix_now();
     let now_ms = unix_now_ms();
     let format = args.format.format();

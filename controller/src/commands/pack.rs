@@ -9,7 +9,6 @@
 
 use std::io::Write;
 
-use etcd_client::{GetOptions, PutOptions};
 use sweep_proto::signing::Kind;
 use sweep_proto::time::unix_now;
 use sweep_proto::{Keyspace, Pack};
@@ -72,26 +71,16 @@ async fn add(settings: &Settings, args: PackAddArgs) -> Result<u8, ControllerErr
         issued_at: unix_now(),
         version: 0,
     };
-    let keys = settings.etcd.keyspace();
-    let mut client = settings.etcd.connect().await?;
+    let keys = settings.keyspace();
+    let store = settings.store().await?;
     let key = keys.pack(&pack.name);
-    pack.version = operator::next_version(&mut client, &key).await?;
+    pack.version = operator::next_version(&store, &key).await?;
     let stored = operator::seal(signer.as_ref(), Kind::Pack, pack.to_json());
-    let resp = client
-        .put(
-            key,
-            stored.to_json(),
-            Some(PutOptions::new().with_prev_key()),
-        )
-        .await?;
+    let replaced = store.put(&key, stored.to_json().as_bytes()).await?;
     println!(
         "pack {} {}: {} quer{}, {} discovery quer{}, targets {}{}",
         pack.name,
-        if resp.prev_key().is_some() {
-            "replaced"
-        } else {
-            "added"
-        },
+        if replaced { "replaced" } else { "added" },
         pack.queries.len(),
         plural_y(pack.queries.len()),
         pack.discovery.len(),
@@ -137,24 +126,22 @@ fn plural_y(n: usize) -> &'static str {
 }
 
 async fn list(settings: &Settings, args: ListArgs) -> Result<u8, ControllerError> {
-    let keys = settings.etcd.keyspace();
-    let mut client = settings.etcd.connect().await?;
+    let keys = settings.keyspace();
+    let store = settings.store().await?;
     let dir = keys.packs();
-    let resp = client
-        .get(dir.as_str(), Some(GetOptions::new().with_prefix()))
-        .await?;
+    let entries = store.list(&dir).await?;
     let mut packs = Vec::new();
-    for kv in resp.kvs() {
-        let key = String::from_utf8_lossy(kv.key());
-        if Keyspace::leaf(&dir, &key).is_none() {
+    for entry in &entries {
+        let key = entry.key.as_str();
+        if Keyspace::leaf(&dir, key).is_none() {
             continue;
         }
-        match operator::body(kv.value()).and_then(|b| Ok(Pack::from_json(b.as_bytes())?)) {
+        match operator::body(&entry.value).and_then(|b| Ok(Pack::from_json(b.as_bytes())?)) {
             Ok(p) => packs.push(p),
             // One bad value must not hide the others.
             Err(e) => eprintln!(
                 "warning: {}: {}",
-                sweep_proto::text::printable(&key),
+                sweep_proto::text::printable(key),
                 sweep_proto::text::printable(&e.to_string())
             ),
         }
@@ -191,10 +178,9 @@ async fn list(settings: &Settings, args: ListArgs) -> Result<u8, ControllerError
 
 async fn rm(settings: &Settings, args: RmArgs) -> Result<u8, ControllerError> {
     names::check("pack", &args.name)?;
-    let keys = settings.etcd.keyspace();
-    let mut client = settings.etcd.connect().await?;
-    let resp = client.delete(keys.pack(&args.name), None).await?;
-    if resp.deleted() == 0 {
+    let keys = settings.keyspace();
+    let store = settings.store().await?;
+    if !store.delete(&keys.pack(&args.name)).await? {
         return Err(ControllerError::NotFound {
             what: "pack",
             name: args.name,

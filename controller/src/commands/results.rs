@@ -28,25 +28,25 @@ pub async fn run(settings: &Settings, args: ResultsArgs) -> Result<u8, Controlle
         args.output.as_deref(),
         args.outcomes.as_deref(),
     )?;
-    let keys = settings.etcd.keyspace();
-    let mut client = settings.etcd.connect().await?;
-    // A live hunt says whom it targets; an expired one is gone from etcd and
+    let keys = settings.keyspace();
+    let store = settings.store().await?;
+    // A live hunt says whom it targets; an expired one is gone from the store and
     // only its answers are left.
-    let stored = client.get(keys.hunt(&args.hunt_id), None).await?;
+    let stored = store.get(&keys.hunt(&args.hunt_id)).await?;
     let signer = settings
         .signing_key
         .as_deref()
         .map(Signer::load)
         .transpose()?;
-    let mut identities = Identities::load(&mut client, &keys, signer.as_ref()).await?;
-    let live = fleet::live_agents(&mut client, &keys).await?;
+    let mut identities = Identities::load(&store, &keys, signer.as_ref()).await?;
+    let live = fleet::live_agents(&store, &keys).await?;
     identities
-        .observe(&mut client, &keys, signer.as_ref(), &live)
+        .observe(&store, &keys, signer.as_ref(), &live)
         .await?;
     let mut partition = None;
-    let expected: BTreeSet<String> = match stored.kvs().first() {
-        Some(kv) => {
-            let hunt = Hunt::from_json(operator::body(kv.value())?.as_bytes())?;
+    let expected: BTreeSet<String> = match stored {
+        Some(value) => {
+            let hunt = Hunt::from_json(operator::body(&value)?.as_bytes())?;
             partition = hunt.partition;
             let mut expected: BTreeSet<String> = live
                 .into_iter()

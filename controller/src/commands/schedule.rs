@@ -7,7 +7,6 @@
 
 use std::io::Write;
 
-use etcd_client::{GetOptions, PutOptions};
 use sweep_proto::schedule::runs_on_linux;
 use sweep_proto::signing::Kind;
 use sweep_proto::time::unix_now;
@@ -63,26 +62,16 @@ async fn add(settings: &Settings, args: ScheduleAddArgs) -> Result<u8, Controlle
         issued_at: unix_now(),
         version: 0,
     };
-    let keys = settings.etcd.keyspace();
-    let mut client = settings.etcd.connect().await?;
+    let keys = settings.keyspace();
+    let store = settings.store().await?;
     let key = keys.schedule(&query.name);
-    query.version = operator::next_version(&mut client, &key).await?;
+    query.version = operator::next_version(&store, &key).await?;
     let stored = operator::seal(signer.as_ref(), Kind::Schedule, query.to_json());
-    let resp = client
-        .put(
-            key,
-            stored.to_json(),
-            Some(PutOptions::new().with_prev_key()),
-        )
-        .await?;
+    let replaced = store.put(&key, stored.to_json().as_bytes()).await?;
     println!(
         "schedule {} {}: every {}, {}, targets {}{}",
         query.name,
-        if resp.prev_key().is_some() {
-            "replaced"
-        } else {
-            "added"
-        },
+        if replaced { "replaced" } else { "added" },
         humantime::format_duration(std::time::Duration::from_secs(query.interval)),
         mode(&query),
         render::targets(&query.targets),
@@ -122,25 +111,24 @@ fn mode(q: &ScheduledQuery) -> &'static str {
 }
 
 async fn list(settings: &Settings, args: ListArgs) -> Result<u8, ControllerError> {
-    let keys = settings.etcd.keyspace();
-    let mut client = settings.etcd.connect().await?;
+    let keys = settings.keyspace();
+    let store = settings.store().await?;
     let dir = keys.schedules();
-    let resp = client
-        .get(dir.as_str(), Some(GetOptions::new().with_prefix()))
-        .await?;
+    let entries = store.list(&dir).await?;
     let mut queries = Vec::new();
-    for kv in resp.kvs() {
-        let key = String::from_utf8_lossy(kv.key());
-        if Keyspace::leaf(&dir, &key).is_none() {
+    for entry in &entries {
+        let key = entry.key.as_str();
+        if Keyspace::leaf(&dir, key).is_none() {
             continue;
         }
-        match operator::body(kv.value()).and_then(|b| Ok(ScheduledQuery::from_json(b.as_bytes())?))
+        match operator::body(&entry.value)
+            .and_then(|b| Ok(ScheduledQuery::from_json(b.as_bytes())?))
         {
             Ok(q) => queries.push(q),
             // One bad value must not hide the others.
             Err(e) => eprintln!(
                 "warning: {}: {}",
-                sweep_proto::text::printable(&key),
+                sweep_proto::text::printable(key),
                 sweep_proto::text::printable(&e.to_string())
             ),
         }
@@ -183,10 +171,9 @@ fn one_line(sql: &str) -> String {
 
 async fn rm(settings: &Settings, args: RmArgs) -> Result<u8, ControllerError> {
     names::check("schedule", &args.name)?;
-    let keys = settings.etcd.keyspace();
-    let mut client = settings.etcd.connect().await?;
-    let resp = client.delete(keys.schedule(&args.name), None).await?;
-    if resp.deleted() == 0 {
+    let keys = settings.keyspace();
+    let store = settings.store().await?;
+    if !store.delete(&keys.schedule(&args.name)).await? {
         return Err(ControllerError::NotFound {
             what: "schedule",
             name: args.name,

@@ -29,9 +29,9 @@ pub async fn page(
     SignedIn(user): SignedIn,
     Query(f): Query<Filter>,
 ) -> Response {
-    let keys = app.settings.etcd.keyspace();
-    let agents = match app.etcd().await {
-        Ok(mut client) => fleet::live_agents(&mut client, &keys).await,
+    let keys = app.settings.keyspace();
+    let agents = match app.store().await {
+        Ok(store) => fleet::live_agents(&store, &keys).await,
         Err(e) => Err(e),
     };
     let agents = match agents {
@@ -122,9 +122,9 @@ pub async fn page(
 
 /// Fleet as JSON (for the hunt page's target completion).
 pub async fn hosts(State(app): State<App>, SignedIn(_): SignedIn) -> Response {
-    let keys = app.settings.etcd.keyspace();
-    let agents = match app.etcd().await {
-        Ok(mut client) => fleet::live_agents(&mut client, &keys).await,
+    let keys = app.settings.keyspace();
+    let agents = match app.store().await {
+        Ok(store) => fleet::live_agents(&store, &keys).await,
         Err(e) => Err(e),
     };
     match agents {

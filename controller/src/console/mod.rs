@@ -39,6 +39,7 @@ use clap::Args;
 use crate::config::Settings;
 use crate::ControllerError;
 use config::ConsoleConfig;
+use sweep_proto::Store;
 
 /// `sweep console`: serve the web console.
 #[derive(Args, Debug)]
@@ -93,14 +94,10 @@ impl std::ops::Deref for App {
 }
 
 impl App {
-    /// A connection to etcd (the client is cheap to clone; one per request
-    /// keeps a dead etcd from wedging the page).
-    pub async fn etcd(&self) -> Result<etcd_client::Client, ControllerError> {
-        self.settings
-            .etcd
-            .connect()
-            .await
-            .map_err(ControllerError::from)
+    /// A connection to the coordination store (one per request keeps a
+    /// dead store from wedging the page).
+    pub async fn store(&self) -> Result<Store, ControllerError> {
+        self.settings.store().await
     }
 }
 

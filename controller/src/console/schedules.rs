@@ -5,11 +5,10 @@
 use axum::extract::State;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::Form;
-use etcd_client::GetOptions;
 use serde::Deserialize;
 use sweep_proto::signing::Kind;
 use sweep_proto::time::unix_now;
-use sweep_proto::{guard, Keyspace, Pack, ScheduledQuery, Targets};
+use sweep_proto::{guard, Keyspace, Pack, ScheduledQuery, Store, Targets};
 
 use super::auth::SignedIn;
 use super::page::{esc, layout, table};
@@ -19,21 +18,18 @@ use crate::{names, operator, packfile, render, ControllerError};
 /// Every value under `dir` decoded with `decode`; a bad one is shown as a
 /// note rather than hiding the others.
 async fn list<T>(
-    client: &mut etcd_client::Client,
+    store: &Store,
     dir: &str,
     decode: impl Fn(&[u8]) -> Result<T, sweep_proto::ProtoError>,
     notes: &mut Vec<String>,
 ) -> Result<Vec<T>, ControllerError> {
-    let resp = client
-        .get(dir, Some(GetOptions::new().with_prefix()))
-        .await?;
     let mut out = Vec::new();
-    for kv in resp.kvs() {
-        let key = String::from_utf8_lossy(kv.key());
-        if Keyspace::leaf(dir, &key).is_none() {
+    for entry in store.list(dir).await? {
+        let key = entry.key.as_str();
+        if Keyspace::leaf(dir, key).is_none() {
             continue;
         }
-        match operator::body(kv.value()).and_then(|b| Ok(decode(b.as_bytes())?)) {
+        match operator::body(&entry.value).and_then(|b| Ok(decode(b.as_bytes())?)) {
             Ok(v) => out.push(v),
             Err(e) => notes.push(format!("{key}: {e}")),
         }
@@ -53,18 +49,18 @@ async fn render_page(
     user: &str,
     error: Option<&str>,
 ) -> Result<Response, ControllerError> {
-    let keys = app.settings.etcd.keyspace();
-    let mut client = app.etcd().await?;
+    let keys = app.settings.keyspace();
+    let store = app.store().await?;
     let mut notes = Vec::new();
     let mut schedules = list(
-        &mut client,
+        &store,
         &keys.schedules(),
         ScheduledQuery::from_json,
         &mut notes,
     )
     .await?;
     schedules.sort_by(|a, b| a.name.cmp(&b.name));
-    let mut packs = list(&mut client, &keys.packs(), Pack::from_json, &mut notes).await?;
+    let mut packs = list(&store, &keys.packs(), Pack::from_json, &mut notes).await?;
     packs.sort_by(|a, b| a.name.cmp(&b.name));
     let remove = |action: &str, name: &str| {
         format!(
@@ -169,11 +165,11 @@ pub async fn add(
             issued_at: unix_now(),
             version: 0,
         };
-        let key = app.settings.etcd.keyspace().schedule(&query.name);
-        let mut client = app.etcd().await?;
-        query.version = operator::next_version(&mut client, &key).await?;
+        let key = app.settings.keyspace().schedule(&query.name);
+        let store = app.store().await?;
+        query.version = operator::next_version(&store, &key).await?;
         let stored = operator::seal(signer.as_ref(), Kind::Schedule, query.to_json());
-        client.put(key, stored.to_json(), None).await?;
+        store.put(&key, stored.to_json().as_bytes()).await?;
         tracing::info!(user = %user, schedule = %query.name, "console added a schedule");
         Ok(())
     };
@@ -190,7 +186,7 @@ pub async fn remove(
     SignedIn(user): SignedIn,
     Form(f): Form<Named>,
 ) -> Response {
-    let key = app.settings.etcd.keyspace().schedule(&f.name);
+    let key = app.settings.keyspace().schedule(&f.name);
     let done = delete(&app, &key, "schedule", &f.name).await;
     if done.is_ok() {
         tracing::info!(user = %user, schedule = %f.name, "console removed a schedule");
@@ -229,11 +225,11 @@ pub async fn add_pack(
             issued_at: unix_now(),
             version: 0,
         };
-        let key = app.settings.etcd.keyspace().pack(&pack.name);
-        let mut client = app.etcd().await?;
-        pack.version = operator::next_version(&mut client, &key).await?;
+        let key = app.settings.keyspace().pack(&pack.name);
+        let store = app.store().await?;
+        pack.version = operator::next_version(&store, &key).await?;
         let stored = operator::seal(signer.as_ref(), Kind::Pack, pack.to_json());
-        client.put(key, stored.to_json(), None).await?;
+        store.put(&key, stored.to_json().as_bytes()).await?;
         tracing::info!(user = %user, pack = %pack.name, "console added a pack");
         Ok(())
     };
@@ -245,7 +241,7 @@ pub async fn remove_pack(
     SignedIn(user): SignedIn,
     Form(f): Form<Named>,
 ) -> Response {
-    let key = app.settings.etcd.keyspace().pack(&f.name);
+    let key = app.settings.keyspace().pack(&f.name);
     let done = delete(&app, &key, "pack", &f.name).await;
     if done.is_ok() {
         tracing::info!(user = %user, pack = %f.name, "console removed a pack");
@@ -259,9 +255,8 @@ async fn delete(
     what: &'static str,
     name: &str,
 ) -> Result<(), ControllerError> {
-    let mut client = app.etcd().await?;
-    let resp = client.delete(key, None).await?;
-    if resp.deleted() == 0 {
+    let store = app.store().await?;
+    if !store.delete(key).await? {
         return Err(ControllerError::NotFound {
             what,
             name: name.to_string(),
