@@ -10,8 +10,9 @@
 //! - [`cli`]: the command line, shared by the binary and the man page and
 //!   completion generator (`examples/sweep-agent-docs.rs`).
 //! - [`config`]: the daemon's TOML configuration.
-//! - [`daemon`]: the long-running agent: etcd heartbeat and hunt watch,
-//!   Kafka sink with disk spool, self-monitoring, `/metrics`.
+//! - [`daemon`]: the long-running agent: heartbeat and hunt watch on the
+//!   coordination store (etcd or ZooKeeper), Kafka sink with disk spool,
+//!   self-monitoring, `/metrics`.
 //! - [`fleet`]: many virtual agents in one process, from the daemon's own
 //!   code (`sweep-agent fleet`), to measure sweep at datacenter scale.
 #![deny(unsafe_code)]

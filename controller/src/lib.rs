@@ -6,7 +6,7 @@
 //!   a TOML file, defaults that reach the quickstart cluster.
 //! - [`commands`]: one file per subcommand (`hunt`, `results`, `agents`,
 //!   `matches`, `keygen`, `schedule`, `pack`, `tail`).
-//! - [`fleet`]: reading live agents from etcd.
+//! - [`fleet`]: reading live agents from the coordination store.
 //! - [`hunting`]: issuing a hunt and following it as it runs, for any
 //!   front-end (`sweep hunt`, the console): guard, targets, partition, the
 //!   signed write, then rows, checked answers, counts and every host's
@@ -57,6 +57,6 @@ pub async fn run(cli: Cli) -> Result<u8, ControllerError> {
         cli::Command::Pack(cmd) => commands::pack::run(&settings, cmd).await,
         cli::Command::Tail(args) => commands::tail::run(&settings, args).await,
     };
-    // An unreachable etcd or broker is named with what was tried.
+    // An unreachable store (etcd, ZooKeeper) or broker is named with what was tried.
     outcome.map_err(|e| e.explained(&settings))
 }

@@ -2,12 +2,14 @@
 
 use crate::ControllerError;
 
-/// Longest schedule or pack name: it is an etcd key segment and part of
-/// every row's `name`, so it is kept short enough to read.
+/// Longest schedule or pack name: it is a key segment (a znode name on
+/// ZooKeeper) and part of every row's `name`, so it is kept short enough to
+/// read.
 const MAX_NAME: usize = 128;
 
-/// Checks that `name` is a safe etcd key segment: `[A-Za-z0-9_.-]+`, not `.`
-/// or `..` (which read as paths to anyone browsing the keyspace).
+/// Checks that `name` is a safe key segment (etcd key, ZooKeeper znode):
+/// `[A-Za-z0-9_.-]+`, not `.` or `..` (which read as paths to anyone
+/// browsing the keyspace, and which ZooKeeper refuses).
 pub fn check(what: &'static str, name: &str) -> Result<(), ControllerError> {
     let bad = |reason: String| {
         Err(ControllerError::InvalidName {

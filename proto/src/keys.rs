@@ -1,5 +1,6 @@
-//! The etcd keyspace. Every key lives under one configurable prefix so several
-//! sweep installations can share an etcd cluster.
+//! The coordination keyspace (etcd keys, or ZooKeeper znodes of the same
+//! paths). Every key lives under one configurable prefix so several
+//! sweep installations can share one etcd cluster or ZooKeeper ensemble.
 
 /// Builds and parses keys under a prefix such as `/sweep/`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -75,7 +76,7 @@ impl Keyspace {
         format!("{}{}", self.identities(), host_id)
     }
 
-    /// Whether `id` may be a host id: what becomes one etcd key segment and
+    /// Whether `id` may be a host id: what becomes one key segment (a znode) and
     /// shows on every row. Not empty, at most 253 bytes (a DNS name), no
     /// `/`, not `.` or `..`, no white space or control characters.
     pub fn check_host_id(id: &str) -> Result<(), String> {

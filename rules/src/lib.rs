@@ -22,7 +22,7 @@
 //!   (first/last seen, count).
 //! - [`integrity`]: checking scheduled runs' signed seals, so rows produced
 //!   by anyone but the agent they name are reported; [`pins`]: the agents'
-//!   keys as the controller pinned them in etcd.
+//!   keys as the controller pinned them in the coordination store.
 //! - [`consumer`]: the consume → evaluate → produce → commit loop;
 //!   [`outbox`]: a worker's matches on their way, and the offsets each
 //!   batch may store once they are out; [`settle`]: what follows when they

@@ -30,7 +30,6 @@ use crate::config::Config;
 use crate::daemon::{self, memo::Memo, Process, Shared};
 use crate::error::AgentError;
 use sweep_proto::time::unix_now;
-use sweep_proto::Backend;
 
 /// How the fleet is made.
 #[derive(Debug, Clone)]
@@ -111,7 +110,7 @@ pub async fn run(
             shutdown.clone(),
         )));
     }
-    let own_sessions = config.coordination().backend() == Backend::ZooKeeper;
+    let own_sessions = config.coordination().liveness_per_connection();
     let connections = if own_sessions {
         opts.agents
     } else {

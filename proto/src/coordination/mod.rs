@@ -99,6 +99,14 @@ impl Coordination {
         }
     }
 
+    /// Whether an agent's liveness belongs to its connection (a ZooKeeper
+    /// session: every registration on it lives and dies with it) rather
+    /// than to the registration itself (an etcd lease). Agents that must
+    /// die alone then need a connection each.
+    pub fn liveness_per_connection(&self) -> bool {
+        matches!(self, Self::ZooKeeper(_))
+    }
+
     /// The endpoints, for messages.
     pub fn endpoints(&self) -> String {
         match self {
