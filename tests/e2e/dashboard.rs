@@ -25,8 +25,8 @@ const TARGET_LABELS: [&str; 2] = ["job", "instance"];
 /// not cause; the dashboard may name them when the crate's metrics source
 /// defines them, and the test does not wait for them.
 const NOT_DRIVEN: [&str; 3] = [
-    // An etcd failure on a running agent.
-    "sweep_agent_etcd_errors_total",
+    // A coordination store failure on a running agent.
+    "sweep_agent_coordination_errors_total",
     // A schedule or pack with a bad signature.
     "sweep_agent_commands_rejected_total",
     // A run that cannot be judged (no pin yet, joined halfway, no seal).

@@ -31,7 +31,7 @@ pub async fn run(shared: Shared, store: Store, mut shutdown: watch::Receiver<boo
             Err(e) => {
                 shared
                     .metrics
-                    .etcd_errors
+                    .coordination_errors
                     .with_label_values(&["heartbeat"])
                     .inc();
                 warn!(error = %e, retry_in = ?backoff, "heartbeat lost; re-registering");
@@ -79,7 +79,7 @@ async fn hold(
     let failed = |e: &dyn std::fmt::Display, what: &str| {
         shared
             .metrics
-            .etcd_errors
+            .coordination_errors
             .with_label_values(&["heartbeat"])
             .inc();
         warn!(error = %e, what, "heartbeat write failed; the registration holds, retrying");

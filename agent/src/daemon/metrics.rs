@@ -37,7 +37,7 @@ pub struct Metrics {
     pub spool_dropped: IntCounter,
     pub spool_corrupt: IntCounter,
     pub records_quarantined: IntCounter,
-    pub etcd_errors: IntCounterVec,
+    pub coordination_errors: IntCounterVec,
     pub cpu_percent: Gauge,
     pub rss_bytes: IntGauge,
     pub threads: IntGauge,
@@ -116,8 +116,11 @@ impl Metrics {
             "sweep_agent_kafka_records_quarantined_total",
             "Records the broker refused for good, set aside in the quarantine file.",
         )?;
-        let etcd_errors = IntCounterVec::new(
-            Opts::new("sweep_agent_etcd_errors_total", "etcd failures, by task."),
+        let coordination_errors = IntCounterVec::new(
+            Opts::new(
+                "sweep_agent_coordination_errors_total",
+                "Failures talking to the coordination store (etcd or ZooKeeper), by task.",
+            ),
             &["task"],
         )?;
         let cpu_percent = Gauge::new(
@@ -162,7 +165,7 @@ impl Metrics {
         registry.register(Box::new(spool_dropped.clone()))?;
         registry.register(Box::new(spool_corrupt.clone()))?;
         registry.register(Box::new(records_quarantined.clone()))?;
-        registry.register(Box::new(etcd_errors.clone()))?;
+        registry.register(Box::new(coordination_errors.clone()))?;
         registry.register(Box::new(cpu_percent.clone()))?;
         registry.register(Box::new(rss_bytes.clone()))?;
         registry.register(Box::new(threads.clone()))?;
@@ -184,7 +187,7 @@ impl Metrics {
             spool_dropped,
             spool_corrupt,
             records_quarantined,
-            etcd_errors,
+            coordination_errors,
             cpu_percent,
             rss_bytes,
             threads,

@@ -68,7 +68,7 @@ pub async fn watch_prefix(
                 shared.health.set_watching(source, false);
                 shared
                     .metrics
-                    .etcd_errors
+                    .coordination_errors
                     .with_label_values(&["watch"])
                     .inc();
                 warn!(source = source.name(), error = %e, retry_in = ?backoff, "watch interrupted");
