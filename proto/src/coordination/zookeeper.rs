@@ -586,7 +586,7 @@ impl ZkFollower {
                     state => {
                         // The session is gone, and its watch with it.
                         self.watch = None;
-                        return Err(state.to_error_compat());
+                        return Err(session_ended(state));
                     }
                 },
                 zk::EventType::NodeCreated | zk::EventType::NodeDataChanged => {
@@ -610,17 +610,12 @@ impl ZkFollower {
     }
 }
 
-trait StateError {
-    fn to_error_compat(self) -> ProtoError;
-}
-
-impl StateError for zk::SessionState {
-    fn to_error_compat(self) -> ProtoError {
-        match self {
-            zk::SessionState::AuthFailed => zk::Error::AuthFailed.into(),
-            zk::SessionState::Closed => zk::Error::ClientClosed.into(),
-            _ => zk::Error::SessionExpired.into(),
-        }
+/// Why a session that reached `state` (a terminal one) is gone.
+fn session_ended(state: zk::SessionState) -> ProtoError {
+    match state {
+        zk::SessionState::AuthFailed => zk::Error::AuthFailed.into(),
+        zk::SessionState::Closed => zk::Error::ClientClosed.into(),
+        _ => zk::Error::SessionExpired.into(),
     }
 }
 
