@@ -8,7 +8,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use sweep_proto::settings::humantime_serde_compat as dur;
 use sweep_proto::{
-    Coordination, CoordinationSettings, EtcdSettings, KafkaSettings, ZooKeeperSettings,
+    Backend, Coordination, CoordinationSettings, EtcdSettings, KafkaSettings, ZooKeeperSettings,
 };
 
 use crate::engine::Limits;
@@ -198,7 +198,10 @@ impl Config {
 
     /// The keyspace of the store in use.
     pub fn keyspace(&self) -> sweep_proto::Keyspace {
-        self.coordination().keyspace()
+        match self.coordination.backend {
+            Backend::Etcd => self.etcd.keyspace(),
+            Backend::ZooKeeper => self.zookeeper.keyspace(),
+        }
     }
 
     pub fn load(path: &Path) -> Result<Self, AgentError> {

@@ -220,28 +220,18 @@ async fn issue(settings: &Settings, request: HuntRequest) -> Result<HuntRun, Con
     })
 }
 
-/// Deletes the hunts whose time is up. etcd's leases remove them by
-/// themselves; ZooKeeper keeps them until someone does (agents ignore an
-/// expired hunt either way). A failure here costs nothing but a stale key.
+/// Deletes the hunts whose time is up (on ZooKeeper; etcd's leases remove
+/// them). Agents ignore an expired hunt either way: a failure here costs
+/// nothing but a stale key.
 async fn remove_expired_hunts(store: &Store, keys: &Keyspace, now: u64) {
-    let dir = keys.hunts();
-    let hunts = match store.list(&dir).await {
-        Ok(h) => h,
-        Err(e) => {
-            warn!(error = %e, "could not list hunts to remove the expired ones");
-            return;
-        }
-    };
-    for entry in hunts {
-        let expired = Envelope::from_json(&entry.value)
+    let expired = |value: &[u8]| {
+        Envelope::from_json(value)
             .ok()
             .and_then(|env| Hunt::from_json(env.body.as_bytes()).ok())
-            .is_some_and(|h| h.expires_at < now);
-        if expired {
-            if let Err(e) = store.delete(&entry.key).await {
-                warn!(key = %printable(&entry.key), error = %e, "could not remove an expired hunt");
-            }
-        }
+            .is_some_and(|h| h.expires_at < now)
+    };
+    if let Err(e) = store.remove_expired(&keys.hunts(), expired).await {
+        warn!(error = %e, "could not remove the expired hunts");
     }
 }
 

@@ -35,8 +35,8 @@ fn agents_come_back_after_the_store_restarts(backend: Backend) {
     c.wait_agents(&["web-1"], Duration::from_secs(20)).unwrap();
 
     c.stop_store();
-    // Down for longer than the registration's TTL (3 s) — the outage
-    // itself, not a wait for anything.
+    // This sleep is the outage under test: down for longer than the
+    // registration's TTL (3 s), not a wait for anything.
     std::thread::sleep(Duration::from_secs(5));
     c.start_store().unwrap();
 
@@ -164,8 +164,9 @@ fn a_follower_misses_no_change_across_an_outage(backend: Backend) {
                     view.remove(&key);
                 }
                 Ok(Ok(None)) | Err(_) => {}
-                // The store is away: ask again, as the agent does after a pause.
-                Ok(Err(_)) => std::thread::sleep(Duration::from_millis(200)),
+                // The store was away (it is back: `start_store` waited for
+                // its port): ask again, within the deadline.
+                Ok(Err(_)) => {}
             }
         }
     };
@@ -184,18 +185,15 @@ fn a_follower_misses_no_change_across_an_outage(backend: Backend) {
     c.start_store().unwrap();
     // Changes made as soon as the store is back, likely before the
     // follower has reconnected: a new client makes them.
-    let writer = rt
-        .block_on(async {
-            let deadline = Instant::now() + Duration::from_secs(30);
-            loop {
-                match Store::connect(&coordination, None).await {
-                    Ok(s) => break Ok(s),
-                    Err(e) if Instant::now() > deadline => break Err(e),
-                    Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
-                }
-            }
+    let writer = eventually(Duration::from_secs(30), || {
+        rt.block_on(async {
+            let store = Store::connect(&coordination, None).await.ok()?;
+            // It answers a read: the store is serving again.
+            store.get("/sweep/test/c").await.ok()?;
+            Some(store)
         })
-        .unwrap();
+    })
+    .expect("the store answers after its restart");
     put(&writer, "c", "3");
     rt.block_on(writer.delete("/sweep/test/b")).unwrap();
     converge(&mut follower, &[("c", "3")]);

@@ -209,7 +209,7 @@ impl Store {
     /// (a lease); ZooKeeper keeps it until someone deletes it, so what is
     /// written this way must carry its own expiry, which readers enforce
     /// (a hunt's `expires_at`) and the controller cleans up after
-    /// ([`Store::delete`]).
+    /// ([`Store::remove_expired`]).
     pub async fn put_expiring(
         &self,
         key: &str,
@@ -220,6 +220,27 @@ impl Store {
             Self::Etcd(s) => s.put_expiring(key, value, ttl).await,
             Self::ZooKeeper(s) => s.put(key, value).await.map(drop),
         }
+    }
+
+    /// Deletes what was written under `prefix` with
+    /// [`put_expiring`](Self::put_expiring) and whose time is up, as
+    /// `expired` judges from its value; how many. etcd's leases do this by
+    /// themselves (nothing is read); ZooKeeper needs it done.
+    pub async fn remove_expired(
+        &self,
+        prefix: &str,
+        expired: impl Fn(&[u8]) -> bool,
+    ) -> Result<usize, ProtoError> {
+        let Self::ZooKeeper(s) = self else {
+            return Ok(0);
+        };
+        let mut removed = 0;
+        for entry in s.list(prefix).await? {
+            if expired(&entry.value) && s.delete(&entry.key).await? {
+                removed += 1;
+            }
+        }
+        Ok(removed)
     }
 
     /// Writes `value` at `key` only if nothing is there; whether it did.
