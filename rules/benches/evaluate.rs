@@ -80,9 +80,24 @@ fn row(i: usize) -> String {
 }
 
 fn main() {
-    // The consumer's path: one worker's pipeline.
-    let mut pipeline = Pipeline::new(Arc::new(rules()));
-    let rows: Vec<String> = (0..ROWS).map(row).collect();
+    // The consumer's path: one worker's pipeline. SWEEP_BENCH_RULES (a rules
+    // directory) and SWEEP_BENCH_ROWS (records, one a line, repeated to
+    // ROWS) evaluate what `ops/bench/rules --keep` leaves instead.
+    let rules = match std::env::var_os("SWEEP_BENCH_RULES") {
+        Some(dir) => RuleSet::new(rule::load_dir(dir.as_ref()).expect("SWEEP_BENCH_RULES")),
+        None => rules(),
+    };
+    let mut pipeline = Pipeline::new(Arc::new(rules));
+    let rows: Vec<String> = match std::env::var_os("SWEEP_BENCH_ROWS") {
+        Some(file) => {
+            let text = std::fs::read_to_string(file).expect("SWEEP_BENCH_ROWS");
+            let lines: Vec<&str> = text.lines().filter(|l| !l.is_empty()).collect();
+            (0..ROWS)
+                .map(|i| lines[i % lines.len()].to_string())
+                .collect()
+        }
+        None => (0..ROWS).map(row).collect(),
+    };
     let bytes: usize = rows.iter().map(String::len).sum();
     // Warm up, then measure.
     for r in rows.iter().take(10_000) {
@@ -95,8 +110,9 @@ fn main() {
     }
     let took = started.elapsed().as_secs_f64();
     println!(
-        "{ROWS} rows ({:.0} bytes each), 100 rules: {:.0} rows/s on one core ({:.2} µs/row), {matches} matches",
+        "{ROWS} rows ({:.0} bytes each), {} rules: {:.0} rows/s on one core ({:.2} µs/row), {matches} matches",
         bytes as f64 / ROWS as f64,
+        pipeline.rules().len(),
         ROWS as f64 / took,
         took * 1e6 / ROWS as f64
     );

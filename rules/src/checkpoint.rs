@@ -103,10 +103,19 @@ impl Memory {
     /// Whether this record's effects are already in the state.
     /// (Or already evaluated by this process.)
     pub fn applied(&self, topic: &str, partition: i32, offset: i64) -> bool {
+        self.done_through(topic, partition)
+            .is_some_and(|done| offset <= done)
+    }
+
+    /// The last offset of a partition applied before a restart or evaluated
+    /// by this process: [`applied`](Self::applied) for every offset up to
+    /// it, asked once per partition of a batch.
+    pub fn done_through(&self, topic: &str, partition: i32) -> Option<i64> {
         let slot = slot(topic, partition);
         [&self.applied, &self.evaluated]
             .iter()
-            .any(|m| m.get(&slot).is_some_and(|&done| offset <= done))
+            .filter_map(|m| m.get(&slot).copied())
+            .max()
     }
 
     /// Records that this process evaluated every row up to these offsets.

@@ -241,18 +241,43 @@ impl Worker {
             // look at the shared state per batch, not per record.
             let applied: Vec<bool> = {
                 let memory = this.memory();
+                let mut through: Vec<(&str, i32, Option<i64>)> = Vec::new();
                 batch
                     .iter()
-                    .map(|m| memory.applied(m.topic(), m.partition(), m.offset()))
+                    .map(|m| {
+                        let (topic, partition) = (m.topic(), m.partition());
+                        let done = match through
+                            .iter()
+                            .find(|(t, p, _)| *p == partition && *t == topic)
+                        {
+                            Some(&(_, _, done)) => done,
+                            None => {
+                                let done = memory.done_through(topic, partition);
+                                through.push((topic, partition, done));
+                                done
+                            }
+                        };
+                        done.is_some_and(|done| m.offset() <= done)
+                    })
                     .collect()
             };
-            let mut matches = Vec::new();
+            // Counted and timed per batch: per record, the clock and the
+            // counters shared by the workers cost more than a row's rules.
+            let started = Instant::now();
+            let (mut evaluated, mut matches) = (0, Vec::new());
             for (msg, done) in batch.iter().zip(applied) {
                 if done {
                     this.metrics.skipped.with_label_values(&["applied"]).inc();
                     continue;
                 }
+                evaluated += 1;
                 matches.extend(this.evaluate(msg, now));
+            }
+            if evaluated > 0 {
+                this.metrics.records.inc_by(evaluated);
+                this.metrics
+                    .evaluation_seconds
+                    .inc_by(started.elapsed().as_secs_f64());
             }
             let mut report = Vec::with_capacity(matches.len());
             for m in matches {
@@ -340,16 +365,8 @@ impl Evaluator {
 
     /// The matches one record raises.
     fn evaluate(&mut self, msg: &BorrowedMessage<'_>, now: Instant) -> Vec<MatchRecord> {
-        self.metrics.records.inc();
         let payload = msg.payload().unwrap_or_default();
-        let started = Instant::now();
-        let fast = self.pipeline.record(payload);
-        if fast.is_some() {
-            self.metrics
-                .evaluation_seconds
-                .inc_by(started.elapsed().as_secs_f64());
-        }
-        if let Some((row, mut matches)) = fast {
+        if let Some((row, mut matches)) = self.pipeline.record(payload) {
             if self.checking.is_some() {
                 let run = RowRun {
                     host: &row.host,

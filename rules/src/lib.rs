@@ -6,7 +6,9 @@
 //!   tree once, at load time, and evaluating it on a row.
 //! - [`matcher`]: conditions compiled for speed: columns resolved to slots,
 //!   literals converted once, LIKE and IN turned into fast matchers.
-//! - [`row`]: a result record read once, borrowed, its columns in slots.
+//! - [`row`]: a result record read once, borrowed, its columns in slots; each
+//!   query's column names learnt in order (`row::shape`), so the next name is
+//!   recognised by its bytes.
 //! - [`prefilter`]: one Aho-Corasick pass per column finds the rules worth
 //!   trying on a row (those whose texts it holds).
 //! - [`ruleset`]: the loaded rules, routed by the query they watch, turning a

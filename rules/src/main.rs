@@ -49,7 +49,9 @@ fn test(dir: &std::path::Path) -> ExitCode {
     }
 }
 
-#[tokio::main]
+// One thread for the async parts (the admin endpoint, pins, signals): the
+// workers are threads of their own, and a scrape should not wake two.
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     if let Some(Command::Test { dir }) = &cli.command {

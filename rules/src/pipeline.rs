@@ -8,7 +8,7 @@ use rustc_hash::FxHashMap;
 use sweep_proto::MatchRecord;
 
 use crate::kinds::{Alert, Detector, Event};
-use crate::row::{RowRecord, RowView};
+use crate::row::{RowRecord, RowView, Scratch};
 use crate::ruleset::{Route, RuleSet};
 
 pub struct Pipeline {
@@ -29,6 +29,8 @@ struct State {
     /// The rules that watch each query name seen: this worker's own, so
     /// workers share nothing per row.
     routes: FxHashMap<Box<str>, Route>,
+    /// What reading keeps from record to record.
+    scratch: Scratch,
 }
 
 /// How many query names a worker keeps routes for before starting over
@@ -47,6 +49,7 @@ impl Pipeline {
                 clock: 0,
                 picked: Vec::new(),
                 routes: FxHashMap::default(),
+                scratch: Scratch::default(),
             },
         }
     }
@@ -65,8 +68,9 @@ impl Pipeline {
     /// A record read as a row and the matches it raises now; None when it
     /// is not a row the fast reader takes (the caller decodes it in full).
     pub fn record<'a>(&mut self, bytes: &'a [u8]) -> Option<(RowRecord<'a>, Vec<MatchRecord>)> {
-        let (row, view) = RowRecord::read(bytes, self.rules.columns())?;
+        let (row, view) = RowRecord::read(bytes, self.rules.columns(), &mut self.state.scratch)?;
         let matches = self.state.viewed(&self.rules, &row, &view);
+        self.state.scratch.recycle(view);
         Some((row, matches))
     }
 

@@ -10,8 +10,36 @@ use std::collections::BTreeMap;
 use crate::matcher::{parse_num, Columns};
 
 mod json;
+mod shape;
 
 use json::Reader;
+use shape::Shapes;
+
+/// What reading keeps from one record to the next, for one rule set's
+/// columns: the names of each query's rows in their usual order, and the
+/// memory of the last row's slots.
+#[derive(Debug, Default)]
+pub struct Scratch {
+    shapes: Shapes,
+    values: Vec<Option<Cow<'static, str>>>,
+    infixes: Vec<OnceCell<Box<[bool]>>>,
+}
+
+impl Scratch {
+    /// Takes back a row's slots for the next row.
+    pub fn recycle(&mut self, view: RowView<'_>) {
+        let RowView {
+            mut values,
+            mut infixes,
+            ..
+        } = view;
+        values.clear();
+        // Empty, so the same memory without the row's lifetime.
+        self.values = values.into_iter().map(|_| None).collect();
+        infixes.clear();
+        self.infixes = infixes;
+    }
+}
 
 /// A row record (`sweep.results`/`sweep.hunts`), as the rules read it.
 #[derive(Debug)]
@@ -22,7 +50,7 @@ pub struct RowRecord<'a> {
     /// The `columns` object's JSON text, checked: every value a string.
     /// Read for the columns a rule set refers to ([`RowRecord::read`]),
     /// and whole only for a match ([`RowRecord::columns_map`]).
-    pub columns: Cow<'a, [u8]>,
+    pub columns: Cow<'a, str>,
     pub action: Cow<'a, str>,
     pub hunt_id: Option<Cow<'a, str>>,
     pub seq: Option<u64>,
@@ -44,26 +72,76 @@ const COUNTER: u16 = 1 << 11;
 const DECORATIONS: u16 = 1 << 12;
 const REQUIRED: u16 = NAME | HOST | CALENDAR | TIME | COLUMNS | ACTION;
 
+/// The fields as the agent writes them (serde's order of
+/// [`sweep_proto::ResultRow`]), each as the bytes `"name":`.
+const FIELD_ORDER: [(&[u8], u16); 11] = [
+    (b"\"name\":", NAME),
+    (b"\"hostIdentifier\":", HOST),
+    (b"\"calendarTime\":", CALENDAR),
+    (b"\"unixTime\":", TIME),
+    (b"\"epoch\":", EPOCH),
+    (b"\"counter\":", COUNTER),
+    (b"\"decorations\":", DECORATIONS),
+    (b"\"columns\":", COLUMNS),
+    (b"\"action\":", ACTION),
+    (b"\"hunt_id\":", HUNT),
+    (b"\"seq\":", SEQ),
+];
+
+/// A field's bit by its name; 0 for a field rows do not have.
+fn field_of(name: &[u8]) -> u16 {
+    match name {
+        b"name" => NAME,
+        b"hostIdentifier" => HOST,
+        b"calendarTime" => CALENDAR,
+        b"unixTime" => TIME,
+        b"columns" => COLUMNS,
+        b"action" => ACTION,
+        b"hunt_id" => HUNT,
+        b"seq" => SEQ,
+        b"status" => STATUS,
+        b"seal" => SEAL,
+        b"epoch" => EPOCH,
+        b"counter" => COUNTER,
+        b"decorations" => DECORATIONS,
+        _ => 0,
+    }
+}
+
 impl<'a> RowRecord<'a> {
     /// The record as a row, or None when it is anything else (a status, a
     /// seal, not a record at all, or a row in a shape the fast reader does
     /// not take): those go through the full decoder, which also says what
     /// is wrong with a bad one.
     pub fn parse(bytes: &'a [u8]) -> Option<Self> {
-        read(bytes, |r, _| r.string().map(drop))
+        read(bytes, |r, _| r.object(|r, _| r.string().map(drop)))
     }
 
     /// [`parse`](Self::parse), and the row's columns in a rule set's slots,
-    /// in the same pass: values no rule reads are passed over. None also
-    /// when a value a rule reads is not UTF-8 (the full decoder then
-    /// refuses the record, and says so); names are matched as bytes, so a
-    /// name that is a rule's column is that column's UTF-8.
-    pub fn read<'c>(bytes: &'a [u8], columns: &'c Columns) -> Option<(Self, RowView<'c>)>
+    /// in the same pass: values no rule reads are passed over. `scratch` is
+    /// kept from record to record, for these `columns`.
+    pub fn read<'c>(
+        bytes: &'a [u8],
+        columns: &'c Columns,
+        scratch: &mut Scratch,
+    ) -> Option<(Self, RowView<'c>)>
     where
         'a: 'c,
     {
-        let mut view = RowView::empty(columns);
-        let row = read(bytes, |r, name| view.take(r, &name))?;
+        let mut values = std::mem::take(&mut scratch.values);
+        values.resize(columns.len(), None);
+        let mut infixes = std::mem::take(&mut scratch.infixes);
+        infixes.resize_with(columns.infix_columns(), OnceCell::new);
+        let mut view = RowView {
+            columns,
+            values,
+            infixes,
+        };
+        let shapes = &mut scratch.shapes;
+        let row = read(bytes, |r, query| match query {
+            Some(query) => view.members(r, shapes, query),
+            None => r.object(|r, name| view.take(r, &name)),
+        })?;
         Some((row, view))
     }
 
@@ -74,7 +152,7 @@ impl<'a> RowRecord<'a> {
             name: Cow::Borrowed(&row.name),
             host: Cow::Borrowed(&row.host_identifier),
             unix_time: row.unix_time,
-            columns: Cow::Owned(serde_json::to_vec(&row.columns).expect("strings serialize")),
+            columns: Cow::Owned(serde_json::to_string(&row.columns).expect("strings serialize")),
             action: Cow::Borrowed(&row.action),
             hunt_id: row.hunt_id.as_deref().map(Cow::Borrowed),
             seq: row.seq,
@@ -86,46 +164,42 @@ impl<'a> RowRecord<'a> {
         let mut out = BTreeMap::new();
         // Checked when the record was read: every member is a string pair.
         Reader::new(&self.columns).object(|r, k| {
-            let v = r.string()?;
-            out.insert(
-                String::from_utf8_lossy(&k).into_owned(),
-                String::from_utf8_lossy(&v).into_owned(),
-            );
+            let v = r.text()?;
+            out.insert(String::from_utf8_lossy(&k).into_owned(), v.into_owned());
             Some(())
         });
         out
     }
 }
 
-/// Reads a row record, handing each column's name to `column` with the
-/// reader at its value (which `column` must take). It takes what
+/// Reads a row record, handing the reader at the `columns` object to
+/// `columns_object` (which must take it) with the query's name when it came
+/// first, as the agent writes it. It takes what
 /// [`sweep_proto::ResultRow`] takes (the fields' types, no duplicate
-/// field, unknown fields ignored), except that values are not checked as
-/// UTF-8 here.
+/// field, unknown fields ignored). The record's UTF-8 is checked once, whole
+/// (serde_json refuses a record with invalid UTF-8 anywhere in it), so each
+/// string is then text without another check.
 fn read<'a>(
     bytes: &'a [u8],
-    mut column: impl FnMut(&mut Reader<'a>, Cow<'a, [u8]>) -> Option<()>,
+    mut columns_object: impl FnMut(&mut Reader<'a>, Option<&str>) -> Option<()>,
 ) -> Option<RowRecord<'a>> {
-    let mut r = Reader::new(bytes);
+    let mut r = Reader::new(simdutf8::basic::from_utf8(bytes).ok()?);
     let (mut name, mut host, mut time, mut columns, mut action) = (None, None, 0, None, None);
     let (mut hunt_id, mut seq) = (None, None);
     let mut seen = 0u16;
-    r.object(|r, key| {
-        let field = match key.as_ref() {
-            b"name" => NAME,
-            b"hostIdentifier" => HOST,
-            b"calendarTime" => CALENDAR,
-            b"unixTime" => TIME,
-            b"columns" => COLUMNS,
-            b"action" => ACTION,
-            b"hunt_id" => HUNT,
-            b"seq" => SEQ,
-            b"status" => STATUS,
-            b"seal" => SEAL,
-            b"epoch" => EPOCH,
-            b"counter" => COUNTER,
-            b"decorations" => DECORATIONS,
-            _ => 0,
+    let mut next = 0;
+    r.members(|r| {
+        // The agent writes the fields in one order: the next is known by
+        // its bytes (an optional one may be missing) before it is read.
+        let known = (next..FIELD_ORDER.len().min(next + 2))
+            .find(|&k| r.take_exact(FIELD_ORDER[k].0))
+            .map(|k| {
+                next = k + 1;
+                FIELD_ORDER[k].1
+            });
+        let field = match known {
+            Some(field) => field,
+            None => field_of(&r.member_name()?.0),
         };
         if seen & field != 0 {
             return None; // a duplicate field
@@ -153,8 +227,8 @@ fn read<'a>(
             COLUMNS => {
                 r.peek()?;
                 let start = r.pos();
-                r.object(&mut column)?;
-                columns = Some(Cow::Borrowed(&bytes[start..r.pos()]));
+                columns_object(r, name.as_deref())?;
+                columns = Some(Cow::Borrowed(r.since(start)));
             }
             _ => r.skip()?,
         }
@@ -198,8 +272,8 @@ impl<'a> RowView<'a> {
     }
 
     /// The columns of a `columns` object's JSON text in slots; None when it
-    /// is not an object of strings, or a value a rule reads is not UTF-8.
-    pub fn new(columns: &'a Columns, json: &'a [u8]) -> Option<Self> {
+    /// is not an object of strings.
+    pub fn new(columns: &'a Columns, json: &'a str) -> Option<Self> {
         let mut view = Self::empty(columns);
         let mut r = Reader::new(json);
         r.object(|r, name| view.take(r, &name))?;
@@ -209,16 +283,58 @@ impl<'a> RowView<'a> {
     /// Takes column `name`'s value from the reader: into its slot when a
     /// rule reads it (the last of repeated names wins, as in a map).
     fn take<'b: 'a>(&mut self, r: &mut Reader<'b>, name: &[u8]) -> Option<()> {
-        let value = r.string()?;
-        // A name that is not a column rules read needs no checking.
-        if let Some(id) = self.columns.get_bytes(name) {
-            self.values[id] = if value.is_empty() {
-                None
-            } else {
-                Some(json::utf8(value)?)
-            };
+        self.put(r, self.columns.get_bytes(name))
+    }
+
+    /// Takes a value from the reader into slot `id`, if any.
+    #[inline]
+    fn put<'b: 'a>(&mut self, r: &mut Reader<'b>, id: Option<usize>) -> Option<()> {
+        match id {
+            Some(id) => {
+                let value = r.text()?;
+                self.values[id] = (!value.is_empty()).then_some(value);
+            }
+            None => drop(r.string()?),
         }
         Some(())
+    }
+
+    /// The members of a `columns` object, names recognised from the
+    /// query's shape where they are where they were last time, and learnt
+    /// where not.
+    fn members<'b: 'a>(
+        &mut self,
+        r: &mut Reader<'b>,
+        shapes: &mut Shapes,
+        query: &str,
+    ) -> Option<()> {
+        if !r.open()? {
+            return Some(());
+        }
+        let shape = shapes.of(query);
+        let (mut k, mut known) = (0, 0);
+        loop {
+            let id = match shape.known(r, k) {
+                Some(id) => {
+                    known += 1;
+                    id
+                }
+                None => {
+                    let (name, token) = r.member_name()?;
+                    let id = self.columns.get_bytes(&name);
+                    if let Some(token) = token {
+                        shape.learn(k, token, id);
+                    }
+                    id
+                }
+            };
+            self.put(r, id)?;
+            k += 1;
+            if !r.more()? {
+                shapes.recognised(known);
+                return Some(());
+            }
+        }
     }
 
     pub fn get(&self, id: usize) -> Option<&str> {
@@ -257,7 +373,7 @@ mod tests {
         );
         let mut columns = Columns::default();
         let (name, empty, path) = (columns.id("name"), columns.id("empty"), columns.id("path"));
-        let (_, view) = RowRecord::read(row, &columns).unwrap();
+        let (_, view) = RowRecord::read(row, &columns, &mut Scratch::default()).unwrap();
         assert!(matches!(view.values[name], Some(Cow::Borrowed("bash"))));
         assert_eq!(
             (view.get(name), view.get(empty), view.get(path)),
@@ -398,20 +514,35 @@ mod tests {
             .iter()
             .map(|c| (c.to_string(), columns.id(c)))
             .collect();
+        // Queries whose rows carry the same names in the same order, as
+        // osquery's do, beside rows of any names in any order: the reader
+        // learns a query's names from one row and recognises them in the
+        // next, and must not be misled when they change.
+        let queries = ["processes", "open_sockets", "users"];
+        let layouts: Vec<Vec<String>> = queries
+            .iter()
+            .map(|_| (0..1 + next(6)).map(|_| format!("c{}", next(7))).collect())
+            .collect();
+        let mut scratch = Scratch::default();
         let (mut both, mut neither) = (0, 0);
         for _ in 0..20_000 {
             let t = |s: &mut dyn FnMut(usize) -> usize| literal(texts[s(texts.len())], s(3));
             let mut members: Vec<String> = Vec::new();
-            let cols: Vec<String> = (0..next(6))
-                .map(|_| {
-                    format!(
-                        "{}:{}",
-                        literal(&format!("c{}", next(7)), next(3)),
-                        t(&mut next)
-                    )
+            let (query, names) = if next(3) > 0 {
+                let q = next(queries.len());
+                (literal(queries[q], next(3)), layouts[q].clone())
+            } else {
+                let names = (0..next(6)).map(|_| format!("c{}", next(7))).collect();
+                (t(&mut next), names)
+            };
+            let cols: Vec<String> = names
+                .iter()
+                .map(|name| {
+                    let colon = [":", ":", ":", " :", ": "][next(5)];
+                    format!("{}{colon}{}", literal(name, next(3)), t(&mut next))
                 })
                 .collect();
-            members.push(format!("\"name\":{}", t(&mut next)));
+            members.push(format!("\"name\":{query}"));
             members.push(format!("\"hostIdentifier\":{}", t(&mut next)));
             members.push(format!("\"calendarTime\":{}", t(&mut next)));
             members.push(format!("\"unixTime\":{}", next(2_000_000_000)));
@@ -431,20 +562,33 @@ mod tests {
             for _ in 0..next(4) {
                 members.push(extra[next(extra.len())].clone());
             }
-            // Any order, any whitespace.
-            for i in (1..members.len()).rev() {
-                members.swap(i, next(i + 1));
+            // The agent's order (a field name's place in it, unknown
+            // fields last), or any order; any whitespace.
+            if next(2) == 0 {
+                let rank = |m: &String| {
+                    FIELD_ORDER
+                        .iter()
+                        .position(|(token, _)| m.as_bytes().starts_with(token))
+                        .unwrap_or(FIELD_ORDER.len())
+                };
+                members.sort_by_key(rank);
+            } else {
+                for i in (1..members.len()).rev() {
+                    members.swap(i, next(i + 1));
+                }
             }
             let sp = spaces[next(spaces.len())];
-            let mut text = format!("{sp}{{{sp}{}{sp}}}{sp}", members.join(&format!(",{sp}")));
-            // Half of them broken somewhere.
+            let text = format!("{sp}{{{sp}{}{sp}}}{sp}", members.join(&format!(",{sp}")));
+            // Half of them broken somewhere (a byte that is no UTF-8 here,
+            // or inside a character, included).
+            let mut bytes = text.into_bytes();
             if next(2) == 0 {
-                let mut bytes = text.into_bytes();
                 let at = next(bytes.len());
-                match next(4) {
+                match next(5) {
                     0 => bytes.truncate(at),
                     1 => bytes[at] = PUNCT[next(PUNCT.len())],
                     2 => bytes.insert(at, PUNCT[next(PUNCT.len())]),
+                    3 => bytes.insert(at, [0xff, 0xc3, 0x80][next(3)]),
                     _ => {
                         let dup = members[next(members.len())].clone();
                         bytes.extend_from_slice(format!(",{dup}}}").as_bytes());
@@ -453,14 +597,14 @@ mod tests {
                         bytes.remove(first);
                     }
                 }
-                text = String::from_utf8_lossy(&bytes).into_owned();
             }
-            let truth = match sweep_proto::ResultsRecord::from_json(text.as_bytes()) {
+            let text = String::from_utf8_lossy(&bytes);
+            let truth = match sweep_proto::ResultsRecord::from_json(&bytes) {
                 Ok(sweep_proto::ResultsRecord::Row(row)) => Ok(row),
                 Ok(other) => Err(format!("not a row: {other:?}")),
                 Err(e) => Err(e.to_string()),
             };
-            let fast = RowRecord::read(text.as_bytes(), &columns);
+            let fast = RowRecord::read(&bytes, &columns, &mut scratch);
             match (&truth, &fast) {
                 (Ok(t), Some((r, view))) => {
                     both += 1;
@@ -481,7 +625,7 @@ mod tests {
                         let want = t.columns.get(name).filter(|v| !v.is_empty());
                         assert_eq!(view.get(*id), want.map(String::as_str), "{name} in {text}");
                     }
-                    assert!(RowRecord::parse(text.as_bytes()).is_some());
+                    assert!(RowRecord::parse(&bytes).is_some());
                 }
                 (Err(_), None) => neither += 1,
                 (Ok(_), None) => panic!("the fast reader refused a row serde_json reads: {text}"),
@@ -493,6 +637,11 @@ mod tests {
         assert!(
             both > 8_000 && neither > 5_000,
             "{both} read, {neither} refused"
+        );
+        assert!(
+            scratch.shapes.names_recognised > 5_000,
+            "{} names recognised from a shape",
+            scratch.shapes.names_recognised
         );
     }
 }

@@ -28,18 +28,39 @@ static STOPS: [bool; 256] = {
     t
 };
 
+/// Reads text already known to be UTF-8 (checked once, whole: cheaper than
+/// each string on its own), so a string without escapes is a slice of it.
 pub(super) struct Reader<'a> {
+    text: &'a str,
     b: &'a [u8],
     i: usize,
 }
 
+/// A member's name, and its bytes `"name":` when a shape can learn them.
+pub(super) type MemberName<'a> = (Cow<'a, [u8]>, Option<&'a [u8]>);
+
+/// Where a string's contents are: a plain run of the input, or unescaped.
+enum Span {
+    Plain(usize, usize),
+    Escaped(Vec<u8>),
+}
+
 impl<'a> Reader<'a> {
-    pub fn new(b: &'a [u8]) -> Self {
-        Self { b, i: 0 }
+    pub fn new(text: &'a str) -> Self {
+        Self {
+            text,
+            b: text.as_bytes(),
+            i: 0,
+        }
     }
 
     pub fn pos(&self) -> usize {
         self.i
+    }
+
+    /// The input from `start` to here (both between values).
+    pub fn since(&self, start: usize) -> &'a str {
+        &self.text[start..self.i]
     }
 
     #[inline]
@@ -109,16 +130,76 @@ impl<'a> Reader<'a> {
         Some(())
     }
 
+    /// Takes `token` after whitespace when the bytes there are exactly it.
+    #[inline]
+    pub fn take_exact(&mut self, token: &[u8]) -> bool {
+        self.ws();
+        let yes = self
+            .b
+            .get(self.i..self.i + token.len())
+            .is_some_and(|here| same(here, token));
+        if yes {
+            self.i += token.len();
+        }
+        yes
+    }
+
+    /// A member's name and its `:`; with the bytes `"name":` when the name
+    /// has no escape and nothing stands between it and the colon (what a
+    /// [`Shape`](super::shape::Shape) can learn).
+    pub fn member_name(&mut self) -> Option<MemberName<'a>> {
+        self.ws();
+        let start = self.i;
+        let name = self.string()?;
+        let end = self.i;
+        self.eat(b':')?;
+        let token =
+            (matches!(name, Cow::Borrowed(_)) && self.i == end + 1).then(|| &self.b[start..self.i]);
+        Some((name, token))
+    }
+
+    /// An object whose members `member` takes whole, name and value (with
+    /// [`take_exact`](Self::take_exact) or [`member_name`](Self::member_name)).
+    pub fn members(&mut self, mut member: impl FnMut(&mut Self) -> Option<()>) -> Option<()> {
+        if self.open()? {
+            loop {
+                member(self)?;
+                if !self.more()? {
+                    break;
+                }
+            }
+        }
+        Some(())
+    }
+
     /// True when only whitespace is left.
     pub fn at_end(&mut self) -> bool {
         self.ws();
         self.i == self.b.len()
     }
 
-    /// A string's bytes, unescaped; borrowed when it has no escapes. UTF-8
-    /// is not checked here (only the values rules read need it).
+    /// A string's bytes, unescaped; borrowed when it has no escapes.
     #[inline]
     pub fn string(&mut self) -> Option<Cow<'a, [u8]>> {
+        Some(match self.span()? {
+            Span::Plain(start, end) => Cow::Borrowed(&self.b[start..end]),
+            Span::Escaped(bytes) => Cow::Owned(bytes),
+        })
+    }
+
+    /// A string as text; borrowed when it has no escapes.
+    #[inline]
+    pub fn text(&mut self) -> Option<Cow<'a, str>> {
+        Some(match self.span()? {
+            // Between two quotes: on character boundaries.
+            Span::Plain(start, end) => Cow::Borrowed(&self.text[start..end]),
+            // Valid: UTF-8 input with escapes decoded to characters.
+            Span::Escaped(bytes) => Cow::Owned(String::from_utf8(bytes).ok()?),
+        })
+    }
+
+    #[inline]
+    fn span(&mut self) -> Option<Span> {
         self.eat(b'"')?;
         let start = self.i;
         loop {
@@ -131,9 +212,9 @@ impl<'a> Reader<'a> {
             return match c {
                 b'"' => {
                     self.i += 1;
-                    Some(Cow::Borrowed(&self.b[start..self.i - 1]))
+                    Some(Span::Plain(start, self.i - 1))
                 }
-                b'\\' => self.escaped(start).map(Cow::Owned),
+                b'\\' => self.escaped(start).map(Span::Escaped),
                 _ => None,
             };
         }
@@ -226,11 +307,6 @@ impl<'a> Reader<'a> {
         }
         self.i += 4;
         Some(v)
-    }
-
-    /// A string, as UTF-8 text.
-    pub fn text(&mut self) -> Option<Cow<'a, str>> {
-        utf8(self.string()?)
     }
 
     /// An unsigned integer as serde_json reads one into a `u64`: digits
@@ -341,10 +417,50 @@ impl<'a> Reader<'a> {
     }
 }
 
-/// Bytes as UTF-8 text, without a copy.
-pub(super) fn utf8(b: Cow<'_, [u8]>) -> Option<Cow<'_, str>> {
-    match b {
-        Cow::Borrowed(b) => std::str::from_utf8(b).ok().map(Cow::Borrowed),
-        Cow::Owned(b) => String::from_utf8(b).ok().map(Cow::Owned),
+/// Two byte strings of one length are equal: compared in words, inline (a
+/// column name is a few bytes; a call to `memcmp` costs more than that).
+#[inline]
+fn same(a: &[u8], b: &[u8]) -> bool {
+    debug_assert_eq!(a.len(), b.len());
+    let n = a.len();
+    let w8 = |s: &[u8], i: usize| u64::from_le_bytes(s[i..i + 8].try_into().expect("8 bytes"));
+    let w4 = |s: &[u8], i: usize| u32::from_le_bytes(s[i..i + 4].try_into().expect("4 bytes"));
+    if n >= 8 {
+        // Whole words, then the last (overlapping) one.
+        let mut i = 0;
+        while i + 8 < n {
+            if w8(a, i) != w8(b, i) {
+                return false;
+            }
+            i += 8;
+        }
+        w8(a, n - 8) == w8(b, n - 8)
+    } else if n >= 4 {
+        w4(a, 0) == w4(b, 0) && w4(a, n - 4) == w4(b, n - 4)
+    } else {
+        a == b
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::same;
+
+    #[test]
+    fn same_agrees_with_slice_equality() {
+        let base: Vec<u8> = (0..40u8).map(|i| b'a' + i % 26).collect();
+        for n in 0..base.len() {
+            let a = &base[..n];
+            assert!(same(a, a), "{n}");
+            for at in 0..n {
+                let mut b = a.to_vec();
+                b[at] ^= 0x20;
+                assert_eq!(
+                    same(a, &b),
+                    a == b.as_slice(),
+                    "{n} bytes, differing at {at}"
+                );
+            }
+        }
     }
 }
