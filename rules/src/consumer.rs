@@ -223,8 +223,16 @@ impl Worker {
             if *this.shutdown.borrow() {
                 break;
             }
-            // Wait a little for the first record, then take what is ready.
-            let mut timeout = Duration::from_millis(100);
+            // Wait a little for the first record, then take what is ready;
+            // briefly while matches are on their way, so their acks are
+            // settled (the state written, offsets stored) soon after they
+            // come, not a whole wait later: a crash in between would report
+            // a first match again after the restart.
+            let mut timeout = if lock(&outbox).is_empty() {
+                Duration::from_millis(100)
+            } else {
+                Duration::from_millis(5)
+            };
             while batch.len() < max {
                 match consumer.poll(timeout) {
                     Some(Ok(m)) => batch.push(m),
