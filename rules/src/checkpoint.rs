@@ -107,10 +107,36 @@ impl Memory {
             .is_some_and(|done| offset <= done)
     }
 
+    /// [`applied`](Self::applied) for each of a batch's records (topic,
+    /// partition, offset), the state looked up once per partition: a batch
+    /// spans a few.
+    pub fn applied_each<'t>(
+        &self,
+        records: impl IntoIterator<Item = (&'t str, i32, i64)>,
+    ) -> Vec<bool> {
+        let mut through: Vec<(&str, i32, Option<i64>)> = Vec::new();
+        records
+            .into_iter()
+            .map(|(topic, partition, offset)| {
+                let done = match through
+                    .iter()
+                    .find(|(t, p, _)| *p == partition && *t == topic)
+                {
+                    Some(&(_, _, done)) => done,
+                    None => {
+                        let done = self.done_through(topic, partition);
+                        through.push((topic, partition, done));
+                        done
+                    }
+                };
+                done.is_some_and(|done| offset <= done)
+            })
+            .collect()
+    }
+
     /// The last offset of a partition applied before a restart or evaluated
-    /// by this process: [`applied`](Self::applied) for every offset up to
-    /// it, asked once per partition of a batch.
-    pub fn done_through(&self, topic: &str, partition: i32) -> Option<i64> {
+    /// by this process.
+    fn done_through(&self, topic: &str, partition: i32) -> Option<i64> {
         let slot = slot(topic, partition);
         [&self.applied, &self.evaluated]
             .iter()

@@ -247,28 +247,9 @@ impl Worker {
             let now = Instant::now();
             // Already applied before a restart: their matches went out. One
             // look at the shared state per batch, not per record.
-            let applied: Vec<bool> = {
-                let memory = this.memory();
-                let mut through: Vec<(&str, i32, Option<i64>)> = Vec::new();
-                batch
-                    .iter()
-                    .map(|m| {
-                        let (topic, partition) = (m.topic(), m.partition());
-                        let done = match through
-                            .iter()
-                            .find(|(t, p, _)| *p == partition && *t == topic)
-                        {
-                            Some(&(_, _, done)) => done,
-                            None => {
-                                let done = memory.done_through(topic, partition);
-                                through.push((topic, partition, done));
-                                done
-                            }
-                        };
-                        done.is_some_and(|done| m.offset() <= done)
-                    })
-                    .collect()
-            };
+            let applied = this
+                .memory()
+                .applied_each(batch.iter().map(|m| (m.topic(), m.partition(), m.offset())));
             // Timed per batch: two clock reads a record cost more than a
             // row's rules.
             let started = Instant::now();

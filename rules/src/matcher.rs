@@ -10,7 +10,7 @@
 use std::borrow::Cow;
 use std::cmp::Ordering;
 
-use aho_corasick::{AhoCorasick, AhoCorasickKind};
+use aho_corasick::AhoCorasick;
 use rustc_hash::{FxHashMap, FxHashSet};
 
 use crate::condition::{Cmp, Node, Operand};
@@ -71,11 +71,8 @@ impl Columns {
             .infixes
             .iter()
             .filter_map(|(col, patterns)| {
-                // A DFA: the fastest search, and a rule set's patterns on
-                // one column are few enough for its memory.
                 let ac = AhoCorasick::builder()
                     .ascii_case_insensitive(true)
-                    .kind(Some(AhoCorasickKind::DFA))
                     .build(patterns.iter().map(|p| p.as_bytes()))
                     .ok()?;
                 Some((*col, ac))

@@ -88,24 +88,16 @@ const FIELD_ORDER: [(&[u8], u16); 11] = [
     (b"\"seq\":", SEQ),
 ];
 
+/// The fields of other records, which make one not a row.
+const NOT_ROW_FIELDS: [(&[u8], u16); 2] = [(b"\"status\":", STATUS), (b"\"seal\":", SEAL)];
+
 /// A field's bit by its name; 0 for a field rows do not have.
 fn field_of(name: &[u8]) -> u16 {
-    match name {
-        b"name" => NAME,
-        b"hostIdentifier" => HOST,
-        b"calendarTime" => CALENDAR,
-        b"unixTime" => TIME,
-        b"columns" => COLUMNS,
-        b"action" => ACTION,
-        b"hunt_id" => HUNT,
-        b"seq" => SEQ,
-        b"status" => STATUS,
-        b"seal" => SEAL,
-        b"epoch" => EPOCH,
-        b"counter" => COUNTER,
-        b"decorations" => DECORATIONS,
-        _ => 0,
-    }
+    FIELD_ORDER
+        .iter()
+        .chain(&NOT_ROW_FIELDS)
+        .find(|(token, _)| &token[1..token.len() - 2] == name)
+        .map_or(0, |&(_, bit)| bit)
 }
 
 impl<'a> RowRecord<'a> {
@@ -128,15 +120,11 @@ impl<'a> RowRecord<'a> {
     where
         'a: 'c,
     {
-        let mut values = std::mem::take(&mut scratch.values);
-        values.resize(columns.len(), None);
-        let mut infixes = std::mem::take(&mut scratch.infixes);
-        infixes.resize_with(columns.infix_columns(), OnceCell::new);
-        let mut view = RowView {
+        let mut view = RowView::reusing(
             columns,
-            values,
-            infixes,
-        };
+            std::mem::take(&mut scratch.values),
+            std::mem::take(&mut scratch.infixes),
+        );
         let shapes = &mut scratch.shapes;
         let row = read(bytes, |r, query| match query {
             Some(query) => view.members(r, shapes, query),
@@ -262,12 +250,21 @@ pub struct RowView<'a> {
 
 impl<'a> RowView<'a> {
     fn empty(columns: &'a Columns) -> Self {
+        Self::reusing(columns, Vec::new(), Vec::new())
+    }
+
+    /// An empty view in the memory of an earlier row's (emptied) slots.
+    fn reusing(
+        columns: &'a Columns,
+        mut values: Vec<Option<Cow<'a, str>>>,
+        mut infixes: Vec<OnceCell<Box<[bool]>>>,
+    ) -> Self {
+        values.resize(columns.len(), None);
+        infixes.resize_with(columns.infix_columns(), OnceCell::new);
         Self {
             columns,
-            values: vec![None; columns.len()],
-            infixes: (0..columns.infix_columns())
-                .map(|_| OnceCell::new())
-                .collect(),
+            values,
+            infixes,
         }
     }
 
@@ -308,12 +305,9 @@ impl<'a> RowView<'a> {
         shapes: &mut Shapes,
         query: &str,
     ) -> Option<()> {
-        if !r.open()? {
-            return Some(());
-        }
         let shape = shapes.of(query);
         let (mut k, mut known) = (0, 0);
-        loop {
+        r.members(|r| {
             let id = match shape.known(r, k) {
                 Some(id) => {
                     known += 1;
@@ -328,13 +322,11 @@ impl<'a> RowView<'a> {
                     id
                 }
             };
-            self.put(r, id)?;
             k += 1;
-            if !r.more()? {
-                shapes.recognised(known);
-                return Some(());
-            }
-        }
+            self.put(r, id)
+        })?;
+        shapes.recognised(known);
+        Some(())
     }
 
     pub fn get(&self, id: usize) -> Option<&str> {

@@ -102,7 +102,7 @@ impl<'a> Reader<'a> {
 
     /// Takes `{`; true when the object has members (an empty one is taken
     /// whole).
-    pub fn open(&mut self) -> Option<bool> {
+    fn open(&mut self) -> Option<bool> {
         self.eat(b'{')?;
         if self.peek()? == b'}' {
             self.i += 1;
@@ -117,17 +117,11 @@ impl<'a> Reader<'a> {
         &mut self,
         mut member: impl FnMut(&mut Self, Cow<'a, [u8]>) -> Option<()>,
     ) -> Option<()> {
-        if self.open()? {
-            loop {
-                let name = self.string()?;
-                self.eat(b':')?;
-                member(self, name)?;
-                if !self.more()? {
-                    break;
-                }
-            }
-        }
-        Some(())
+        self.members(|r| {
+            let name = r.string()?;
+            r.eat(b':')?;
+            member(r, name)
+        })
     }
 
     /// Takes `token` after whitespace when the bytes there are exactly it.
