@@ -114,9 +114,15 @@ fn dead_agents_leave_the_fleet(backend: Backend) {
     let c = Cluster::start_on(backend).unwrap();
     let killed = c.agent("killed", &[]).unwrap();
     let mut stopped = c.agent("stopped", &[]).unwrap();
-    let _stays = c.agent("stays", &[]).unwrap();
-    c.wait_agents(&["killed", "stays", "stopped"], Duration::from_secs(20))
-        .unwrap();
+    let stays = c.agent("stays", &[]).unwrap();
+    if let Err(e) = c.wait_agents(&["killed", "stays", "stopped"], Duration::from_secs(20)) {
+        panic!(
+            "{e}\n--- killed:\n{}\n--- stopped:\n{}\n--- stays:\n{}",
+            killed.log_text(),
+            stopped.log_text(),
+            stays.log_text()
+        );
+    }
 
     // SIGTERM revokes the lease: gone at once.
     let t = Instant::now();

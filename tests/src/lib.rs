@@ -6,7 +6,7 @@
 //! A missing server binary fails the test with the command that installs it.
 #![forbid(unsafe_code)]
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -97,11 +97,26 @@ fn server(name: &str, install: &str) -> PathBuf {
     panic!("`{name}` not found on PATH. Install it with: {install}   (or run ops/install-deps)");
 }
 
+/// A loopback port nothing listens on now, for a server that must be told
+/// its port (etcd, ZooKeeper, the broker). The kernel may hand a port just
+/// let go of to the next caller: none is given twice in this process, so
+/// tests running side by side never race for one. Our own daemons listen on
+/// port 0 instead and say where in their log.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
+    static GIVEN: std::sync::Mutex<BTreeSet<u16>> = std::sync::Mutex::new(BTreeSet::new());
+    loop {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("a free port");
+        if GIVEN
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(port)
+        {
+            return port;
+        }
+    }
 }
 
 pub fn wait_port(port: u16, timeout: Duration) -> Result<()> {
@@ -701,9 +716,8 @@ impl Cluster {
         }
         cfg.push_str(&self.coordination_tables("", etcd));
         cfg.push_str(&format!(
-            "[kafka]\nbrokers = \"{}\"\n[heartbeat]\nttl = \"3s\"\nreport_every = \"1s\"\n[spool]\ndelivery_timeout = \"3s\"\n[limits]\n{limits}[metrics]\nlisten = \"127.0.0.1:{}\"\n[trust]\npublic_keys = [\"{}\"]\n",
+            "[kafka]\nbrokers = \"{}\"\n[heartbeat]\nttl = \"3s\"\nreport_every = \"1s\"\n[spool]\ndelivery_timeout = \"3s\"\n[limits]\n{limits}[metrics]\nlisten = \"127.0.0.1:0\"\n[trust]\npublic_keys = [\"{}\"]\n",
             self.kafka,
-            free_port(),
             self.signer.public_hex()
         ));
         cfg.push_str(tables);
@@ -725,9 +739,8 @@ impl Cluster {
     /// against the identities pinned in this cluster's etcd.
     pub fn rules(&self, rules_dir: &Path) -> Result<Proc> {
         let cfg = format!(
-            "rules_dir = \"{}\"\ngroup_id = \"e2e-rules\"\nmetrics_listen = \"127.0.0.1:{}\"\nstate_dir = \"{}\"\n[kafka]\nbrokers = \"{}\"\n{}\n[integrity]\npublic_keys = [\"{}\"]\nrefresh = \"1s\"\n{}",
+            "rules_dir = \"{}\"\ngroup_id = \"e2e-rules\"\nmetrics_listen = \"127.0.0.1:0\"\nstate_dir = \"{}\"\n[kafka]\nbrokers = \"{}\"\n{}\n[integrity]\npublic_keys = [\"{}\"]\nrefresh = \"1s\"\n{}",
             rules_dir.display(),
-            free_port(),
             self.dir.path().join("rules-state").display(),
             self.kafka,
             Self::kafka_properties(),
