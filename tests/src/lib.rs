@@ -6,7 +6,7 @@
 //! A missing server binary fails the test with the command that installs it.
 #![forbid(unsafe_code)]
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -98,24 +98,63 @@ fn server(name: &str, install: &str) -> PathBuf {
 }
 
 /// A loopback port nothing listens on now, for a server that must be told
-/// its port (etcd, ZooKeeper, the broker). The kernel may hand a port just
-/// let go of to the next caller: none is given twice in this process, so
-/// tests running side by side never race for one. Our own daemons listen on
-/// port 0 instead and say where in their log.
+/// its port (etcd, ZooKeeper, the broker, the console). A port the kernel
+/// picks for a bind to port 0, once let go of, can be picked again for
+/// another process's bind before the server binds it; so these come from
+/// just below the kernel's ephemeral range, which neither binds to port 0
+/// nor outgoing connections draw from, and none twice in this process. Our
+/// own daemons listen on port 0 instead and say where in their log.
 pub fn free_port() -> u16 {
-    static GIVEN: std::sync::Mutex<BTreeSet<u16>> = std::sync::Mutex::new(BTreeSet::new());
-    loop {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map(|a| a.port())
-            .expect("a free port");
-        if GIVEN
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .insert(port)
-        {
-            return port;
+    static NEXT: std::sync::Mutex<Option<Ports>> = std::sync::Mutex::new(None);
+    let mut next = NEXT
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    next.get_or_insert_with(Ports::below_ephemeral).take()
+}
+
+/// The ports [`free_port`] hands out, each once, starting from a place of
+/// this process's own (test binaries run one after another, but a stray one
+/// may still hold a port).
+struct Ports {
+    low: u32,
+    span: u32,
+    tried: u32,
+    start: u32,
+}
+
+impl Ports {
+    fn below_ephemeral() -> Self {
+        let ephemeral_low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+            .ok()
+            .and_then(|s| s.split_whitespace().next()?.parse::<u32>().ok())
+            .unwrap_or(32768);
+        let low = ephemeral_low.saturating_sub(12_000).max(1024);
+        let span = ephemeral_low.saturating_sub(low);
+        Self {
+            low,
+            span,
+            tried: 0,
+            start: std::process::id()
+                .wrapping_mul(7919)
+                .checked_rem(span)
+                .unwrap_or(0),
         }
+    }
+
+    fn take(&mut self) -> u16 {
+        while self.tried < self.span {
+            let port = self.low + (self.start + self.tried) % self.span;
+            self.tried += 1;
+            let port = u16::try_from(port).expect("a port below the ephemeral range");
+            if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+                return port;
+            }
+        }
+        panic!(
+            "no free loopback port left in {}..{} (below the kernel's ephemeral range)",
+            self.low,
+            self.low + self.span
+        );
     }
 }
 
