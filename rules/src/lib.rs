@@ -9,6 +9,8 @@
 //! - [`row`]: a result record read once, borrowed, its columns in slots; each
 //!   query's column names learnt in order (`row::shape`), so the next name is
 //!   recognised by its bytes.
+//! - [`by_query`]: what a worker keeps per query name (routes, column
+//!   layouts), bounded.
 //! - [`prefilter`]: one Aho-Corasick pass per column finds the rules worth
 //!   trying on a row (those whose texts it holds).
 //! - [`ruleset`]: the loaded rules, routed by the query they watch, turning a
@@ -36,6 +38,7 @@
 //! - [`metrics`]: every metric, and the `/metrics` listener.
 #![forbid(unsafe_code)]
 
+pub mod by_query;
 pub mod checkpoint;
 pub mod cli;
 pub mod condition;

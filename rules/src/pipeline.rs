@@ -4,9 +4,9 @@
 
 use std::sync::Arc;
 
-use rustc_hash::FxHashMap;
 use sweep_proto::MatchRecord;
 
+use crate::by_query::ByQuery;
 use crate::kinds::{Alert, Detector, Event};
 use crate::row::{RowRecord, RowView, Scratch};
 use crate::ruleset::{Route, RuleSet};
@@ -28,14 +28,10 @@ struct State {
     picked: Vec<usize>,
     /// The rules that watch each query name seen: this worker's own, so
     /// workers share nothing per row.
-    routes: FxHashMap<Box<str>, Route>,
+    routes: ByQuery<Route>,
     /// What reading keeps from record to record.
     scratch: Scratch,
 }
-
-/// How many query names a worker keeps routes for before starting over
-/// (hunt names are new with every hunt).
-const ROUTES_KEPT: usize = 10_000;
 
 impl Pipeline {
     pub fn new(rules: Arc<RuleSet>) -> Self {
@@ -48,7 +44,7 @@ impl Pipeline {
                 detectors,
                 clock: 0,
                 picked: Vec::new(),
-                routes: FxHashMap::default(),
+                routes: ByQuery::default(),
                 scratch: Scratch::default(),
             },
         }
@@ -109,14 +105,9 @@ impl State {
         row: &RowRecord<'_>,
         view: &RowView<'_>,
     ) -> Vec<MatchRecord> {
-        if !self.routes.contains_key(row.name.as_ref()) {
-            if self.routes.len() >= ROUTES_KEPT {
-                self.routes.clear();
-            }
-            let route = rules.route(&row.name);
-            self.routes.insert(row.name.as_ref().into(), route);
-        }
-        let route = &self.routes[row.name.as_ref()];
+        let route = self
+            .routes
+            .get_or_insert_with(&row.name, || rules.route(&row.name));
         let mut picked = std::mem::take(&mut self.picked);
         rules.picked_into(row, view, route, &mut picked);
         let mut out = Vec::new();

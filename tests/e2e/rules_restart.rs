@@ -123,7 +123,7 @@ suppress_for = "1h"
     // again after the restart (at-least-once, as the README says): a kill
     // at that moment would test luck, not the window. The second half of
     // the stream comes after the kill.
-    let checkpoint = c.dir.path().join("rules-state").join("checkpoint.json");
+    let checkpoint = c.rules_state_dir().join("checkpoint.json");
     eventually(Duration::from_secs(60), || {
         std::fs::read_to_string(&checkpoint)
             .ok()

@@ -765,6 +765,11 @@ impl Cluster {
         Ok(path)
     }
 
+    /// Where sweep-rules keeps its state (`checkpoint.json`).
+    pub fn rules_state_dir(&self) -> PathBuf {
+        self.dir.path().join("rules-state")
+    }
+
     /// A directory of rules holding one rule file with `toml` in it, for
     /// [`rules`](Self::rules).
     pub fn rules_dir(&self, toml: &str) -> PathBuf {
@@ -780,7 +785,7 @@ impl Cluster {
         let cfg = format!(
             "rules_dir = \"{}\"\ngroup_id = \"e2e-rules\"\nmetrics_listen = \"127.0.0.1:0\"\nstate_dir = \"{}\"\n[kafka]\nbrokers = \"{}\"\n{}\n[integrity]\npublic_keys = [\"{}\"]\nrefresh = \"1s\"\n{}",
             rules_dir.display(),
-            self.dir.path().join("rules-state").display(),
+            self.rules_state_dir().display(),
             self.kafka,
             Self::kafka_properties(),
             self.signer.public_hex(),

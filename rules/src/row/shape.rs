@@ -4,13 +4,8 @@
 //! string and looking it up. Anything else (another order, whitespace, an
 //! escaped name) is read the long way and learnt in its place.
 
-use rustc_hash::FxHashMap;
-
 use super::json::Reader;
-
-/// How many queries' shapes a worker keeps before starting over (hunt names
-/// are new with every hunt).
-const SHAPES_KEPT: usize = 10_000;
+use crate::by_query::ByQuery;
 
 /// Names learnt per query: rows with more columns read the rest the long way.
 const KEYS_KEPT: usize = 512;
@@ -18,7 +13,7 @@ const KEYS_KEPT: usize = 512;
 /// Shapes by query name, for one rule set's slots.
 #[derive(Debug, Default)]
 pub struct Shapes {
-    by_query: FxHashMap<Box<str>, Shape>,
+    by_query: ByQuery<Shape>,
     /// Names recognised from a shape (tests show the fast path is taken).
     #[cfg(test)]
     pub names_recognised: usize,
@@ -33,14 +28,7 @@ pub(super) struct Shape {
 
 impl Shapes {
     pub(super) fn of(&mut self, query: &str) -> &mut Shape {
-        // Looked up by `&str`: a key is made only for a new query.
-        if !self.by_query.contains_key(query) {
-            if self.by_query.len() >= SHAPES_KEPT {
-                self.by_query.clear();
-            }
-            self.by_query.insert(query.into(), Shape::default());
-        }
-        self.by_query.get_mut(query).expect("inserted above")
+        self.by_query.get_or_insert_with(query, Shape::default)
     }
 
     /// Counts names recognised from a shape (tests only).
@@ -63,8 +51,10 @@ impl Shape {
     }
 
     /// Member `k`'s name was `token` (`"name":` as the record spells it).
+    /// Learnt only in its place: after a member that could not be learnt
+    /// (an escaped name), the rest of the row is not.
     pub(super) fn learn(&mut self, k: usize, token: &[u8], slot: Option<usize>) {
-        if k < KEYS_KEPT {
+        if k < KEYS_KEPT && k <= self.keys.len() {
             self.keys.truncate(k);
             self.keys.push((token.into(), slot));
         }
